@@ -1,1 +1,3 @@
-//! cow-copy (placeholder)
+//! cow-copy (being built).
+
+pub mod tree;

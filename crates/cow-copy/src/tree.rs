@@ -1,0 +1,1 @@
+//! Tree copy (being built by the tree helper).
