@@ -152,6 +152,14 @@ bitflags! {
     }
 }
 
+/// `FIEMAP_MAX_OFFSET`: a length meaning "to the end of the file".
+pub const FIEMAP_MAX_OFFSET: u64 = u64::MAX;
+
+/// The largest `fm_extent_count` the kernel accepts
+/// (`UINT_MAX / sizeof(struct fiemap_extent)`); [`fiemap`] answers `EINVAL`
+/// above it.
+pub const FIEMAP_MAX_EXTENTS: u32 = u32::MAX / std::mem::size_of::<FiemapExtent>() as u32;
+
 /// The `FICLONE` opcode: `_IOW(0x94, 9, int)`.
 pub const FICLONE: Opcode = opcode::write::<i32>(0x94, 9);
 /// The `FICLONERANGE` opcode: `_IOW(0x94, 13, struct file_clone_range)`.
@@ -193,9 +201,16 @@ unsafe impl Ioctl for BufferIoctl {
 
 /// Makes `dst` share all of `src`'s data (`ioctl(dst, FICLONE, src)`).
 ///
-/// The kernel replaces the whole content of `dst`, including its length.
-/// Both must be on the same filesystem (`EXDEV` otherwise); filesystems
-/// without reflinks answer `EOPNOTSUPP` (or `EINVAL`/`ENOTTY`).
+/// This is `FICLONERANGE` of the whole source to offset 0 of `dst`: it does
+/// **not** truncate `dst`. When `dst` is longer than `src` its tail keeps the
+/// old bytes, and when `src` ends in a partial block the kernel refuses
+/// (`EINVAL`) to clone that block into the middle of a longer `dst`. Callers
+/// that want an exact copy truncate `dst` to 0 first.
+///
+/// Both must be on the same filesystem (`EXDEV` otherwise, also across
+/// mounts of one filesystem on older kernels); filesystems without reflinks
+/// answer `EOPNOTSUPP` (or `EINVAL`/`ENOTTY`); `dst` must be open for
+/// writing (`EBADF`) and `src` for reading.
 pub fn ficlone(dst: BorrowedFd<'_>, src: BorrowedFd<'_>) -> io::Result<()> {
     Ok(rustix::fs::ioctl_ficlone(dst, src)?)
 }
@@ -347,6 +362,11 @@ pub fn fiemap(
     flags: FiemapFlags,
     max_extents: u32,
 ) -> io::Result<(Fiemap, Vec<FiemapExtent>)> {
+    if max_extents > FIEMAP_MAX_EXTENTS {
+        // The kernel refuses these too; refusing first avoids allocating a
+        // buffer of up to 240 GB for nothing.
+        return Err(io::Error::from_raw_os_error(libc::EINVAL));
+    }
     let header = std::mem::size_of::<Fiemap>();
     let ext = std::mem::size_of::<FiemapExtent>();
     let bytes = header + ext * max_extents as usize;
