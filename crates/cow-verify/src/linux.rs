@@ -1,0 +1,75 @@
+//! Linux: extents from `FS_IOC_FIEMAP`, holes from `SEEK_DATA`/`SEEK_HOLE`.
+
+use std::fs::File;
+use std::io;
+use std::os::fd::AsFd;
+use std::path::Path;
+
+use cow_sys::linux::{FiemapExtent, FiemapExtentFlags as F, FiemapFlags, fiemap_all};
+
+use rustix::io::Errno;
+
+use crate::{Extent, Location, VerifyError, io_err};
+
+pub(crate) use crate::unix::data_map;
+
+/// Flag names in bit order.
+const NAMES: [(F, &str); 11] = [
+    (F::LAST, "last"),
+    (F::UNKNOWN, "unknown"),
+    (F::DELALLOC, "delalloc"),
+    (F::ENCODED, "encoded"),
+    (F::DATA_ENCRYPTED, "encrypted"),
+    (F::NOT_ALIGNED, "not_aligned"),
+    (F::DATA_INLINE, "inline"),
+    (F::DATA_TAIL, "tail"),
+    (F::UNWRITTEN, "unwritten"),
+    (F::MERGED, "merged"),
+    (F::SHARED, "shared"),
+];
+
+pub(crate) fn extents(file: &File, path: &Path) -> Result<Vec<Extent>, VerifyError> {
+    let raw = fiemap_all(file.as_fd(), FiemapFlags::SYNC).map_err(|e| fiemap_error(e, path))?;
+    Ok(raw.iter().map(convert).collect())
+}
+
+fn fiemap_error(e: io::Error, path: &Path) -> VerifyError {
+    // The VFS answers EOPNOTSUPP when the filesystem has no fiemap method;
+    // ENOTTY comes from files that take no ioctls at all.
+    match Errno::from_io_error(&e) {
+        Some(Errno::OPNOTSUPP | Errno::NOTTY) => VerifyError::Unsupported {
+            path: path.to_path_buf(),
+            what: "FS_IOC_FIEMAP",
+        },
+        _ => io_err("FS_IOC_FIEMAP", path, e),
+    }
+}
+
+pub(crate) fn convert(e: &FiemapExtent) -> Extent {
+    let f = e.flags();
+    let location = if f.intersects(F::UNKNOWN | F::DELALLOC) {
+        Location::Unknown
+    } else if f.contains(F::DATA_INLINE) {
+        Location::Inline
+    } else if f.intersects(F::ENCODED | F::DATA_ENCRYPTED) {
+        Location::Encoded(e.fe_physical)
+    } else {
+        Location::Physical(e.fe_physical)
+    };
+    let mut flags: Vec<&'static str> = NAMES
+        .iter()
+        .filter(|(bit, _)| f.contains(*bit))
+        .map(|&(_, n)| n)
+        .collect();
+    if F::from_bits(e.fe_flags).is_none() {
+        flags.push("other");
+    }
+    Extent {
+        logical: e.fe_logical,
+        length: e.fe_length,
+        location,
+        shared: f.contains(F::SHARED),
+        flags,
+        raw_flags: e.fe_flags,
+    }
+}
