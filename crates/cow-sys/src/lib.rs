@@ -20,17 +20,27 @@
 //!
 //! One module per platform, selected here and nowhere else:
 //!
-//! | module | calls |
-//! |---|---|
-//! | [`linux`] | `FICLONE`, `FICLONERANGE`, `FIDEDUPERANGE`, `FS_IOC_FIEMAP` |
-//! | `macos` | `clonefile`, `clonefileat`, `fclonefileat`, `copyfile`, `fcopyfile`, `copyfile_state_*`, `F_LOG2PHYS_EXT` |
-//! | `windows` | `FSCTL_DUPLICATE_EXTENTS_TO_FILE`, `FSCTL_GET/SET_INTEGRITY_INFORMATION`, volume flags |
+//! | module | target | calls |
+//! |---|---|---|
+//! | `linux` | Linux, Android | `FICLONE`, `FICLONERANGE`, `FIDEDUPERANGE` (per-destination status), `FS_IOC_FIEMAP` |
+//! | `macos` | macOS | `clonefile`, `clonefileat`, `fclonefileat`, `copyfile`, `fcopyfile`, `copyfile_state_*` (`WAS_CLONED`), `F_LOG2PHYS_EXT` |
+//! | `windows` | Windows | `FSCTL_DUPLICATE_EXTENTS_TO_FILE`, `FSCTL_GET/SET_INTEGRITY_INFORMATION`, `FSCTL_SET_SPARSE`, volume flags, file system name, cluster size |
+//! | `freebsd` | FreeBSD | `copy_file_range` (clones on ZFS with block cloning) |
 //!
+//! Other targets get no module: there is nothing copy-on-write to bind.
 //! Every `unsafe` block of the project lives in this crate and carries a
-//! `// SAFETY:` comment. Struct layouts are checked by tests against the C
-//! headers (compiled on Linux; documented values elsewhere).
+//! `// SAFETY:` comment. Struct layouts are checked by tests: on Linux
+//! against the installed kernel headers (a C probe compiled at test time) and
+//! the documented numbers, elsewhere against the documented numbers and the
+//! `windows-sys` definitions.
 
 #![deny(unsafe_op_in_unsafe_fn)]
 
+#[cfg(target_os = "freebsd")]
+pub mod freebsd;
 #[cfg(any(target_os = "linux", target_os = "android"))]
 pub mod linux;
+#[cfg(target_os = "macos")]
+pub mod macos;
+#[cfg(windows)]
+pub mod windows;

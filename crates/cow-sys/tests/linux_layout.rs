@@ -4,9 +4,9 @@
 //! the documented numbers of the UAPI.
 #![cfg(any(target_os = "linux", target_os = "android"))]
 
-use std::collections::HashMap;
+mod common;
+
 use std::mem::{align_of, offset_of, size_of};
-use std::process::Command;
 
 use cow_sys::linux::*;
 
@@ -87,57 +87,6 @@ int main(void) {
     return 0;
 }
 "#;
-
-/// Compiles and runs [`PROBE`]; `None` (after printing why) when there is no
-/// C compiler or no kernel headers. Any other failure is a test failure.
-fn c_probe() -> Option<HashMap<String, u64>> {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let src = dir.path().join("probe.c");
-    let exe = dir.path().join("probe");
-    std::fs::write(&src, PROBE).expect("write probe.c");
-    let cc = std::env::var("CC").unwrap_or_else(|_| "cc".to_owned());
-    let out = match Command::new(&cc)
-        .arg("-std=c11")
-        .arg("-o")
-        .arg(&exe)
-        .arg(&src)
-        .output()
-    {
-        Ok(out) => out,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            eprintln!(
-                "SKIP C layout probe: no C compiler `{cc}` ({e}); checking documented numbers only"
-            );
-            return None;
-        }
-        Err(e) => panic!("cannot run `{cc}`: {e}"),
-    };
-    if !out.status.success() {
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        if stderr.contains("linux/fs.h") || stderr.contains("linux/fiemap.h") {
-            eprintln!(
-                "SKIP C layout probe: kernel headers missing (install linux-libc-dev); checking documented numbers only\n{stderr}"
-            );
-            return None;
-        }
-        panic!("the C layout probe does not compile:\n{stderr}");
-    }
-    let run = Command::new(&exe).output().expect("run the C probe");
-    assert!(run.status.success(), "the C probe failed: {run:?}");
-    let text = String::from_utf8(run.stdout).expect("probe output is UTF-8");
-    let mut map = HashMap::new();
-    for line in text.lines() {
-        let mut parts = line.split_whitespace();
-        let (Some(kind), Some(name), Some(value), None) =
-            (parts.next(), parts.next(), parts.next(), parts.next())
-        else {
-            panic!("bad probe line {line:?}");
-        };
-        let value: u64 = value.parse().expect("probe value is a number");
-        map.insert(format!("{kind} {name}"), value);
-    }
-    Some(map)
-}
 
 /// Every fact as `(probe key, Rust value, documented value)`. The documented
 /// numbers are those of the x86-64/arm64 UAPI; the layouts use only fixed-size
@@ -418,12 +367,7 @@ fn opcodes() -> Vec<(&'static str, u64, Option<u64>)> {
 
 #[test]
 fn layouts_match_documented_numbers() {
-    for (key, rust, documented) in facts() {
-        assert_eq!(
-            rust, documented,
-            "{key}: Rust has {rust}, the UAPI documents {documented}"
-        );
-    }
+    common::check_facts(&facts(), None);
     for (key, rust, documented) in opcodes() {
         if let Some(documented) = documented {
             assert_eq!(
@@ -436,22 +380,12 @@ fn layouts_match_documented_numbers() {
 
 #[test]
 fn layouts_match_installed_kernel_headers() {
-    let Some(c) = c_probe() else {
-        // Still assert something: the documented numbers.
-        layouts_match_documented_numbers();
+    let c = common::run_c_probe(PROBE, &["linux/fs.h", "linux/fiemap.h"]);
+    // The documented numbers are asserted either way.
+    let mut checked = common::check_facts(&facts(), c.as_ref());
+    let Some(c) = c else {
         return;
     };
-    let mut checked = 0;
-    for (key, rust, _) in facts() {
-        let Some(&from_c) = c.get(key) else {
-            panic!("the C probe printed no `{key}`");
-        };
-        assert_eq!(
-            rust, from_c,
-            "{key}: Rust has {rust}, <linux/*.h> has {from_c}"
-        );
-        checked += 1;
-    }
     for (key, rust, _) in opcodes() {
         let from_c = c[key];
         assert_eq!(

@@ -1,0 +1,309 @@
+//! macOS: `clonefile`, `clonefileat`, `fclonefileat` (`<sys/clonefile.h>`),
+//! `copyfile`/`fcopyfile` with their state (`<copyfile.h>`) and
+//! `fcntl(F_LOG2PHYS_EXT)` (`<sys/fcntl.h>`).
+//!
+//! What clones on APFS: `clonefile`, `clonefileat`, `fclonefileat`, and
+//! `copyfile` with [`CopyFileFlags::CLONE`] or [`CopyFileFlags::CLONE_FORCE`].
+//! `fcopyfile` copies bytes even when asked to clone (the descriptors carry
+//! no directory to create a clone in). The clone calls create the
+//! destination and refuse an existing one with `EEXIST`; overwriting by clone
+//! means cloning to a temporary sibling and renaming it over the target.
+//!
+//! [`log2phys_ext`] tells where a file's bytes live on the device: two files
+//! whose offsets map to the same device offsets share storage.
+
+use std::ffi::{CString, c_void};
+use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+use std::ptr::NonNull;
+
+use bitflags::bitflags;
+
+bitflags! {
+    /// Options of the clone calls (`CLONE_*` from `<sys/clonefile.h>`).
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+    pub struct CloneFlags: u32 {
+        /// Do not follow a symbolic link as the last component of the
+        /// source; clone the link itself.
+        const NOFOLLOW = 0x0001;
+        /// Do not copy the source's owner; the clone belongs to the caller.
+        const NOOWNERCOPY = 0x0002;
+        /// Copy the source's access control list to the clone.
+        const ACL = 0x0004;
+        /// Follow no symbolic link anywhere in the paths (macOS 14+).
+        const NOFOLLOW_ANY = 0x0008;
+    }
+}
+
+bitflags! {
+    /// `COPYFILE_*` flags of `copyfile`/`fcopyfile` (`<copyfile.h>`).
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+    pub struct CopyFileFlags: u32 {
+        /// Copy the access control list.
+        const ACL = 1 << 0;
+        /// Copy POSIX information: mode, owner, times, flags.
+        const STAT = 1 << 1;
+        /// Copy extended attributes.
+        const XATTR = 1 << 2;
+        /// Copy the data.
+        const DATA = 1 << 3;
+        /// `STAT | ACL`.
+        const SECURITY = Self::STAT.bits() | Self::ACL.bits();
+        /// `SECURITY | XATTR`.
+        const METADATA = Self::SECURITY.bits() | Self::XATTR.bits();
+        /// `METADATA | DATA`.
+        const ALL = Self::METADATA.bits() | Self::DATA.bits();
+        /// Copy a directory hierarchy (`copyfile` only).
+        const RECURSIVE = 1 << 15;
+        /// Return what would be copied instead of copying.
+        const CHECK = 1 << 16;
+        /// Fail if the destination exists.
+        const EXCL = 1 << 17;
+        /// Do not follow a symbolic link at the source.
+        const NOFOLLOW_SRC = 1 << 18;
+        /// Do not follow a symbolic link at the destination.
+        const NOFOLLOW_DST = 1 << 19;
+        /// Unlink the source after copying.
+        const MOVE = 1 << 20;
+        /// Unlink the destination before copying.
+        const UNLINK = 1 << 21;
+        /// `NOFOLLOW_SRC | NOFOLLOW_DST`.
+        const NOFOLLOW = Self::NOFOLLOW_SRC.bits() | Self::NOFOLLOW_DST.bits();
+        /// Pack metadata into an AppleDouble file.
+        const PACK = 1 << 22;
+        /// Unpack an AppleDouble file.
+        const UNPACK = 1 << 23;
+        /// Try to clone, falling back to a copy (`copyfile` only). Acts as
+        /// `EXCL | ACL | STAT | XATTR | DATA | NOFOLLOW_SRC`: an existing
+        /// destination fails and a symlink source is cloned as a link.
+        const CLONE = 1 << 24;
+        /// Clone or fail, never copy (`copyfile` only); same implied flags
+        /// as [`CopyFileFlags::CLONE`].
+        const CLONE_FORCE = 1 << 25;
+        /// Copy in place (no temporary file); internal use.
+        const RUN_IN_PLACE = 1 << 26;
+        /// Keep holes: copy only the data segments of a sparse source.
+        const DATA_SPARSE = 1 << 27;
+        /// Keep the destination's "tracked" status (document identity).
+        const PRESERVE_DST_TRACKED = 1 << 28;
+        /// Log progress to stderr.
+        const VERBOSE = 1 << 30;
+    }
+}
+
+/// `COPYFILE_STATE_COPIED`: bytes copied so far (`off_t`).
+pub const COPYFILE_STATE_COPIED: u32 = 8;
+/// `COPYFILE_STATE_WAS_CLONED`: whether the data was cloned (`bool`).
+pub const COPYFILE_STATE_WAS_CLONED: u32 = 10;
+
+/// `F_LOG2PHYS_EXT` from `<sys/fcntl.h>`.
+pub const F_LOG2PHYS_EXT: i32 = 65;
+
+/// `struct log2phys` from `<sys/fcntl.h>`, declared under `#pragma pack(4)`:
+/// 20 bytes, no padding after the first field.
+#[repr(C, packed(4))]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Log2Phys {
+    /// Unused flags (0).
+    pub l2p_flags: u32,
+    /// In: bytes to look at; out: contiguous bytes at `l2p_devoffset`.
+    pub l2p_contigbytes: i64,
+    /// In: file offset; out: device offset in bytes, or -1 when the offset
+    /// is not backed by blocks (a hole or unflushed data).
+    pub l2p_devoffset: i64,
+}
+
+fn cstr(path: &Path) -> io::Result<CString> {
+    CString::new(path.as_os_str().as_bytes()).map_err(|_| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("path contains a NUL byte: {}", path.display()),
+        )
+    })
+}
+
+fn check(ret: i32) -> io::Result<()> {
+    if ret < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+/// Clones the file (or, with care, directory tree) `src` to the new path
+/// `dst` (`clonefile(2)`): same data blocks, metadata copied, `EEXIST` when
+/// `dst` exists, `ENOTSUP` on filesystems without clones, `EXDEV` across
+/// volumes.
+pub fn clonefile(src: &Path, dst: &Path, flags: CloneFlags) -> io::Result<()> {
+    let (src, dst) = (cstr(src)?, cstr(dst)?);
+    // SAFETY: both pointers are NUL-terminated strings owned by this frame
+    // and alive for the whole call; clonefile does not keep them.
+    check(unsafe { libc::clonefile(src.as_ptr(), dst.as_ptr(), flags.bits()) })
+}
+
+/// [`clonefile`] with each path relative to a directory descriptor
+/// (`clonefileat(2)`); pass `rustix::fs::CWD` for the current directory.
+pub fn clonefileat(
+    src_dirfd: BorrowedFd<'_>,
+    src: &Path,
+    dst_dirfd: BorrowedFd<'_>,
+    dst: &Path,
+    flags: CloneFlags,
+) -> io::Result<()> {
+    let (src, dst) = (cstr(src)?, cstr(dst)?);
+    // SAFETY: the descriptors are borrowed and open for the call; the paths
+    // are NUL-terminated strings alive for the whole call.
+    check(unsafe {
+        libc::clonefileat(
+            src_dirfd.as_raw_fd(),
+            src.as_ptr(),
+            dst_dirfd.as_raw_fd(),
+            dst.as_ptr(),
+            flags.bits(),
+        )
+    })
+}
+
+/// Clones the open file `src` to the new name `dst` relative to `dst_dirfd`
+/// (`fclonefileat(2)`): the descriptor form that still clones. `EEXIST` when
+/// `dst` exists.
+pub fn fclonefileat(
+    src: BorrowedFd<'_>,
+    dst_dirfd: BorrowedFd<'_>,
+    dst: &Path,
+    flags: CloneFlags,
+) -> io::Result<()> {
+    let flags = rustix::fs::CloneFlags::from_bits_retain(flags.bits());
+    Ok(rustix::fs::fclonefileat(src, dst_dirfd, dst, flags)?)
+}
+
+/// An owned `copyfile_state_t` (`copyfile_state_alloc`, freed on drop):
+/// pass it to [`copyfile`]/[`fcopyfile`] to learn what the copy did.
+#[derive(Debug)]
+pub struct CopyfileState {
+    raw: NonNull<c_void>,
+}
+
+impl CopyfileState {
+    /// Allocates an empty state.
+    pub fn new() -> io::Result<Self> {
+        // SAFETY: copyfile_state_alloc takes no arguments and returns a new
+        // heap object or NULL.
+        let raw = unsafe { libc::copyfile_state_alloc() };
+        NonNull::new(raw)
+            .map(|raw| CopyfileState { raw })
+            .ok_or_else(io::Error::last_os_error)
+    }
+
+    /// The raw `copyfile_state_t`, still owned by `self`.
+    pub fn as_raw(&self) -> libc::copyfile_state_t {
+        self.raw.as_ptr()
+    }
+
+    /// Whether the last copy made with this state cloned the data
+    /// (`COPYFILE_STATE_WAS_CLONED`).
+    pub fn was_cloned(&self) -> io::Result<bool> {
+        let mut cloned = false;
+        // SAFETY: the state is live (owned by self); for WAS_CLONED
+        // copyfile_state_get writes exactly one C `bool` through the pointer,
+        // which points at a Rust `bool` (same size and representation).
+        check(unsafe {
+            libc::copyfile_state_get(
+                self.as_raw(),
+                COPYFILE_STATE_WAS_CLONED,
+                (&raw mut cloned).cast(),
+            )
+        })?;
+        Ok(cloned)
+    }
+
+    /// Bytes of data the last copy with this state wrote
+    /// (`COPYFILE_STATE_COPIED`).
+    pub fn copied(&self) -> io::Result<u64> {
+        let mut copied: libc::off_t = 0;
+        // SAFETY: the state is live; for COPIED copyfile_state_get writes
+        // one `off_t` through the pointer, which points at an `off_t`.
+        check(unsafe {
+            libc::copyfile_state_get(
+                self.as_raw(),
+                COPYFILE_STATE_COPIED,
+                (&raw mut copied).cast(),
+            )
+        })?;
+        u64::try_from(copied).map_err(|_| io::Error::other("negative COPYFILE_STATE_COPIED"))
+    }
+}
+
+impl Drop for CopyfileState {
+    fn drop(&mut self) {
+        // SAFETY: `raw` came from copyfile_state_alloc and is freed exactly
+        // once, here; nothing can use it afterwards.
+        unsafe {
+            libc::copyfile_state_free(self.raw.as_ptr());
+        }
+    }
+}
+
+fn state_ptr(state: Option<&mut CopyfileState>) -> libc::copyfile_state_t {
+    state.map_or(std::ptr::null_mut(), |s| s.as_raw())
+}
+
+/// Copies `src` to `dst` by path (`copyfile(3)`), cloning when `flags` has
+/// [`CopyFileFlags::CLONE`] and the volume allows it (then
+/// [`CopyfileState::was_cloned`] says true).
+pub fn copyfile(
+    src: &Path,
+    dst: &Path,
+    state: Option<&mut CopyfileState>,
+    flags: CopyFileFlags,
+) -> io::Result<()> {
+    let (src, dst) = (cstr(src)?, cstr(dst)?);
+    let state = state_ptr(state);
+    // SAFETY: the paths are NUL-terminated strings alive for the call; the
+    // state is NULL (allowed) or a live state exclusively borrowed for the
+    // call.
+    check(unsafe { libc::copyfile(src.as_ptr(), dst.as_ptr(), state, flags.bits()) })
+}
+
+/// Copies between open descriptors (`fcopyfile(3)`). It never clones, even
+/// with [`CopyFileFlags::CLONE`]: use [`fclonefileat`] or [`copyfile`] for
+/// that.
+pub fn fcopyfile(
+    src: BorrowedFd<'_>,
+    dst: BorrowedFd<'_>,
+    state: Option<&mut CopyfileState>,
+    flags: CopyFileFlags,
+) -> io::Result<()> {
+    let state = state_ptr(state);
+    // SAFETY: both descriptors are borrowed and open for the call; the state
+    // is NULL (allowed) or a live state exclusively borrowed for the call.
+    check(unsafe { libc::fcopyfile(src.as_raw_fd(), dst.as_raw_fd(), state, flags.bits()) })
+}
+
+/// Where `len` bytes of the file at `offset` live on the device
+/// (`fcntl(F_LOG2PHYS_EXT)`).
+///
+/// The answer's `l2p_devoffset` is the device byte offset of `offset` (or -1
+/// when it is not backed by blocks) and `l2p_contigbytes` how many bytes from
+/// there are contiguous on the device (at most `len`). Sync the file first:
+/// dirty data has no location yet. At or after EOF APFS answers `ERANGE`.
+pub fn log2phys_ext(fd: BorrowedFd<'_>, offset: u64, len: u64) -> io::Result<Log2Phys> {
+    let too_big = |_| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "offset or length over i64::MAX",
+        )
+    };
+    let mut l2p = Log2Phys {
+        l2p_flags: 0,
+        l2p_contigbytes: i64::try_from(len).map_err(too_big)?,
+        l2p_devoffset: i64::try_from(offset).map_err(too_big)?,
+    };
+    // SAFETY: F_LOG2PHYS_EXT reads and writes one `struct log2phys` through
+    // the pointer; `l2p` is that struct (packed(4), 20 bytes, layout tested)
+    // and lives across the call. The descriptor is borrowed and open.
+    check(unsafe { libc::fcntl(fd.as_raw_fd(), F_LOG2PHYS_EXT, &raw mut l2p) })?;
+    Ok(l2p)
+}

@@ -1,0 +1,194 @@
+//! The Windows bindings: layouts against the documented numbers and the
+//! `windows-sys` definitions, and live calls on the volume of the temp
+//! directory (NTFS on GitHub's runners, where block cloning must fail; a
+//! ReFS volume clones for real).
+#![cfg(windows)]
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::mem::{align_of, offset_of, size_of};
+use std::os::windows::fs::MetadataExt;
+use std::os::windows::io::AsHandle;
+
+use cow_sys::windows::*;
+use cow_test_support::pattern;
+use windows_sys::Win32::System::Ioctl as ioctl;
+
+const ERROR_INVALID_FUNCTION: i32 = 1;
+const ERROR_NOT_SUPPORTED: i32 = 50;
+const FILE_ATTRIBUTE_SPARSE_FILE: u32 = 0x200;
+
+#[test]
+fn duplicate_extents_data_layout() {
+    // LARGE_INTEGER is 8-aligned, so the handle is padded to 8 bytes even
+    // on 32-bit Windows.
+    assert_eq!(size_of::<DuplicateExtentsData>(), 32);
+    assert_eq!(align_of::<DuplicateExtentsData>(), 8);
+    assert_eq!(offset_of!(DuplicateExtentsData, FileHandle), 0);
+    assert_eq!(offset_of!(DuplicateExtentsData, SourceFileOffset), 8);
+    assert_eq!(offset_of!(DuplicateExtentsData, TargetFileOffset), 16);
+    assert_eq!(offset_of!(DuplicateExtentsData, ByteCount), 24);
+}
+
+#[test]
+fn integrity_information_layout_matches_windows_sys() {
+    type Sys = ioctl::FSCTL_GET_INTEGRITY_INFORMATION_BUFFER;
+    assert_eq!(size_of::<IntegrityInformation>(), 16);
+    assert_eq!(size_of::<Sys>(), 16);
+    assert_eq!(align_of::<IntegrityInformation>(), align_of::<Sys>());
+    let ours = [
+        offset_of!(IntegrityInformation, checksum_algorithm),
+        offset_of!(IntegrityInformation, reserved),
+        offset_of!(IntegrityInformation, flags),
+        offset_of!(IntegrityInformation, checksum_chunk_size_in_bytes),
+        offset_of!(IntegrityInformation, cluster_size_in_bytes),
+    ];
+    let sys = [
+        offset_of!(Sys, ChecksumAlgorithm),
+        offset_of!(Sys, Reserved),
+        offset_of!(Sys, Flags),
+        offset_of!(Sys, ChecksumChunkSizeInBytes),
+        offset_of!(Sys, ClusterSizeInBytes),
+    ];
+    assert_eq!(ours, sys);
+    assert_eq!(ours, [0, 2, 4, 8, 12]);
+
+    type Set = ioctl::FSCTL_SET_INTEGRITY_INFORMATION_BUFFER;
+    assert_eq!(size_of::<Set>(), 8);
+    assert_eq!(
+        [
+            offset_of!(Set, ChecksumAlgorithm),
+            offset_of!(Set, Reserved),
+            offset_of!(Set, Flags)
+        ],
+        [0, 2, 4]
+    );
+    assert_eq!(size_of::<ioctl::FILE_SET_SPARSE_BUFFER>(), 1);
+}
+
+#[test]
+fn fs_size_information_layout() {
+    assert_eq!(size_of::<FsSizeInformation>(), 24);
+    assert_eq!(offset_of!(FsSizeInformation, total_allocation_units), 0);
+    assert_eq!(offset_of!(FsSizeInformation, available_allocation_units), 8);
+    assert_eq!(
+        offset_of!(FsSizeInformation, sectors_per_allocation_unit),
+        16
+    );
+    assert_eq!(offset_of!(FsSizeInformation, bytes_per_sector), 20);
+}
+
+#[test]
+fn control_codes_and_flags_match_documented_numbers() {
+    // CTL_CODE(FILE_DEVICE_FILE_SYSTEM, function, method, access).
+    assert_eq!(ioctl::FSCTL_DUPLICATE_EXTENTS_TO_FILE, 0x0009_8344);
+    assert_eq!(ioctl::FSCTL_GET_INTEGRITY_INFORMATION, 0x0009_027C);
+    assert_eq!(ioctl::FSCTL_SET_INTEGRITY_INFORMATION, 0x0009_C280);
+    assert_eq!(ioctl::FSCTL_SET_SPARSE, 0x0009_00C4);
+    assert_eq!(FILE_SUPPORTS_BLOCK_REFCOUNTING, 0x0800_0000);
+    assert_eq!(FILE_SUPPORTS_INTEGRITY_STREAMS, 0x0400_0000);
+    assert_eq!(FILE_SUPPORTS_SPARSE_FILES, 0x0000_0040);
+    assert_eq!(
+        (CHECKSUM_TYPE_NONE, CHECKSUM_TYPE_CRC32, CHECKSUM_TYPE_CRC64),
+        (0, 1, 2)
+    );
+    assert_eq!(FSCTL_INTEGRITY_FLAG_CHECKSUM_ENFORCEMENT_OFF, 1);
+}
+
+fn rw(path: &std::path::Path) -> File {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+        .unwrap()
+}
+
+#[test]
+fn volume_facts_of_the_temp_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = rw(&dir.path().join("f"));
+    let flags = volume_flags(f.as_handle()).expect("GetVolumeInformationByHandleW");
+    let name = filesystem_name(f.as_handle()).expect("file system name");
+    let cluster = cluster_size(f.as_handle()).expect("cluster size");
+    eprintln!("temp volume: {name}, flags {flags:#010x}, cluster {cluster}");
+    assert!(!name.is_empty());
+    assert!(
+        cluster >= 512 && cluster.is_power_of_two(),
+        "cluster size {cluster}"
+    );
+    let size = volume_size_information(f.as_handle()).unwrap();
+    assert!(size.total_allocation_units > 0 && size.available_allocation_units >= 0);
+    if name == "NTFS" {
+        assert_eq!(
+            flags & FILE_SUPPORTS_BLOCK_REFCOUNTING,
+            0,
+            "NTFS claims block cloning"
+        );
+        assert_ne!(
+            flags & FILE_SUPPORTS_SPARSE_FILES,
+            0,
+            "NTFS denies sparse files"
+        );
+    }
+    if name == "ReFS" {
+        assert_ne!(flags & FILE_SUPPORTS_BLOCK_REFCOUNTING, 0);
+    }
+}
+
+#[test]
+fn set_sparse_sets_and_clears_the_attribute() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sparse");
+    let f = rw(&path);
+    if volume_flags(f.as_handle()).unwrap() & FILE_SUPPORTS_SPARSE_FILES == 0 {
+        eprintln!("SKIP set_sparse: the temp volume has no sparse files");
+        return;
+    }
+    set_sparse(f.as_handle(), true).expect("FSCTL_SET_SPARSE");
+    assert_ne!(
+        std::fs::metadata(&path).unwrap().file_attributes() & FILE_ATTRIBUTE_SPARSE_FILE,
+        0
+    );
+    set_sparse(f.as_handle(), false).expect("FSCTL_SET_SPARSE(false)");
+    assert_eq!(
+        std::fs::metadata(&path).unwrap().file_attributes() & FILE_ATTRIBUTE_SPARSE_FILE,
+        0
+    );
+}
+
+#[test]
+fn duplicate_extents_clones_on_refs_and_fails_elsewhere() {
+    let dir = tempfile::tempdir().unwrap();
+    let len = 256 * 1024usize;
+    let data = pattern(len, 1);
+    let mut src = rw(&dir.path().join("src"));
+    src.write_all(&data).unwrap();
+    src.sync_all().unwrap();
+    let dst = rw(&dir.path().join("dst"));
+    dst.set_len(len as u64).unwrap();
+    let flags = volume_flags(src.as_handle()).unwrap();
+
+    let result = duplicate_extents(dst.as_handle(), src.as_handle(), 0, 0, len as u64);
+    if flags & FILE_SUPPORTS_BLOCK_REFCOUNTING == 0 {
+        let err = result.expect_err("block cloning on a volume without it");
+        let code = err.raw_os_error().expect("a Win32 error");
+        assert!(
+            [ERROR_INVALID_FUNCTION, ERROR_NOT_SUPPORTED].contains(&code),
+            "unexpected error {code}: {err}"
+        );
+        assert_eq!(
+            std::fs::read(dir.path().join("dst")).unwrap(),
+            vec![0u8; len]
+        );
+        // Integrity streams are a ReFS feature as well.
+        assert!(get_integrity_information(src.as_handle()).is_err());
+    } else {
+        result.expect("FSCTL_DUPLICATE_EXTENTS_TO_FILE on a block-cloning volume");
+        drop(dst);
+        assert_eq!(std::fs::read(dir.path().join("dst")).unwrap(), data);
+        let info = get_integrity_information(src.as_handle()).expect("integrity information");
+        assert!(info.cluster_size_in_bytes >= 4096, "{info:?}");
+    }
+}
