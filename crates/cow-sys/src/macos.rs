@@ -181,9 +181,17 @@ pub fn fclonefileat(
 
 /// An owned `copyfile_state_t` (`copyfile_state_alloc`, freed on drop):
 /// pass it to [`copyfile`]/[`fcopyfile`] to learn what the copy did.
+///
+/// One state reports on one copy: a second [`copyfile`]/[`fcopyfile`] with
+/// the same state is refused (`InvalidInput`). libcopyfile keeps the first
+/// call's descriptors in the state and would reuse them, possibly after they
+/// were closed and their numbers given to other files, and it never resets
+/// `WAS_CLONED`. Descriptors that `copyfile` opened itself are closed on
+/// drop; borrowed ones given to `fcopyfile` are not.
 #[derive(Debug)]
 pub struct CopyfileState {
     raw: NonNull<c_void>,
+    used: bool,
 }
 
 impl CopyfileState {
@@ -193,7 +201,7 @@ impl CopyfileState {
         // heap object or NULL.
         let raw = unsafe { libc::copyfile_state_alloc() };
         NonNull::new(raw)
-            .map(|raw| CopyfileState { raw })
+            .map(|raw| CopyfileState { raw, used: false })
             .ok_or_else(io::Error::last_os_error)
     }
 
@@ -246,8 +254,19 @@ impl Drop for CopyfileState {
     }
 }
 
-fn state_ptr(state: Option<&mut CopyfileState>) -> libc::copyfile_state_t {
-    state.map_or(std::ptr::null_mut(), |s| s.as_raw())
+/// The raw state for one copy (NULL for none), marking it used.
+fn state_ptr(state: Option<&mut CopyfileState>) -> io::Result<libc::copyfile_state_t> {
+    let Some(state) = state else {
+        return Ok(std::ptr::null_mut());
+    };
+    if state.used {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "a CopyfileState reports on one copy; allocate a new one",
+        ));
+    }
+    state.used = true;
+    Ok(state.as_raw())
 }
 
 /// Copies `src` to `dst` by path (`copyfile(3)`), cloning when `flags` has
@@ -260,10 +279,10 @@ pub fn copyfile(
     flags: CopyFileFlags,
 ) -> io::Result<()> {
     let (src, dst) = (cstr(src)?, cstr(dst)?);
-    let state = state_ptr(state);
+    let state = state_ptr(state)?;
     // SAFETY: the paths are NUL-terminated strings alive for the call; the
-    // state is NULL (allowed) or a live state exclusively borrowed for the
-    // call.
+    // state is NULL (allowed) or a live, never used state exclusively
+    // borrowed for the call (so it holds no stale descriptors).
     check(unsafe { libc::copyfile(src.as_ptr(), dst.as_ptr(), state, flags.bits()) })
 }
 
@@ -276,9 +295,12 @@ pub fn fcopyfile(
     state: Option<&mut CopyfileState>,
     flags: CopyFileFlags,
 ) -> io::Result<()> {
-    let state = state_ptr(state);
+    let state = state_ptr(state)?;
     // SAFETY: both descriptors are borrowed and open for the call; the state
-    // is NULL (allowed) or a live state exclusively borrowed for the call.
+    // is NULL (allowed) or a live, never used state exclusively borrowed for
+    // the call, so libcopyfile takes these descriptors (a used state would
+    // make it reuse old, possibly closed ones) and, having no paths, never
+    // closes them.
     check(unsafe { libc::fcopyfile(src.as_raw_fd(), dst.as_raw_fd(), state, flags.bits()) })
 }
 

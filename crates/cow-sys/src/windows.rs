@@ -10,11 +10,14 @@
 //!
 //! - Source and destination are on the same ReFS volume
 //!   ([`FILE_SUPPORTS_BLOCK_REFCOUNTING`] in [`volume_flags`]).
-//! - Offsets and length are multiples of the cluster size ([`cluster_size`],
-//!   4 KiB or 64 KiB), except that a range may end at the source's EOF.
+//! - Both regions begin and end on cluster boundaries ([`cluster_size`],
+//!   4 KiB or 64 KiB). To clone a file whose length is not a multiple of
+//!   the cluster size, callers round the length up and set the
+//!   destination's real length afterwards.
 //! - One call clones less than 4 GiB: split larger ranges.
-//! - The destination must already be long enough (set its length first);
-//!   the call does not extend it.
+//! - The destination region must not extend past the destination's end of
+//!   file: set its length first; the call does not extend it.
+//! - Within one file, the two regions must not overlap.
 //! - Sparse and integrity-stream settings of the two files must match
 //!   ([`set_sparse`], [`set_integrity_information`]).
 //! - The destination handle needs write access, the source read access.
@@ -202,7 +205,8 @@ pub fn set_integrity_information(
 }
 
 /// Marks a file sparse or not (`FSCTL_SET_SPARSE`). Needs write access.
-/// Clearing the flag fails while the file still has unallocated ranges.
+/// On Windows 7 / Server 2008 R2 and older, clearing the flag is only valid
+/// once the file has no sparse (unallocated) ranges left.
 pub fn set_sparse(h: BorrowedHandle<'_>, sparse: bool) -> io::Result<()> {
     let input = FILE_SET_SPARSE_BUFFER { SetSparse: sparse };
     // SAFETY: FSCTL_SET_SPARSE reads one FILE_SET_SPARSE_BUFFER (a BOOLEAN)

@@ -102,6 +102,31 @@ fs_test!(ficlone_shares_every_extent, [btrfs, xfs], |dir| {
     assert_ne!(std::fs::read(dir.join("dst")).unwrap(), data);
 });
 
+fs_test!(
+    ficlone_does_not_truncate_a_longer_destination,
+    [btrfs, xfs],
+    |dir| {
+        // An aligned source over a longer destination: the head is replaced,
+        // the tail and the length stay.
+        let src_data = write_pattern(&dir.join("src"), (2 * ALIGN) as usize, 1);
+        let dst_data = write_pattern(&dir.join("dst"), (4 * ALIGN) as usize, 2);
+        let src = File::open(dir.join("src")).unwrap();
+        let dst = open_rw(&dir.join("dst"));
+        ficlone(dst.as_fd(), src.as_fd()).expect("FICLONE");
+        let after = std::fs::read(dir.join("dst")).unwrap();
+        assert_eq!(after.len() as u64, 4 * ALIGN, "FICLONE changed the length");
+        assert_eq!(&after[..src_data.len()], &src_data[..]);
+        assert_eq!(&after[src_data.len()..], &dst_data[src_data.len()..]);
+
+        // A source ending in a partial block cannot land inside a longer file.
+        write_pattern(&dir.join("odd"), (2 * ALIGN + 100) as usize, 3);
+        let odd = File::open(dir.join("odd")).unwrap();
+        let err = ficlone(dst.as_fd(), odd.as_fd()).expect_err("partial EOF block mid-file");
+        assert_eq!(errno(&err), libc::EINVAL, "{err}");
+        assert_eq!(std::fs::read(dir.join("dst")).unwrap(), after);
+    }
+);
+
 fs_test!(ficlonerange_shares_only_the_range, [btrfs, xfs], |dir| {
     let len = 2 * MIB;
     let src_data = write_pattern(&dir.join("src"), len as usize, 1);

@@ -316,6 +316,17 @@ fn copyfile_with_clone_reports_was_cloned() {
     assert_eq!(std::fs::read(d.join("dst")).unwrap(), data);
     assert_eq!(first_block(&d.join("dst")), first_block(&d.join("src")));
 
+    // A state reports on one copy only.
+    let err = copyfile(
+        &d.join("src"),
+        &d.join("again"),
+        Some(&mut state),
+        CopyFileFlags::CLONE,
+    )
+    .expect_err("a used state must be refused");
+    assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
+    assert!(!d.join("again").exists());
+
     // Without a state the call works as well.
     copyfile(&d.join("src"), &d.join("plain"), None, CopyFileFlags::DATA).expect("copyfile");
     assert_eq!(std::fs::read(d.join("plain")).unwrap(), data);
