@@ -369,7 +369,11 @@ pub fn fiemap(
     }
     let header = std::mem::size_of::<Fiemap>();
     let ext = std::mem::size_of::<FiemapExtent>();
-    let bytes = header + ext * max_extents as usize;
+    // Checked: on 32-bit targets the largest count overflows `usize`.
+    let bytes = (max_extents as usize)
+        .checked_mul(ext)
+        .and_then(|n| n.checked_add(header))
+        .ok_or_else(|| io::Error::from_raw_os_error(libc::ENOMEM))?;
     let mut buf = vec![0u64; bytes.div_ceil(8)];
     let base = buf.as_mut_ptr().cast::<u8>();
     // SAFETY: `buf` is 8-byte aligned and large enough for the header.
