@@ -1,3 +1,104 @@
-//! cow-copy (being built).
+//! Copy files with copy-on-write: clone when the filesystem can, keep holes
+//! when it cannot, never lose data, and report what really happened.
+//!
+//! ```no_run
+//! use cow_copy::{CopyOptions, Reflink, Strategy};
+//!
+//! // A drop-in for std::fs::copy: same signature, same permission rules.
+//! let n = cow_copy::copy("vm.img", "vm-copy.img")?;
+//!
+//! // Or with options and a report that says what happened.
+//! let report = CopyOptions::new()
+//!     .reflink(Reflink::Auto)
+//!     .atomic(true)
+//!     .copy("vm.img".as_ref(), "vm-backup.img".as_ref())?;
+//! if report.strategy == Strategy::Cloned {
+//!     println!("{n} bytes, all shared with the source");
+//! }
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # The strategy chain
+//!
+//! Every copy walks one ordered chain (see `chain.rs`); each step finishes,
+//! declines, or fails the copy:
+//!
+//! 1. **Guard**: the source is opened (regular files only), the destination
+//!    is opened *without* truncation, and the (device, inode) pairs of the
+//!    two open descriptors are compared: copying a file onto itself through
+//!    the same path, a hard link, a symlink or a bind mount is
+//!    [`CopyError::SameFile`] and nothing is touched.
+//! 2. **Update policy**: a slot for skipping or deduplicating a destination
+//!    whose content is already identical (today: always proceed).
+//! 3. **Clone**: Linux `FICLONE` (after truncating the destination), macOS
+//!    `fclonefileat` into a temporary sibling renamed over the destination,
+//!    Windows ReFS `FSCTL_DUPLICATE_EXTENTS_TO_FILE`.
+//! 4. **Kernel copy**: `copy_file_range` for each data segment found with
+//!    `SEEK_DATA`/`SEEK_HOLE`, so holes stay holes (not with
+//!    [`Reflink::Never`]).
+//! 5. **User copy**: `read`/`write` at the same offsets, holes kept.
+//!
+//! A step declines only on a "fallback" error (EOPNOTSUPP, EXDEV, EINVAL,
+//! ENOSYS, EPERM, ...) and only while it has written nothing; EIO, ENOSPC,
+//! EDQUOT and ENOMEM always fail the copy.
+//!
+//! # Destination symlinks
+//!
+//! [`copy`] and [`CopyOptions::copy`] follow a destination symlink, like
+//! `std::fs::copy`. [`CopyOptions::copy_at`] (used for trees) never writes
+//! through a symlink: it replaces the entry.
+//!
+//! # Truth
+//!
+//! The [`CopyReport`] says [`Strategy::Cloned`] only when the bytes are
+//! shared: after a clone the destination's extents are read back.
+
+#![forbid(unsafe_code)]
+
+#[cfg(unix)]
+mod chain;
+#[cfg(unix)]
+mod engine;
+mod errno;
+mod error;
+#[cfg(unix)]
+mod guard;
+#[cfg(unix)]
+mod meta;
+mod options;
+mod platform;
+#[cfg(unix)]
+mod replace;
+mod report;
+#[cfg(unix)]
+mod strategy;
+#[cfg(unix)]
+mod update;
 
 pub mod tree;
+
+pub use error::CopyError;
+pub use options::{CopyOptions, Overwrite, Preserve, Reflink, Sparse};
+pub use report::{CopyReport, Destination, Fallback, Strategy};
+
+/// The marker inside the names of temporary files written by atomic copies
+/// (`.NAME.cow-tmp-XXXXXX`): tools can recognise leftovers after a crash.
+pub const TEMP_MARKER: &str = ".cow-tmp-";
+
+use std::io;
+use std::path::Path;
+
+/// Copies the contents of `from` to `to`, like [`std::fs::copy`]: the
+/// destination is created or replaced, gets the source's permission bits,
+/// a destination symlink is followed, and the number of bytes in the
+/// destination is returned.
+///
+/// Unlike `std::fs::copy` it clones when the filesystem can, keeps holes,
+/// and refuses to copy a file onto itself (error kind `InvalidInput`)
+/// instead of truncating it.
+pub fn copy<P: AsRef<Path>, Q: AsRef<Path>>(from: P, to: Q) -> io::Result<u64> {
+    CopyOptions::new()
+        .copy(from.as_ref(), to.as_ref())
+        .map(|r| r.len)
+        .map_err(io::Error::from)
+}

@@ -1,0 +1,130 @@
+//! The ordered strategy chain (DESIGN.md, "The strategy chain").
+//!
+//! 1. guard (done by the caller: [`crate::guard`] opened both files and
+//!    compared (dev, ino) before this runs),
+//! 2. update policy ([`crate::update`]),
+//! 3. clone, 4. kernel copy, 5. user-space copy ([`crate::strategy`]).
+//!
+//! Each step finishes the copy ([`Step::Done`]), declines
+//! ([`Step::Declined`], the next step runs) or fails the copy
+//! ([`Step::Failed`]). A step may only decline while it has written nothing.
+
+use std::ffi::OsStr;
+use std::fs::File;
+use std::os::fd::{AsFd, BorrowedFd};
+use std::path::Path;
+
+use crate::report::{Fallback, Strategy};
+use crate::{CopyError, CopyOptions, Sparse};
+
+/// What one step of the chain did.
+pub(crate) enum Step {
+    /// The copy is complete.
+    Done(Outcome),
+    /// The step does not apply; `Some` records a strategy that was tried.
+    Declined(Option<Fallback>),
+    /// The copy failed.
+    Failed(CopyError),
+}
+
+/// The data part of a report, as produced by the step that finished.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Outcome {
+    pub(crate) strategy: Strategy,
+    pub(crate) bytes_cloned: u64,
+    pub(crate) bytes_copied: u64,
+    pub(crate) hole_bytes: u64,
+    pub(crate) len: u64,
+    pub(crate) size_changed: bool,
+}
+
+/// Everything a step needs: both open files and where the destination lives.
+pub(crate) struct Job<'a> {
+    pub(crate) opts: &'a CopyOptions,
+    pub(crate) src: &'a File,
+    pub(crate) src_path: &'a Path,
+    /// The source's length when it was opened.
+    pub(crate) len: u64,
+    /// The file receiving the data (the real destination, or the atomic
+    /// temporary). A strategy may replace it (macOS clone-to-temp).
+    pub(crate) dst: File,
+    /// The destination path as the caller named it (for messages).
+    pub(crate) dst_path: &'a Path,
+    /// The directory holding `dst_name`.
+    pub(crate) dst_dir: BorrowedFd<'a>,
+    /// The entry currently holding `dst` (the temporary in atomic mode).
+    pub(crate) dst_name: &'a OsStr,
+    /// The destination is a regular file (not a FIFO or device).
+    pub(crate) dst_regular: bool,
+    /// The destination holds old content that must go before data is
+    /// written (it is truncated lazily, after the update policy had a look).
+    pub(crate) dst_has_content: bool,
+    /// The destination is an existing file written in place: a strategy that
+    /// must not damage it on failure (`reflink = always`) checks first.
+    pub(crate) in_place: bool,
+    /// The old content was removed (truncated).
+    pub(crate) truncated: bool,
+}
+
+impl Job<'_> {
+    /// Truncates the destination's old content once, right before the first
+    /// write.
+    pub(crate) fn prepare_write(&mut self) -> Result<(), CopyError> {
+        if self.dst_has_content && self.dst_regular {
+            rustix::fs::ftruncate(self.dst.as_fd(), 0)
+                .map_err(|e| CopyError::io("truncate destination", self.dst_path, e.into()))?;
+            self.dst_has_content = false;
+            self.truncated = true;
+        }
+        Ok(())
+    }
+
+    /// Truncates the old content and sets the destination's length to the
+    /// source's before data is written: writes then never extend the file,
+    /// so filesystems do not preallocate past the end (XFS speculative
+    /// preallocation would turn holes into allocated ranges).
+    pub(crate) fn prepare_sized_write(&mut self) -> Result<(), CopyError> {
+        self.prepare_write()?;
+        if self.dst_regular && self.len > 0 {
+            self.dst
+                .set_len(self.len)
+                .map_err(|e| CopyError::io("set the length of", self.dst_path, e))?;
+            self.truncated = true;
+        }
+        Ok(())
+    }
+}
+
+type StepFn = fn(&mut Job<'_>) -> Step;
+
+/// The chain, in order. The update policy comes first so it can look at the
+/// destination before anything is truncated.
+const STEPS: [StepFn; 4] = [
+    crate::update::step,
+    crate::strategy::clone::step,
+    crate::strategy::kernel::step,
+    crate::strategy::user::step,
+];
+
+/// Runs the chain; returns the finishing outcome and the recorded fallbacks.
+pub(crate) fn run(job: &mut Job<'_>) -> Result<(Outcome, Vec<Fallback>), CopyError> {
+    let mut fallbacks = Vec::new();
+    for step in STEPS {
+        match step(job) {
+            Step::Done(mut outcome) => {
+                if job.opts.sparse == Sparse::Never && outcome.hole_bytes > 0 && job.dst_regular {
+                    crate::strategy::user::fill_holes(job, &mut outcome)?;
+                }
+                return Ok((outcome, fallbacks));
+            }
+            Step::Declined(f) => fallbacks.extend(f),
+            Step::Failed(e) => return Err(e),
+        }
+    }
+    // The user-space copy never declines.
+    Err(CopyError::io(
+        "copy",
+        job.dst_path,
+        std::io::Error::other("no strategy could copy the file"),
+    ))
+}

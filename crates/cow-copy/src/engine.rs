@@ -1,0 +1,340 @@
+//! The Unix engine: resolves the destination, runs the guard, the chain,
+//! the metadata and (when asked) the atomic rename.
+
+use std::ffi::{OsStr, OsString};
+use std::fs::File;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use rustix::fs::{CWD, Mode};
+
+use crate::chain::{self, Job};
+use crate::guard::{self, Existing, Source};
+use crate::meta::{self, ModeRule};
+use crate::replace;
+use crate::report::{CopyReport, Destination};
+use crate::{CopyError, CopyOptions, Overwrite};
+
+/// `CopyOptions::copy`: paths relative to the working directory; a
+/// destination symlink is followed.
+pub(crate) fn copy_paths(
+    opts: &CopyOptions,
+    src: &Path,
+    dst: &Path,
+) -> Result<CopyReport, CopyError> {
+    let source = guard::open_source(CWD, src, src, opts.follow_symlinks)?;
+    let (dir, name) = open_parent(CWD, dst, dst)?;
+    copy_into(opts, &source, src, dir.as_fd(), &name, dst, true)
+}
+
+/// `CopyOptions::copy_at`: names relative to directory descriptors; a
+/// destination symlink is replaced, never written through.
+pub(crate) fn copy_at(
+    opts: &CopyOptions,
+    src_dir: BorrowedFd<'_>,
+    src_name: &Path,
+    dst_dir: BorrowedFd<'_>,
+    dst_name: &Path,
+) -> Result<CopyReport, CopyError> {
+    let source = guard::open_source(src_dir, src_name, src_name, opts.follow_symlinks)?;
+    match (dst_name.parent(), dst_name.file_name()) {
+        (Some(p), Some(name)) if !p.as_os_str().is_empty() => {
+            let (dir, name) = open_parent(dst_dir, dst_name, dst_name).map(|(d, _)| (d, name))?;
+            copy_into(opts, &source, src_name, dir.as_fd(), name, dst_name, false)
+        }
+        _ => copy_into(
+            opts,
+            &source,
+            src_name,
+            dst_dir,
+            dst_name.as_os_str(),
+            dst_name,
+            false,
+        ),
+    }
+}
+
+/// Opens the directory that will hold `path`'s last component.
+fn open_parent(
+    base: BorrowedFd<'_>,
+    path: &Path,
+    display: &Path,
+) -> Result<(OwnedFd, OsString), CopyError> {
+    let Some(name) = path.file_name() else {
+        // "/", "..", "dir/..": a directory.
+        return Err(CopyError::DestinationIsDirectory {
+            path: display.to_path_buf(),
+        });
+    };
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let dir = rustix::fs::openat(base, parent, crate::platform::DIR_FLAGS, Mode::empty())
+        .map_err(|e| CopyError::io("open the directory of", display, e.into()))?;
+    Ok((dir, name.to_os_string()))
+}
+
+/// Follows `name` in `dir` while it is a symlink (for an atomic replace that
+/// must rename over the symlink's target, not the link). Returns the final
+/// directory and name.
+fn resolve_links(
+    dir: BorrowedFd<'_>,
+    name: &OsStr,
+    display: &Path,
+) -> Result<Option<(OwnedFd, OsString)>, CopyError> {
+    let mut cur: Option<(OwnedFd, OsString)> = None;
+    for _ in 0..40 {
+        let (d, n) = match &cur {
+            Some((d, n)) => (d.as_fd(), n.as_os_str()),
+            None => (dir, name),
+        };
+        let target = match rustix::fs::readlinkat(d, n, Vec::new()) {
+            Ok(t) => PathBuf::from(OsString::from_vec(t.into_bytes())),
+            // Not a symlink (EINVAL) or missing: this is the final entry.
+            Err(_) => return Ok(cur),
+        };
+        let next = open_parent(d, &target, display)?;
+        cur = Some(next);
+    }
+    Err(CopyError::io(
+        "resolve",
+        display,
+        std::io::Error::from(rustix::io::Errno::LOOP),
+    ))
+}
+
+use std::os::unix::ffi::OsStringExt;
+
+fn copy_into(
+    opts: &CopyOptions,
+    source: &Source,
+    src_path: &Path,
+    dir: BorrowedFd<'_>,
+    name: &OsStr,
+    dst_path: &Path,
+    follow_dst: bool,
+) -> Result<CopyReport, CopyError> {
+    if opts.atomic {
+        return copy_atomic(opts, source, src_path, dir, name, dst_path, follow_dst);
+    }
+    let create_mode = source.meta.mode() & 0o777;
+    let opened = guard::open_in_place(
+        dir,
+        name,
+        follow_dst,
+        opts.overwrite == Overwrite::NoClobber,
+        create_mode,
+        dst_path,
+    )?;
+    let Some(dst) = opened else {
+        // A symlink entry that must not be followed: replace the entry.
+        return copy_atomic(opts, source, src_path, dir, name, dst_path, false);
+    };
+    // We never create the source's inode, so nothing to clean up.
+    guard::check_same(&source.meta, &dst.meta, src_path, dst_path)?;
+    let created = dst.created;
+    let regular = dst.meta.is_file();
+    let has_content = regular && !created && dst.meta.len() > 0;
+    let mut job = Job {
+        opts,
+        src: &source.file,
+        src_path,
+        len: source.meta.len(),
+        dst: dst.file,
+        dst_path,
+        dst_dir: dir,
+        dst_name: name,
+        dst_regular: regular,
+        dst_has_content: has_content,
+        in_place: !created,
+        truncated: false,
+    };
+    let result = run_and_finish(
+        &mut job,
+        source,
+        ModeRule::for_in_place(opts, created),
+        created,
+    );
+    match result {
+        Ok(report) => Ok(report),
+        Err(e) => {
+            if created {
+                guard::remove_if_same(dir, name, &job.dst);
+                Err(e)
+            } else if job.truncated {
+                Err(incomplete(e, &job))
+            } else {
+                Err(e)
+            }
+        }
+    }
+}
+
+impl ModeRule {
+    fn for_in_place(opts: &CopyOptions, created: bool) -> ModeRule {
+        let _ = created;
+        if opts.preserve.mode {
+            ModeRule::Source
+        } else {
+            // A new file was created with source & !umask; an existing one
+            // keeps its mode.
+            ModeRule::Keep
+        }
+    }
+}
+
+/// Rewrites a failure after truncation so the error says the destination
+/// is incomplete.
+fn incomplete(e: CopyError, job: &Job<'_>) -> CopyError {
+    match e {
+        CopyError::Io { op, source, .. } => {
+            let written = job.dst.metadata().map(|m| m.len()).unwrap_or(0);
+            CopyError::Incomplete {
+                op,
+                path: job.dst_path.to_path_buf(),
+                written,
+                source,
+            }
+        }
+        other => other,
+    }
+}
+
+/// Runs the chain, metadata and fsync on `job.dst`; builds the report.
+fn run_and_finish(
+    job: &mut Job<'_>,
+    source: &Source,
+    mode: ModeRule,
+    created: bool,
+) -> Result<CopyReport, CopyError> {
+    let (outcome, fallbacks) = chain::run(job)?;
+    let mut skipped = Vec::new();
+    if job.dst_regular {
+        meta::apply(
+            &job.dst,
+            job.dst_path,
+            job.src,
+            &source.meta,
+            job.opts.preserve,
+            mode,
+            &mut skipped,
+        )?;
+        if job.opts.fsync {
+            job.dst
+                .sync_all()
+                .map_err(|e| CopyError::io("fsync", job.dst_path, e))?;
+        }
+    }
+    Ok(CopyReport {
+        strategy: outcome.strategy,
+        bytes_cloned: outcome.bytes_cloned,
+        bytes_copied: outcome.bytes_copied,
+        hole_bytes: outcome.hole_bytes,
+        len: outcome.len,
+        destination: if created {
+            Destination::Created
+        } else {
+            Destination::Replaced
+        },
+        size_changed: outcome.size_changed,
+        fallbacks,
+        metadata_skipped: skipped,
+    })
+}
+
+fn copy_atomic(
+    opts: &CopyOptions,
+    source: &Source,
+    src_path: &Path,
+    dir: BorrowedFd<'_>,
+    name: &OsStr,
+    dst_path: &Path,
+    follow_dst: bool,
+) -> Result<CopyReport, CopyError> {
+    // With a followed symlink, replace its target, not the link.
+    let resolved = if follow_dst {
+        resolve_links(dir, name, dst_path)?
+    } else {
+        None
+    };
+    let (dir, name) = match &resolved {
+        Some((d, n)) => (d.as_fd(), n.as_os_str()),
+        None => (dir, name),
+    };
+    let existing = guard::probe(dir, name, false, dst_path)?;
+    let old = match &existing {
+        Existing::File(meta) => {
+            guard::check_same(&source.meta, meta, src_path, dst_path)?;
+            Some(meta.clone())
+        }
+        Existing::Symlink | Existing::Missing => None,
+    };
+    let existed = !matches!(existing, Existing::Missing);
+    let no_clobber = opts.overwrite == Overwrite::NoClobber;
+    if existed && no_clobber {
+        return Err(CopyError::DestinationExists {
+            path: dst_path.to_path_buf(),
+        });
+    }
+    let (fd, tmp) = replace::create_temp(dir, name)
+        .map_err(|e| CopyError::io("create a temporary beside", dst_path, e))?;
+    let mode = if opts.preserve.mode {
+        ModeRule::Source
+    } else if let Some(old) = &old {
+        ModeRule::Set(old.mode() & 0o7777)
+    } else {
+        ModeRule::Set(source.meta.mode() & 0o777 & !meta::umask())
+    };
+    let mut job = Job {
+        opts,
+        src: &source.file,
+        src_path,
+        len: source.meta.len(),
+        dst: File::from(fd),
+        dst_path,
+        dst_dir: dir,
+        dst_name: &tmp,
+        dst_regular: true,
+        dst_has_content: false,
+        in_place: false,
+        truncated: false,
+    };
+    let result = (|| {
+        let mut report = run_and_finish(&mut job, source, mode, !existed)?;
+        if !opts.preserve.ownership {
+            if let Some(old) = &old {
+                // Keep the replaced file's owner where we may.
+                let me = job.dst.metadata().ok();
+                if me.is_some_and(|m| m.uid() != old.uid() || m.gid() != old.gid()) {
+                    if let Err(e) =
+                        std::os::unix::fs::fchown(&job.dst, Some(old.uid()), Some(old.gid()))
+                    {
+                        report
+                            .metadata_skipped
+                            .push(format!("owner of the replaced file: {e}"));
+                    }
+                }
+            }
+        }
+        replace::rename_over(dir, &tmp, name, no_clobber).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::AlreadyExists {
+                CopyError::DestinationExists {
+                    path: dst_path.to_path_buf(),
+                }
+            } else {
+                CopyError::io("rename a temporary over", dst_path, e)
+            }
+        })?;
+        if opts.fsync {
+            replace::sync_dir(dir)
+                .map_err(|e| CopyError::io("fsync the directory of", dst_path, e))?;
+        }
+        Ok(report)
+    })();
+    if result.is_err() {
+        replace::remove(dir, &tmp);
+    }
+    result
+}

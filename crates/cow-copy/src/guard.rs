@@ -1,0 +1,318 @@
+//! Step 1: open the source (regular files only) and the destination without
+//! truncating it, then compare (device, inode) of the open descriptors.
+
+use std::ffi::OsStr;
+use std::fs::{File, Metadata};
+use std::io;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::Path;
+
+use rustix::fs::{Mode, OFlags};
+use rustix::io::Errno;
+
+use crate::CopyError;
+
+/// The open source.
+pub(crate) struct Source {
+    pub(crate) file: File,
+    pub(crate) meta: Metadata,
+}
+
+/// Describes a file type for error messages.
+pub(crate) fn kind_name(ft: std::fs::FileType) -> &'static str {
+    if ft.is_dir() {
+        "a directory"
+    } else if ft.is_symlink() {
+        "a symbolic link"
+    } else if ft.is_fifo() {
+        "a FIFO"
+    } else if ft.is_socket() {
+        "a socket"
+    } else if ft.is_block_device() {
+        "a block device"
+    } else if ft.is_char_device() {
+        "a character device"
+    } else if ft.is_file() {
+        "a regular file"
+    } else {
+        "not a regular file"
+    }
+}
+
+/// Opens the source read-only; anything but a regular file is refused
+/// before it is opened (a FIFO would block, a device could react), and
+/// checked again on the open descriptor.
+pub(crate) fn open_source(
+    dir: BorrowedFd<'_>,
+    name: &Path,
+    display: &Path,
+    follow: bool,
+) -> Result<Source, CopyError> {
+    let at = if follow {
+        rustix::fs::AtFlags::empty()
+    } else {
+        rustix::fs::AtFlags::SYMLINK_NOFOLLOW
+    };
+    let st = rustix::fs::statat(dir, name, at)
+        .map_err(|e| CopyError::io("open source", display, e.into()))?;
+    let ft = rustix::fs::FileType::from_raw_mode(st.st_mode as _);
+    if ft != rustix::fs::FileType::RegularFile {
+        return Err(CopyError::NotARegularFile {
+            path: display.to_path_buf(),
+            kind: raw_kind_name(ft),
+        });
+    }
+    let mut flags = OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOCTTY | OFlags::NONBLOCK;
+    if !follow {
+        flags |= OFlags::NOFOLLOW;
+    }
+    let fd = rustix::fs::openat(dir, name, flags, Mode::empty())
+        .map_err(|e| CopyError::io("open source", display, e.into()))?;
+    let file = File::from(fd);
+    let meta = file
+        .metadata()
+        .map_err(|e| CopyError::io("stat source", display, e))?;
+    if !meta.file_type().is_file() {
+        return Err(CopyError::NotARegularFile {
+            path: display.to_path_buf(),
+            kind: kind_name(meta.file_type()),
+        });
+    }
+    Ok(Source { file, meta })
+}
+
+fn raw_kind_name(ft: rustix::fs::FileType) -> &'static str {
+    use rustix::fs::FileType as T;
+    match ft {
+        T::Directory => "a directory",
+        T::Symlink => "a symbolic link",
+        T::Fifo => "a FIFO",
+        T::Socket => "a socket",
+        T::BlockDevice => "a block device",
+        T::CharacterDevice => "a character device",
+        T::RegularFile => "a regular file",
+        _ => "not a regular file",
+    }
+}
+
+/// Fails with `SameFile` when both are the same inode.
+pub(crate) fn check_same(
+    src: &Metadata,
+    dst: &Metadata,
+    src_path: &Path,
+    dst_path: &Path,
+) -> Result<(), CopyError> {
+    if src.dev() == dst.dev() && src.ino() == dst.ino() {
+        return Err(CopyError::SameFile {
+            src: src_path.to_path_buf(),
+            dst: dst_path.to_path_buf(),
+        });
+    }
+    Ok(())
+}
+
+/// What is at the destination name.
+pub(crate) enum Existing {
+    /// Nothing (or, when following, a dangling symlink).
+    Missing,
+    /// A file (regular or not) with its metadata.
+    File(Metadata),
+    /// A symlink that is not followed (`copy_at`).
+    Symlink,
+}
+
+/// Looks at the destination entry without opening it for I/O.
+pub(crate) fn probe(
+    dir: BorrowedFd<'_>,
+    name: &OsStr,
+    follow: bool,
+    display: &Path,
+) -> Result<Existing, CopyError> {
+    let mut flags = crate::platform::PROBE_FLAGS;
+    if !follow {
+        flags |= OFlags::NOFOLLOW;
+    }
+    match rustix::fs::openat(dir, name, flags, Mode::empty()) {
+        Ok(fd) => {
+            let meta = File::from(fd)
+                .metadata()
+                .map_err(|e| CopyError::io("stat destination", display, e))?;
+            if meta.is_dir() {
+                return Err(CopyError::DestinationIsDirectory {
+                    path: display.to_path_buf(),
+                });
+            }
+            Ok(Existing::File(meta))
+        }
+        Err(Errno::NOENT) => Ok(Existing::Missing),
+        Err(Errno::LOOP) if !follow => Ok(Existing::Symlink),
+        Err(Errno::ISDIR) => Err(CopyError::DestinationIsDirectory {
+            path: display.to_path_buf(),
+        }),
+        // O_NOFOLLOW without O_PATH on a symlink (BSDs give EMLINK/EFTYPE).
+        Err(e) if !follow && is_symlink(dir, name) => {
+            let _ = e;
+            Ok(Existing::Symlink)
+        }
+        Err(e) => Err(CopyError::io("open destination", display, e.into())),
+    }
+}
+
+fn is_symlink(dir: BorrowedFd<'_>, name: &OsStr) -> bool {
+    rustix::fs::statat(dir, name, rustix::fs::AtFlags::SYMLINK_NOFOLLOW)
+        .map(|st| {
+            rustix::fs::FileType::from_raw_mode(st.st_mode as _) == rustix::fs::FileType::Symlink
+        })
+        .unwrap_or(false)
+}
+
+/// The destination opened for writing in place.
+pub(crate) struct InPlace {
+    pub(crate) file: File,
+    pub(crate) meta: Metadata,
+    pub(crate) created: bool,
+}
+
+/// Opens (or creates) the destination for writing without truncating it.
+/// Returns `Ok(None)` when the entry is a symlink that must not be followed:
+/// the caller then replaces the entry instead.
+pub(crate) fn open_in_place(
+    dir: BorrowedFd<'_>,
+    name: &OsStr,
+    follow: bool,
+    no_clobber: bool,
+    create_mode: u32,
+    display: &Path,
+) -> Result<Option<InPlace>, CopyError> {
+    let base = OFlags::CLOEXEC | OFlags::NOCTTY;
+    let nofollow = if follow {
+        OFlags::empty()
+    } else {
+        OFlags::NOFOLLOW
+    };
+    let mode = Mode::from_raw_mode((create_mode & 0o777) as _);
+    let create = |extra: OFlags| -> Result<Option<OwnedFd>, Errno> {
+        match rustix::fs::openat(
+            dir,
+            name,
+            base | OFlags::RDWR | OFlags::CREATE | extra,
+            mode,
+        ) {
+            Ok(fd) => Ok(Some(fd)),
+            Err(Errno::EXIST) => Ok(None),
+            Err(e) => Err(e),
+        }
+    };
+    let map_err = |e: Errno, op: &'static str| -> CopyError {
+        if e == Errno::ISDIR {
+            CopyError::DestinationIsDirectory {
+                path: display.to_path_buf(),
+            }
+        } else {
+            CopyError::io(op, display, e.into())
+        }
+    };
+    if no_clobber {
+        return match create(OFlags::EXCL) {
+            Ok(Some(fd)) => Ok(Some(finish(fd, true, display)?)),
+            Ok(None) => Err(CopyError::DestinationExists {
+                path: display.to_path_buf(),
+            }),
+            Err(e) => Err(map_err(e, "create destination")),
+        };
+    }
+    for _ in 0..8 {
+        // Existing file: read-write so the update policy can compare and
+        // dedupe; write-only if reading is not allowed.
+        let open = |acc: OFlags| {
+            rustix::fs::openat(
+                dir,
+                name,
+                base | acc | OFlags::NONBLOCK | nofollow,
+                Mode::empty(),
+            )
+        };
+        let r = match open(OFlags::RDWR) {
+            Err(Errno::ACCESS) => open(OFlags::WRONLY),
+            r => r,
+        };
+        match r {
+            Ok(fd) => {
+                let f = File::from(fd);
+                let meta = f
+                    .metadata()
+                    .map_err(|e| CopyError::io("stat destination", display, e))?;
+                if meta.is_file() {
+                    return Ok(Some(InPlace {
+                        file: f,
+                        meta,
+                        created: false,
+                    }));
+                }
+                // A FIFO or device: reopen write-only and blocking, like
+                // any writer would.
+                drop(f);
+                let fd =
+                    rustix::fs::openat(dir, name, base | OFlags::WRONLY | nofollow, Mode::empty())
+                        .map_err(|e| map_err(e, "open destination"))?;
+                return Ok(Some(finish(fd, false, display)?));
+            }
+            Err(Errno::NOENT) => match create(OFlags::EXCL) {
+                Ok(Some(fd)) => return Ok(Some(finish(fd, true, display)?)),
+                Ok(None) => {
+                    // Appeared meanwhile, or a dangling symlink.
+                    if is_symlink(dir, name) {
+                        if !follow {
+                            return Ok(None);
+                        }
+                        // Follow it and create its target, like std.
+                        match create(OFlags::empty()) {
+                            Ok(Some(fd)) => return Ok(Some(finish(fd, true, display)?)),
+                            Ok(None) => continue,
+                            Err(e) => return Err(map_err(e, "create destination")),
+                        }
+                    }
+                    continue;
+                }
+                Err(e) => return Err(map_err(e, "create destination")),
+            },
+            Err(Errno::LOOP) if !follow => return Ok(None),
+            Err(e) if !follow && is_symlink(dir, name) => {
+                let _ = e;
+                return Ok(None);
+            }
+            Err(e) => return Err(map_err(e, "open destination")),
+        }
+    }
+    Err(CopyError::io(
+        "open destination",
+        display,
+        io::Error::other("the destination kept changing while it was opened"),
+    ))
+}
+
+fn finish(fd: OwnedFd, created: bool, display: &Path) -> Result<InPlace, CopyError> {
+    let file = File::from(fd);
+    let meta = file
+        .metadata()
+        .map_err(|e| CopyError::io("stat destination", display, e))?;
+    Ok(InPlace {
+        file,
+        meta,
+        created,
+    })
+}
+
+#[allow(clippy::unnecessary_cast)] // st_dev/st_ino types differ by platform
+/// Removes `name` from `dir` only if it is still the file `file` (so a
+/// concurrent replacement is never deleted).
+pub(crate) fn remove_if_same(dir: BorrowedFd<'_>, name: &OsStr, file: &File) {
+    let Ok(ours) = file.metadata() else { return };
+    if let Ok(st) = rustix::fs::statat(dir, name, rustix::fs::AtFlags::SYMLINK_NOFOLLOW) {
+        if st.st_dev as u64 == ours.dev() && st.st_ino as u64 == ours.ino() {
+            let _ = rustix::fs::unlinkat(dir, name, rustix::fs::AtFlags::empty());
+        }
+    }
+    let _ = file.as_fd();
+}

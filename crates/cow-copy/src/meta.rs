@@ -1,0 +1,91 @@
+//! Metadata: mode, times, owner, xattrs, applied by the options (never left
+//! to whatever the data syscall happened to copy).
+
+use std::fs::{File, FileTimes, Metadata, Permissions};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::Path;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crate::{CopyError, Preserve};
+
+/// What the destination's mode should be when `preserve.mode` is off.
+pub(crate) enum ModeRule {
+    /// Copy the source's permission bits (`preserve.mode`, std behaviour).
+    Source,
+    /// Leave the mode as the file has it (created with source & !umask, or
+    /// an existing destination written in place).
+    Keep,
+    /// Set exactly these bits (atomic temp replacing a file, or a new file).
+    Set(u32),
+}
+
+/// Applies the requested metadata of `src` to `dst`. Failures to keep the
+/// owner or an xattr are reported in `skipped`, other failures are errors.
+pub(crate) fn apply(
+    dst: &File,
+    dst_path: &Path,
+    src: &File,
+    src_meta: &Metadata,
+    preserve: Preserve,
+    mode: ModeRule,
+    skipped: &mut Vec<String>,
+) -> Result<(), CopyError> {
+    let mut mode_bits = match mode {
+        ModeRule::Source => Some(src_meta.mode() & 0o7777),
+        ModeRule::Keep => None,
+        ModeRule::Set(m) => Some(m & 0o7777),
+    };
+    if preserve.ownership {
+        let r = std::os::unix::fs::fchown(dst, Some(src_meta.uid()), Some(src_meta.gid()));
+        if let Err(e) = r {
+            skipped.push(format!("ownership: {e}"));
+            // Like cp -p: without the owner, setuid/setgid go.
+            let cur = dst.metadata().map(|m| m.mode() & 0o7777).unwrap_or(0);
+            let bits = mode_bits.unwrap_or(cur) & !0o6000;
+            mode_bits = Some(bits);
+        }
+    }
+    if let Some(bits) = mode_bits {
+        dst.set_permissions(Permissions::from_mode(bits))
+            .map_err(|e| CopyError::io("set permissions of", dst_path, e))?;
+    }
+    if preserve.xattrs {
+        crate::platform::copy_xattrs(src, dst, skipped);
+    }
+    if preserve.timestamps {
+        let times = FileTimes::new()
+            .set_accessed(to_time(src_meta.atime(), src_meta.atime_nsec()))
+            .set_modified(to_time(src_meta.mtime(), src_meta.mtime_nsec()));
+        dst.set_times(times)
+            .map_err(|e| CopyError::io("set times of", dst_path, e))?;
+    }
+    Ok(())
+}
+
+fn to_time(secs: i64, nsec: i64) -> SystemTime {
+    let nsec = nsec.clamp(0, 999_999_999) as u32;
+    if secs >= 0 {
+        UNIX_EPOCH + Duration::new(secs as u64, nsec)
+    } else {
+        UNIX_EPOCH - Duration::from_secs(secs.unsigned_abs()) + Duration::new(0, nsec)
+    }
+}
+
+/// The process umask, read without changing it where the OS allows.
+pub(crate) fn umask() -> u32 {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    if let Ok(status) = std::fs::read_to_string("/proc/self/status") {
+        if let Some(v) = status
+            .lines()
+            .find_map(|l| l.strip_prefix("Umask:"))
+            .and_then(|v| u32::from_str_radix(v.trim(), 8).ok())
+        {
+            return v;
+        }
+    }
+    // Elsewhere: set and restore (a short window where other threads would
+    // see 022).
+    let old = rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o022));
+    rustix::process::umask(old);
+    old.bits() as u32
+}

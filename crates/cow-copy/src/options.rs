@@ -1,0 +1,265 @@
+//! Copy options: a small builder passed by value.
+
+use std::path::Path;
+
+use crate::{CopyError, CopyReport};
+
+/// Whether to share blocks with the source instead of copying them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Reflink {
+    /// Clone when the filesystem can, otherwise copy (the default).
+    #[default]
+    Auto,
+    /// Clone or fail with [`CopyError::ReflinkUnsupported`]; never copies
+    /// bytes, and a failed attempt leaves nothing behind: a destination the
+    /// copy created is removed, an existing one is left untouched.
+    Always,
+    /// Never share blocks: not even implicitly, so the kernel copy
+    /// (`copy_file_range`, which reflinks on btrfs and XFS) is skipped too.
+    Never,
+}
+
+/// How holes (unallocated ranges) are treated.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Sparse {
+    /// Keep the holes the source has (the default).
+    #[default]
+    Auto,
+    /// Keep the source's holes and also leave a hole for every whole block of
+    /// zeros inside its data. Zero detection needs the bytes, so the kernel
+    /// copy is skipped; a clone still runs (shared zero blocks cost nothing).
+    Always,
+    /// Allocate every byte of the destination: holes become written zeros.
+    Never,
+}
+
+/// What to do when the destination exists.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Overwrite {
+    /// Replace its content (the default, like `std::fs::copy`).
+    #[default]
+    Replace,
+    /// Fail with [`CopyError::DestinationExists`] and leave it alone.
+    NoClobber,
+}
+
+/// Which metadata of the source the destination receives.
+///
+/// The data-copy syscall never decides this: `FICLONE` copies no mode,
+/// `clonefile` copies xattrs and ACLs, and the engine corrects both to what
+/// these fields ask for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+pub struct Preserve {
+    /// Copy the permission bits (default `true`, like `std::fs::copy`).
+    ///
+    /// `false` gives GNU `cp` behaviour: a new file gets the source's mode
+    /// minus the umask, an existing destination keeps its own mode.
+    pub mode: bool,
+    /// Copy access and modification times (default `false`).
+    pub timestamps: bool,
+    /// Copy owner and group (default `false`). When that is not permitted the
+    /// copy goes on and setuid/setgid bits are dropped, like `cp -p`.
+    pub ownership: bool,
+    /// Copy extended attributes (default `false`); on Linux this includes
+    /// POSIX ACLs (`system.posix_acl_*`). Attributes the destination
+    /// filesystem refuses are listed in [`CopyReport::metadata_skipped`].
+    pub xattrs: bool,
+}
+
+impl Default for Preserve {
+    fn default() -> Self {
+        Preserve {
+            mode: true,
+            timestamps: false,
+            ownership: false,
+            xattrs: false,
+        }
+    }
+}
+
+impl Preserve {
+    /// Everything: mode, timestamps, ownership and xattrs (`cp -a`).
+    pub fn all() -> Self {
+        Preserve {
+            mode: true,
+            timestamps: true,
+            ownership: true,
+            xattrs: true,
+        }
+    }
+
+    /// Nothing: GNU `cp` defaults (mode from the source minus the umask for a
+    /// new file, an existing destination keeps its mode).
+    pub fn none() -> Self {
+        Preserve {
+            mode: false,
+            timestamps: false,
+            ownership: false,
+            xattrs: false,
+        }
+    }
+}
+
+/// How to copy one file. Build with the methods below, then call
+/// [`CopyOptions::copy`].
+///
+/// ```no_run
+/// use cow_copy::{CopyOptions, Reflink};
+/// let report = CopyOptions::new()
+///     .reflink(Reflink::Always)
+///     .atomic(true)
+///     .copy("disk.img".as_ref(), "disk.snapshot".as_ref())?;
+/// println!("{}: {} bytes shared", report.strategy, report.bytes_cloned);
+/// # Ok::<(), cow_copy::CopyError>(())
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+pub struct CopyOptions {
+    pub(crate) reflink: Reflink,
+    pub(crate) sparse: Sparse,
+    pub(crate) overwrite: Overwrite,
+    pub(crate) atomic: bool,
+    pub(crate) fsync: bool,
+    pub(crate) preserve: Preserve,
+    pub(crate) follow_symlinks: bool,
+}
+
+impl Default for CopyOptions {
+    fn default() -> Self {
+        CopyOptions::new()
+    }
+}
+
+impl CopyOptions {
+    /// The defaults: `reflink = auto`, `sparse = auto`, `overwrite =
+    /// replace`, not atomic, no fsync, mode preserved, the source followed if
+    /// it is a symlink (like `std::fs::copy`).
+    pub fn new() -> Self {
+        CopyOptions {
+            reflink: Reflink::Auto,
+            sparse: Sparse::Auto,
+            overwrite: Overwrite::Replace,
+            atomic: false,
+            fsync: false,
+            preserve: Preserve::default(),
+            follow_symlinks: true,
+        }
+    }
+
+    /// Sets the clone policy.
+    pub fn reflink(mut self, reflink: Reflink) -> Self {
+        self.reflink = reflink;
+        self
+    }
+
+    /// Sets the hole policy.
+    pub fn sparse(mut self, sparse: Sparse) -> Self {
+        self.sparse = sparse;
+        self
+    }
+
+    /// Sets what happens to an existing destination.
+    pub fn overwrite(mut self, overwrite: Overwrite) -> Self {
+        self.overwrite = overwrite;
+        self
+    }
+
+    /// Writes a temporary sibling (`.NAME.cow-tmp-XXXXXX`, mode 0600 while
+    /// written) and renames it over the destination, so the old destination
+    /// stays whole until the rename and a failure leaves it untouched.
+    /// This replaces the destination's inode: hard links to the old file
+    /// keep the old content.
+    pub fn atomic(mut self, atomic: bool) -> Self {
+        self.atomic = atomic;
+        self
+    }
+
+    /// `fsync` the data (and, with `atomic`, the directory after the rename)
+    /// before returning.
+    pub fn fsync(mut self, fsync: bool) -> Self {
+        self.fsync = fsync;
+        self
+    }
+
+    /// Sets which metadata is copied.
+    pub fn preserve(mut self, preserve: Preserve) -> Self {
+        self.preserve = preserve;
+        self
+    }
+
+    /// Whether a symlink given as the source is followed (default `true`).
+    /// With `false` a source symlink is an error
+    /// ([`CopyError::NotARegularFile`]).
+    pub fn follow_symlinks(mut self, follow: bool) -> Self {
+        self.follow_symlinks = follow;
+        self
+    }
+
+    /// The clone policy.
+    pub fn reflink_policy(&self) -> Reflink {
+        self.reflink
+    }
+
+    /// The hole policy.
+    pub fn sparse_policy(&self) -> Sparse {
+        self.sparse
+    }
+
+    /// The overwrite policy.
+    pub fn overwrite_policy(&self) -> Overwrite {
+        self.overwrite
+    }
+
+    /// Whether the copy is atomic.
+    pub fn is_atomic(&self) -> bool {
+        self.atomic
+    }
+
+    /// Whether the copy is fsynced.
+    pub fn is_fsync(&self) -> bool {
+        self.fsync
+    }
+
+    /// The metadata policy.
+    pub fn preserve_policy(&self) -> Preserve {
+        self.preserve
+    }
+
+    /// Whether a source symlink is followed.
+    pub fn follows_symlinks(&self) -> bool {
+        self.follow_symlinks
+    }
+
+    /// Copies `src` to `dst`, following a destination symlink like
+    /// `std::fs::copy` does.
+    ///
+    /// The destination is opened without truncation and compared with the
+    /// source by (device, inode) first: copying a file onto itself (through
+    /// the same path, a hard link, a symlink or a bind mount) is
+    /// [`CopyError::SameFile`] and changes nothing.
+    pub fn copy(&self, src: &Path, dst: &Path) -> Result<CopyReport, CopyError> {
+        crate::platform::copy_paths(self, src, dst)
+    }
+
+    /// Copies `src_name` (relative to `src_dir`) to `dst_name` (relative to
+    /// `dst_dir`), as `openat` would resolve them.
+    ///
+    /// Unlike [`CopyOptions::copy`] this never writes through a destination
+    /// symlink: if `dst_name` is a symlink, the entry itself is replaced by
+    /// the copy (written to a temporary sibling and renamed over it). The
+    /// source is opened with `O_NOFOLLOW` unless
+    /// [`follow_symlinks`](CopyOptions::follow_symlinks) is set. Used by the
+    /// tree copy, which holds directory descriptors rather than paths.
+    #[cfg(unix)]
+    pub fn copy_at(
+        &self,
+        src_dir: std::os::fd::BorrowedFd<'_>,
+        src_name: &Path,
+        dst_dir: std::os::fd::BorrowedFd<'_>,
+        dst_name: &Path,
+    ) -> Result<CopyReport, CopyError> {
+        crate::engine::copy_at(self, src_dir, src_name, dst_dir, dst_name)
+    }
+}

@@ -1,0 +1,173 @@
+//! Linux: `FICLONE` (after truncating the destination), then
+//! `copy_file_range` per data segment.
+
+use std::io;
+use std::os::fd::AsFd;
+
+use cow_sys::linux::{FiemapExtentFlags, FiemapFlags, ficlone, fiemap_all};
+use rustix::fs::{Mode, OFlags, RenameFlags};
+
+use crate::chain::{Job, Outcome};
+use crate::report::Strategy;
+use crate::strategy::clone::CloneError;
+
+/// Flags to open a directory that is only used as an `*at` anchor
+/// (`O_PATH` needs no read permission).
+pub(crate) const DIR_FLAGS: OFlags = OFlags::PATH.union(OFlags::DIRECTORY).union(OFlags::CLOEXEC);
+
+/// Flags to look at an existing entry without side effects (no FIFO wait,
+/// no device open).
+pub(crate) const PROBE_FLAGS: OFlags = OFlags::PATH.union(OFlags::CLOEXEC);
+
+/// `copy_file_range` exists.
+pub(crate) const HAS_COPY_RANGE: bool = true;
+
+/// Clones the whole source into the (empty) destination with `FICLONE`, then
+/// reads the destination's extents back to report only shared bytes as
+/// cloned (btrfs copies small files inline instead of sharing them).
+pub(crate) fn clone(job: &mut Job<'_>) -> Result<Outcome, CloneError> {
+    job.prepare_write().map_err(CloneError::Failed)?;
+    ficlone(job.dst.as_fd(), job.src.as_fd())
+        .map_err(|e| CloneError::from_io(job, "clone into", e))?;
+    let len = job
+        .dst
+        .metadata()
+        .map_err(|e| CloneError::Failed(crate::CopyError::io("stat", job.dst_path, e)))?
+        .len();
+    let (cloned, copied) = match shared_bytes(job, len) {
+        Ok(v) => v,
+        // No FIEMAP: the ioctl succeeded, trust it.
+        Err(_) => (len, 0),
+    };
+    Ok(Outcome {
+        strategy: crate::strategy::classify(cloned, copied, Strategy::KernelCopy),
+        bytes_cloned: cloned,
+        bytes_copied: copied,
+        hole_bytes: len.saturating_sub(cloned + copied),
+        len,
+        size_changed: len != job.len,
+    })
+}
+
+/// (shared, not shared) data bytes of the destination's first `len` bytes.
+fn shared_bytes(job: &Job<'_>, len: u64) -> io::Result<(u64, u64)> {
+    let mut shared = 0u64;
+    let mut other = 0u64;
+    for e in fiemap_all(job.dst.as_fd(), FiemapFlags::empty())? {
+        let start = e.fe_logical.min(len);
+        let end = e.fe_logical.saturating_add(e.fe_length).min(len);
+        let n = end - start;
+        let f = e.flags();
+        if f.contains(FiemapExtentFlags::SHARED)
+            && !f.intersects(FiemapExtentFlags::DATA_INLINE | FiemapExtentFlags::NOT_ALIGNED)
+        {
+            shared += n;
+        } else {
+            other += n;
+        }
+    }
+    Ok((shared, other))
+}
+
+/// Checks that the source can be cloned into the destination's directory
+/// without touching the destination: clones into an unnamed `O_TMPFILE`
+/// (freed on close).
+pub(crate) fn clone_probe(job: &Job<'_>) -> io::Result<()> {
+    let tmp = rustix::fs::openat(
+        job.dst_dir,
+        ".",
+        OFlags::TMPFILE | OFlags::RDWR | OFlags::CLOEXEC,
+        Mode::from_raw_mode(0o600),
+    );
+    match tmp {
+        Ok(fd) => ficlone(fd.as_fd(), job.src.as_fd()),
+        Err(e) => {
+            // No O_TMPFILE here: use a named temporary.
+            let _ = e;
+            let (fd, name) = crate::replace::create_temp(job.dst_dir, job.dst_name)?;
+            let r = ficlone(fd.as_fd(), job.src.as_fd());
+            let _ = rustix::fs::unlinkat(job.dst_dir, &name, rustix::fs::AtFlags::empty());
+            r
+        }
+    }
+}
+
+/// One `copy_file_range` call between explicit offsets.
+pub(crate) fn copy_range(
+    job: &Job<'_>,
+    off_in: &mut u64,
+    off_out: &mut u64,
+    len: usize,
+) -> io::Result<usize> {
+    Ok(rustix::fs::copy_file_range(
+        job.src.as_fd(),
+        Some(off_in),
+        job.dst.as_fd(),
+        Some(off_out),
+        len,
+    )?)
+}
+
+/// `renameat2(RENAME_NOREPLACE)`.
+pub(crate) fn rename_noreplace(
+    dir: std::os::fd::BorrowedFd<'_>,
+    from: &std::ffi::OsStr,
+    to: &std::ffi::OsStr,
+) -> io::Result<()> {
+    Ok(rustix::fs::renameat_with(
+        dir,
+        from,
+        dir,
+        to,
+        RenameFlags::NOREPLACE,
+    )?)
+}
+
+/// Copies every extended attribute (including `system.posix_acl_access`,
+/// the POSIX ACL) from `src` to `dst`; refusals are listed in `skipped`.
+pub(crate) fn copy_xattrs(src: &std::fs::File, dst: &std::fs::File, skipped: &mut Vec<String>) {
+    let names = match list_xattrs(src) {
+        Ok(n) => n,
+        Err(e) => {
+            skipped.push(format!("xattrs: {e}"));
+            return;
+        }
+    };
+    for name in names.split(|&b| b == 0).filter(|n| !n.is_empty()) {
+        let name = std::ffi::OsStr::from_bytes(name);
+        let r = (|| -> io::Result<()> {
+            let n = rustix::fs::fgetxattr_query(src, name)?;
+            let mut value = vec![0u8; n];
+            let got = rustix::fs::fgetxattr(src, name, &mut value[..])?;
+            value.truncate(got);
+            rustix::fs::fsetxattr(dst, name, &value, rustix::fs::XattrFlags::empty())?;
+            Ok(())
+        })();
+        if let Err(e) = r {
+            skipped.push(format!("xattr {}: {e}", name.to_string_lossy()));
+        }
+    }
+}
+
+fn list_xattrs(f: &std::fs::File) -> io::Result<Vec<u8>> {
+    for _ in 0..4 {
+        let n = match rustix::fs::flistxattr_query(f) {
+            Ok(n) => n,
+            Err(rustix::io::Errno::OPNOTSUPP) => return Ok(Vec::new()),
+            Err(e) => return Err(e.into()),
+        };
+        let mut buf = vec![0u8; n];
+        match rustix::fs::flistxattr(f, &mut buf[..]) {
+            Ok(got) => {
+                buf.truncate(got);
+                return Ok(buf);
+            }
+            // Grew meanwhile.
+            Err(rustix::io::Errno::RANGE) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(io::Error::other("the xattr list kept changing"))
+}
+
+use std::os::unix::ffi::OsStrExt;

@@ -1,0 +1,122 @@
+//! What a copy did, in numbers that tests check against the disk.
+
+use std::fmt;
+
+/// How the bytes reached the destination.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
+pub enum Strategy {
+    /// Every data byte shares storage with the source (`FICLONE`,
+    /// `clonefile`, `FSCTL_DUPLICATE_EXTENTS_TO_FILE`).
+    Cloned,
+    /// The kernel copied the bytes (`copy_file_range`, or a clone ioctl
+    /// that had to copy data stored inline in metadata).
+    KernelCopy,
+    /// The bytes went through this process (`read`/`write`).
+    UserCopy,
+    /// Part shared, part copied: see the byte counts.
+    Mixed,
+    /// macOS `copyfile(COPYFILE_CLONE)` reported a clone
+    /// (`COPYFILE_STATE_WAS_CLONED`).
+    Copyfile,
+    /// An operating-system copy routine whose method is not observable
+    /// (Windows `CopyFileExW`, macOS `fcopyfile`): counted as copied bytes.
+    SystemCopy,
+}
+
+impl Strategy {
+    /// The lower-case name used by `Display` and serde.
+    pub fn name(self) -> &'static str {
+        match self {
+            Strategy::Cloned => "cloned",
+            Strategy::KernelCopy => "kernel-copy",
+            Strategy::UserCopy => "user-copy",
+            Strategy::Mixed => "mixed",
+            Strategy::Copyfile => "copyfile",
+            Strategy::SystemCopy => "system-copy",
+        }
+    }
+}
+
+impl fmt::Display for Strategy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Whether the destination existed before the copy.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Destination {
+    /// The copy created it.
+    Created,
+    /// It existed and its content was replaced (in place, or by an atomic
+    /// rename).
+    Replaced,
+}
+
+/// A strategy that was tried and declined, and why.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+pub struct Fallback {
+    /// The strategy that declined.
+    pub strategy: Strategy,
+    /// The OS error number that made it decline, if one did.
+    pub errno: Option<i32>,
+    /// A short human explanation ("copy_file_range returned 0", ...).
+    pub reason: String,
+}
+
+impl fmt::Display for Fallback {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} declined: {}", self.strategy, self.reason)?;
+        if let Some(e) = self.errno {
+            write!(f, " (os error {e})")?;
+        }
+        Ok(())
+    }
+}
+
+/// The per-file result of a copy.
+///
+/// `bytes_cloned + bytes_copied + hole_bytes == len` always holds. The report
+/// says [`Strategy::Cloned`] only when the data is really shared: after a
+/// clone ioctl the destination's extents are read back (FIEMAP `SHARED`),
+/// so btrfs inline extents, which a clone copies, count as copied.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct CopyReport {
+    /// How the data was transferred.
+    pub strategy: Strategy,
+    /// Bytes whose storage is shared with the source.
+    pub bytes_cloned: u64,
+    /// Bytes written (by the kernel or this process).
+    pub bytes_copied: u64,
+    /// Bytes left as holes.
+    pub hole_bytes: u64,
+    /// The destination's final length.
+    pub len: u64,
+    /// Whether the destination was created or replaced.
+    pub destination: Destination,
+    /// The source's length changed while it was copied; `len` is the length
+    /// actually copied (its real end when read).
+    pub size_changed: bool,
+    /// Strategies that were tried first and declined.
+    pub fallbacks: Vec<Fallback>,
+    /// Metadata that was asked for but could not be applied (for example an
+    /// xattr namespace the destination filesystem refuses, or ownership
+    /// without the privilege), as `name: error` lines.
+    pub metadata_skipped: Vec<String>,
+}
+
+impl CopyReport {
+    /// Fraction of the data bytes (not holes) that are shared with the
+    /// source, 1.0 for a file without data.
+    pub fn shared_ratio(&self) -> f64 {
+        let data = self.bytes_cloned + self.bytes_copied;
+        if data == 0 {
+            1.0
+        } else {
+            self.bytes_cloned as f64 / data as f64
+        }
+    }
+}

@@ -1,0 +1,63 @@
+//! Step 3: share the source's blocks (the platform's clone call).
+//!
+//! `reflink = never` skips it. With `reflink = always` a refusal is
+//! [`CopyError::ReflinkUnsupported`]; before an existing destination is
+//! truncated for the clone, the clone is tried on an anonymous temporary in
+//! the same directory, so an unsupported filesystem leaves it untouched.
+
+use crate::chain::{Job, Step};
+use crate::report::{Fallback, Strategy};
+use crate::{CopyError, Reflink, errno};
+
+/// Runs the platform clone.
+pub(crate) fn step(job: &mut Job<'_>) -> Step {
+    if job.opts.reflink == Reflink::Never || !job.dst_regular {
+        return Step::Declined(None);
+    }
+    let always = job.opts.reflink == Reflink::Always;
+    if always && job.in_place && job.dst_has_content {
+        if let Err(e) = crate::platform::clone_probe(job) {
+            return Step::Failed(CopyError::ReflinkUnsupported {
+                path: job.dst_path.to_path_buf(),
+                source: e,
+            });
+        }
+    }
+    match crate::platform::clone(job) {
+        Ok(outcome) => Step::Done(outcome),
+        Err(CloneError::Refused(e)) => {
+            if always {
+                Step::Failed(CopyError::ReflinkUnsupported {
+                    path: job.dst_path.to_path_buf(),
+                    source: e,
+                })
+            } else {
+                Step::Declined(Some(Fallback {
+                    strategy: Strategy::Cloned,
+                    errno: e.raw_os_error(),
+                    reason: format!("clone refused: {e}"),
+                }))
+            }
+        }
+        Err(CloneError::Failed(e)) => Step::Failed(e),
+    }
+}
+
+/// Why a platform clone did not finish.
+pub(crate) enum CloneError {
+    /// Refused before anything was written (a fallback errno).
+    Refused(std::io::Error),
+    /// Failed for good.
+    Failed(CopyError),
+}
+
+impl CloneError {
+    /// Sorts an error from the clone call by the errno table.
+    pub(crate) fn from_io(job: &Job<'_>, op: &'static str, e: std::io::Error) -> Self {
+        if errno::is_fallback(&e) {
+            CloneError::Refused(e)
+        } else {
+            CloneError::Failed(CopyError::io(op, job.dst_path, e))
+        }
+    }
+}

@@ -1,0 +1,94 @@
+//! Step 4: the kernel copies (`copy_file_range`), one call loop per data
+//! segment, so holes stay holes.
+//!
+//! Skipped with `reflink = never` (on btrfs and XFS the kernel may share
+//! blocks instead of copying) and with `sparse = always` (zero runs inside
+//! data can only be found by reading). Declines while nothing was written:
+//! on a fallback errno, or when the first call returns 0 for a non-empty file
+//! (procfs, sysfs). A 0 later means the file ended early: the copy stops
+//! there and the report says the size changed.
+
+use std::io;
+
+use crate::chain::{Job, Outcome, Step};
+use crate::report::{Fallback, Strategy};
+use crate::strategy::{Segment, plan};
+use crate::{CopyError, Reflink, Sparse, errno};
+
+/// Largest request per call (the kernel caps one call near 2 GiB anyway).
+const CHUNK: u64 = 1 << 30;
+
+/// Runs the kernel copy.
+pub(crate) fn step(job: &mut Job<'_>) -> Step {
+    if job.opts.reflink == Reflink::Never
+        || job.opts.sparse == Sparse::Always
+        || job.len == 0
+        || !crate::platform::HAS_COPY_RANGE
+    {
+        return Step::Declined(None);
+    }
+    let segments = match plan(job.src, job.len) {
+        Ok(s) => s,
+        Err(e) => return Step::Failed(CopyError::io("find data in", job.src_path, e)),
+    };
+    if let Err(e) = job.prepare_sized_write() {
+        return Step::Failed(e);
+    }
+    let mut written = 0u64;
+    let mut real_end: Option<u64> = None;
+    let declined = |e: Option<io::Error>, reason: String| {
+        Step::Declined(Some(Fallback {
+            strategy: Strategy::KernelCopy,
+            errno: e.as_ref().and_then(io::Error::raw_os_error),
+            reason,
+        }))
+    };
+    'segments: for Segment { start, end } in segments.iter().copied() {
+        let to_eof = end >= job.len;
+        let mut off = start;
+        while to_eof || off < end {
+            let want = if to_eof {
+                CHUNK
+            } else {
+                (end - off).min(CHUNK)
+            };
+            let mut off_in = off;
+            let mut off_out = off;
+            match crate::platform::copy_range(job, &mut off_in, &mut off_out, want as usize) {
+                Ok(0) => {
+                    if written == 0 {
+                        return declined(None, "copy_file_range returned 0 before any data".into());
+                    }
+                    if to_eof || off < end {
+                        // End of file: where it really is now.
+                        real_end = Some(off);
+                    }
+                    break 'segments;
+                }
+                Ok(n) => {
+                    off += n as u64;
+                    written += n as u64;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if written == 0 && errno::is_fallback(&e) => {
+                    let reason = format!("copy_file_range: {e}");
+                    return declined(Some(e), reason);
+                }
+                Err(e) => {
+                    return Step::Failed(CopyError::io("copy_file_range to", job.dst_path, e));
+                }
+            }
+        }
+    }
+    match crate::strategy::user::finish_len(job, real_end, written) {
+        Ok((len, size_changed)) => Step::Done(Outcome {
+            strategy: Strategy::KernelCopy,
+            bytes_cloned: 0,
+            bytes_copied: written,
+            hole_bytes: len.saturating_sub(written),
+            len,
+            size_changed,
+        }),
+        Err(e) => Step::Failed(e),
+    }
+}

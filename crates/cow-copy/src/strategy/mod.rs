@@ -1,0 +1,78 @@
+//! Steps 3 to 5 of the chain and the helpers they share.
+
+pub(crate) mod clone;
+pub(crate) mod kernel;
+pub(crate) mod user;
+
+use std::fs::File;
+use std::io;
+use std::os::fd::AsFd;
+
+use rustix::fs::SeekFrom;
+use rustix::io::Errno;
+
+/// A run of data in the source: `start..end`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Segment {
+    pub(crate) start: u64,
+    pub(crate) end: u64,
+}
+
+/// The data segments of the first `len` bytes of `file`, found with
+/// `SEEK_DATA`/`SEEK_HOLE`. `None` when the filesystem cannot tell (then the
+/// whole file is data). A segment ending at `len` means the file ends in
+/// data: callers read that one to the real end of file, which may be later
+/// if the file grew.
+pub(crate) fn data_segments(file: &File, len: u64) -> io::Result<Option<Vec<Segment>>> {
+    let fd = file.as_fd();
+    let mut out = Vec::new();
+    let mut off = 0u64;
+    while off < len {
+        let start = match rustix::fs::seek(fd, SeekFrom::Data(off)) {
+            Ok(d) => d,
+            // No more data after `off`.
+            Err(Errno::NXIO) => break,
+            Err(e)
+                if off == 0
+                    && (e == Errno::INVAL || e == Errno::OPNOTSUPP || e == Errno::NOTSUP) =>
+            {
+                return Ok(None);
+            }
+            Err(e) => return Err(e.into()),
+        };
+        if start >= len {
+            break;
+        }
+        let end = match rustix::fs::seek(fd, SeekFrom::Hole(start)) {
+            Ok(h) => h.min(len),
+            // Truncated under us: nothing more.
+            Err(Errno::NXIO) => break,
+            Err(e) => return Err(e.into()),
+        };
+        if end <= start {
+            break;
+        }
+        out.push(Segment { start, end });
+        off = end;
+    }
+    Ok(Some(out))
+}
+
+/// The segments to copy under the sparse policy: the data segments, or the
+/// whole file as one when holes are not detectable or `len` is 0 (a procfs
+/// file that reports size 0 but has data is read to its end).
+pub(crate) fn plan(file: &File, len: u64) -> io::Result<Vec<Segment>> {
+    if len == 0 {
+        return Ok(vec![Segment { start: 0, end: 0 }]);
+    }
+    Ok(data_segments(file, len)?.unwrap_or_else(|| vec![Segment { start: 0, end: len }]))
+}
+
+/// Picks the strategy name from what really happened.
+pub(crate) fn classify(cloned: u64, copied: u64, copier: crate::Strategy) -> crate::Strategy {
+    match (cloned > 0, copied > 0) {
+        (true, true) => crate::Strategy::Mixed,
+        (false, true) => copier,
+        _ => crate::Strategy::Cloned,
+    }
+}

@@ -1,0 +1,233 @@
+//! Step 5: read and write in this process, keeping holes. Never declines.
+//!
+//! Reads each data segment (the whole file when holes cannot be found, or
+//! when the size reads 0) and writes it at the same offset, so holes stay
+//! unallocated; the last segment is read to the real end of file. With
+//! `sparse = always` whole blocks of zeros are skipped too. A destination
+//! that is not a regular file (FIFO, device) gets the bytes as a stream.
+
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::os::fd::AsFd;
+use std::os::unix::fs::FileExt;
+
+use rustix::fs::{FallocateFlags, SeekFrom};
+use rustix::io::Errno;
+
+use crate::chain::{Job, Outcome, Step};
+use crate::report::Strategy;
+use crate::strategy::{Segment, plan};
+use crate::{CopyError, Sparse};
+
+const BUF: usize = 1 << 20;
+
+/// Runs the user-space copy.
+pub(crate) fn step(job: &mut Job<'_>) -> Step {
+    match copy(job) {
+        Ok(o) => Step::Done(o),
+        Err(e) => Step::Failed(e),
+    }
+}
+
+fn copy(job: &mut Job<'_>) -> Result<Outcome, CopyError> {
+    job.prepare_sized_write()?;
+    if !job.dst_regular {
+        return stream(job);
+    }
+    let segments = if job.opts.sparse == Sparse::Never {
+        vec![Segment {
+            start: 0,
+            end: job.len,
+        }]
+    } else {
+        plan(job.src, job.len).map_err(|e| CopyError::io("find data in", job.src_path, e))?
+    };
+    let block = zero_block_size(job);
+    let mut buf = vec![0u8; BUF];
+    let mut written = 0u64;
+    let mut skipped = 0u64;
+    let mut real_end = None;
+    'segments: for Segment { start, end } in segments {
+        let to_eof = end >= job.len;
+        let mut off = start;
+        while to_eof || off < end {
+            let want = if to_eof {
+                BUF
+            } else {
+                (end - off).min(BUF as u64) as usize
+            };
+            let n = match job.src.read_at(&mut buf[..want], off) {
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(CopyError::io("read", job.src_path, e)),
+            };
+            if n == 0 {
+                real_end = Some(off);
+                break 'segments;
+            }
+            let chunk = &buf[..n];
+            match block {
+                Some(bs) => {
+                    let (w, s) = write_skipping_zeros(&job.dst, chunk, off, bs)
+                        .map_err(|e| write_error(job, written, e))?;
+                    written += w;
+                    skipped += s;
+                }
+                None => {
+                    job.dst
+                        .write_all_at(chunk, off)
+                        .map_err(|e| write_error(job, written, e))?;
+                    written += n as u64;
+                }
+            }
+            off += n as u64;
+        }
+    }
+    let (len, size_changed) = finish_len(job, real_end, written)?;
+    let _ = skipped;
+    Ok(Outcome {
+        strategy: Strategy::UserCopy,
+        bytes_cloned: 0,
+        bytes_copied: written,
+        hole_bytes: len.saturating_sub(written),
+        len,
+        size_changed,
+    })
+}
+
+/// The block size for zero detection with `sparse = always`, else `None`.
+fn zero_block_size(job: &Job<'_>) -> Option<u64> {
+    if job.opts.sparse != Sparse::Always {
+        return None;
+    }
+    use std::os::unix::fs::MetadataExt;
+    let bs = job.dst.metadata().map(|m| m.blksize()).unwrap_or(4096);
+    Some(bs.clamp(512, 1 << 20))
+}
+
+/// Writes `chunk` at `off`, leaving out every whole, aligned block of zeros
+/// (the destination is empty there, so those stay holes). Returns (written,
+/// skipped).
+fn write_skipping_zeros(dst: &File, chunk: &[u8], off: u64, bs: u64) -> io::Result<(u64, u64)> {
+    let mut written = 0u64;
+    let mut skipped = 0u64;
+    let mut pos = 0usize;
+    let mut pending: Option<usize> = None;
+    while pos < chunk.len() {
+        let abs = off + pos as u64;
+        let next_boundary = ((abs / bs) + 1) * bs;
+        let len = ((next_boundary - abs) as usize).min(chunk.len() - pos);
+        let piece = &chunk[pos..pos + len];
+        let whole_block = abs % bs == 0 && len as u64 == bs;
+        if whole_block && piece.iter().all(|&b| b == 0) {
+            if let Some(p) = pending.take() {
+                dst.write_all_at(&chunk[p..pos], off + p as u64)?;
+                written += (pos - p) as u64;
+            }
+            skipped += len as u64;
+        } else if pending.is_none() {
+            pending = Some(pos);
+        }
+        pos += len;
+    }
+    if let Some(p) = pending {
+        dst.write_all_at(&chunk[p..], off + p as u64)?;
+        written += (chunk.len() - p) as u64;
+    }
+    Ok((written, skipped))
+}
+
+/// Copies to a FIFO or device destination: a plain stream, no holes, no
+/// length to set.
+fn stream(job: &mut Job<'_>) -> Result<Outcome, CopyError> {
+    let mut buf = vec![0u8; BUF];
+    let mut src = job.src;
+    let mut written = 0u64;
+    loop {
+        let n = match src.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(CopyError::io("read", job.src_path, e)),
+        };
+        (&job.dst)
+            .write_all(&buf[..n])
+            .map_err(|e| CopyError::io("write", job.dst_path, e))?;
+        written += n as u64;
+    }
+    Ok(Outcome {
+        strategy: Strategy::UserCopy,
+        bytes_cloned: 0,
+        bytes_copied: written,
+        hole_bytes: 0,
+        len: written,
+        size_changed: written != job.len,
+    })
+}
+
+fn write_error(job: &Job<'_>, _written: u64, e: io::Error) -> CopyError {
+    CopyError::io("write", job.dst_path, e)
+}
+
+/// Sets the destination's final length and says whether the source's size
+/// changed. `real_end` is where reading hit the end of file, if it did (the
+/// file ended in data); otherwise the length is the one seen at open.
+pub(crate) fn finish_len(
+    job: &Job<'_>,
+    real_end: Option<u64>,
+    _written: u64,
+) -> Result<(u64, bool), CopyError> {
+    let len = real_end.unwrap_or(job.len);
+    let now = job
+        .src
+        .metadata()
+        .map_err(|e| CopyError::io("stat", job.src_path, e))?
+        .len();
+    if job.dst_regular {
+        job.dst
+            .set_len(len)
+            .map_err(|e| CopyError::io("set the length of", job.dst_path, e))?;
+    }
+    Ok((len, len != job.len || now != job.len))
+}
+
+/// `sparse = never`: allocates the destination's holes (fallocate, else
+/// written zeros), so every byte is allocated.
+pub(crate) fn fill_holes(job: &Job<'_>, outcome: &mut Outcome) -> Result<(), CopyError> {
+    let fd = job.dst.as_fd();
+    let len = outcome.len;
+    let res = rustix::fs::fallocate(fd, FallocateFlags::empty(), 0, len);
+    if res.is_err() {
+        let zeros = vec![0u8; BUF];
+        let mut off = 0u64;
+        while off < len {
+            let hole = match rustix::fs::seek(fd, SeekFrom::Hole(off)) {
+                Ok(h) if h < len => h,
+                Ok(_) | Err(Errno::NXIO) => break,
+                Err(e) => return Err(CopyError::io("find holes in", job.dst_path, e.into())),
+            };
+            let data = match rustix::fs::seek(fd, SeekFrom::Data(hole)) {
+                Ok(d) => d.min(len),
+                Err(Errno::NXIO) => len,
+                Err(e) => return Err(CopyError::io("find holes in", job.dst_path, e.into())),
+            };
+            let mut p = hole;
+            while p < data {
+                let n = (data - p).min(BUF as u64) as usize;
+                job.dst
+                    .write_all_at(&zeros[..n], p)
+                    .map_err(|e| CopyError::io("write zeros to", job.dst_path, e))?;
+                p += n as u64;
+            }
+            off = data;
+        }
+    }
+    outcome.bytes_copied += outcome.hole_bytes;
+    outcome.hole_bytes = 0;
+    if outcome.strategy == Strategy::Cloned && outcome.bytes_cloned > 0 {
+        outcome.strategy = Strategy::Mixed;
+    } else if outcome.strategy == Strategy::Cloned {
+        outcome.strategy = Strategy::UserCopy;
+    }
+    Ok(())
+}
