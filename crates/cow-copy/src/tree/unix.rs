@@ -1,0 +1,1252 @@
+//! The Unix walker: every entry is reached through its parent's descriptor.
+//!
+//! Sources are opened with `O_NOFOLLOW` (unless the dereference policy says
+//! otherwise) and destinations are created with `mkdirat`, `symlinkat`,
+//! `mknodat` and `linkat` relative to a destination directory descriptor that
+//! was itself opened with `O_NOFOLLOW`. Nothing below the root is resolved as
+//! a path, so renaming or swapping directories during the copy cannot move
+//! writes outside the destination.
+
+use std::collections::HashMap;
+use std::ffi::{CStr, CString, OsStr};
+use std::io;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Component, Path, PathBuf};
+use std::sync::{Condvar, Mutex};
+
+use rayon::prelude::*;
+use rustix::fs::{self as rfs, AtFlags, CWD, Dir, FileType, Mode, OFlags, Stat, Timestamps};
+use rustix::io::Errno;
+
+use super::{
+    Count, Dereference, EntryAction, EntryKind, Shared, TreeError, TreeOptions, TreeReport,
+};
+use crate::{CopyOptions, Overwrite, Preserve};
+
+/// (device, inode).
+type Id = (u64, u64);
+
+/// Mode bits that `chmod` sets (permissions, setuid, setgid, sticky).
+const MODE_BITS: u32 = 0o7777;
+/// Permission bits.
+const PERM_BITS: u32 = 0o777;
+/// setuid and setgid.
+const SUID_SGID: u32 = 0o6000;
+/// Owner read, write, search: what the walk needs on a directory it fills.
+const OWNER_RWX: u32 = 0o700;
+
+#[allow(clippy::unnecessary_cast)]
+fn id_of(st: &Stat) -> Id {
+    (st.st_dev as u64, st.st_ino as u64)
+}
+
+#[allow(clippy::unnecessary_cast)]
+fn mode_of(st: &Stat) -> u32 {
+    st.st_mode as u32
+}
+
+#[allow(clippy::unnecessary_cast)]
+fn size_of(st: &Stat) -> u64 {
+    st.st_size.max(0) as u64
+}
+
+#[allow(clippy::unnecessary_cast)]
+fn nlink_of(st: &Stat) -> u64 {
+    st.st_nlink as u64
+}
+
+#[allow(clippy::unnecessary_cast)]
+fn times_of(st: &Stat) -> Timestamps {
+    Timestamps {
+        last_access: rustix::fs::Timespec {
+            tv_sec: st.st_atime as i64,
+            tv_nsec: st.st_atime_nsec as _,
+        },
+        last_modification: rustix::fs::Timespec {
+            tv_sec: st.st_mtime as i64,
+            tv_nsec: st.st_mtime_nsec as _,
+        },
+    }
+}
+
+fn owner_of(st: &Stat) -> (rustix::fs::Uid, rustix::fs::Gid) {
+    (
+        rustix::fs::Uid::from_raw(st.st_uid),
+        rustix::fs::Gid::from_raw(st.st_gid),
+    )
+}
+
+fn kind_of(st: &Stat) -> FileType {
+    FileType::from_raw_mode(st.st_mode)
+}
+
+fn errno(e: Errno) -> io::Error {
+    io::Error::from_raw_os_error(e.raw_os_error())
+}
+
+fn os_name(c: &CStr) -> &Path {
+    Path::new(OsStr::from_bytes(c.to_bytes()))
+}
+
+/// Flags to open a directory only to stat it or to use it as an `*at` base.
+fn dir_base_flags() -> OFlags {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    {
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    {
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC
+    }
+}
+
+/// Flags to open a directory to read or to change its metadata.
+fn dir_flags(follow: bool) -> OFlags {
+    let f = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
+    if follow { f } else { f | OFlags::NOFOLLOW }
+}
+
+/// Where the copy goes.
+enum Dest {
+    /// `name` inside the directory `parent` (the usual case).
+    Named { parent: OwnedFd, name: CString },
+    /// An existing directory, named with a trailing `/` or `.`.
+    Dir(OwnedFd),
+}
+
+fn setup_err(op: &'static str, path: &Path, e: Errno) -> TreeError {
+    TreeError::Io {
+        op,
+        path: path.to_path_buf(),
+        source: errno(e),
+    }
+}
+
+fn cstring(p: &Path) -> Result<CString, TreeError> {
+    CString::new(p.as_os_str().as_bytes()).map_err(|_| TreeError::Io {
+        op: "use path",
+        path: p.to_path_buf(),
+        source: io::Error::new(io::ErrorKind::InvalidInput, "path contains a NUL byte"),
+    })
+}
+
+/// Whether the path ends in a way that names a directory itself: a trailing
+/// slash, `.` or `..`.
+fn names_dir_itself(p: &Path) -> bool {
+    let b = p.as_os_str().as_bytes();
+    b.ends_with(b"/") || b == b"." || b == b".." || b.ends_with(b"/.") || b.ends_with(b"/..")
+}
+
+fn resolve_dest(dst: &Path) -> Result<Dest, TreeError> {
+    if names_dir_itself(dst) {
+        match rfs::statat(CWD, dst, AtFlags::empty()) {
+            Ok(st) if kind_of(&st) == FileType::Directory => {
+                let fd = rfs::openat(CWD, dst, dir_flags(true), Mode::empty())
+                    .map_err(|e| setup_err("open destination directory", dst, e))?;
+                return Ok(Dest::Dir(fd));
+            }
+            Ok(_) => {
+                return Err(setup_err("use destination", dst, Errno::NOTDIR));
+            }
+            Err(Errno::NOENT) if dst.file_name().is_some() => {}
+            Err(e) => return Err(setup_err("stat destination", dst, e)),
+        }
+    }
+    let name = dst
+        .file_name()
+        .ok_or_else(|| setup_err("use destination", dst, Errno::INVAL))?;
+    let parent = match dst.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let parent_fd = rfs::openat(CWD, parent, dir_flags(true), Mode::empty())
+        .map_err(|e| setup_err("open destination directory", parent, e))?;
+    Ok(Dest::Named {
+        parent: parent_fd,
+        name: cstring(Path::new(name))?,
+    })
+}
+
+/// Refuses a destination whose directory `start` is the source directory or
+/// lies inside it: walks `..` from `start` up to the root comparing (device,
+/// inode) with the source's.
+fn check_not_inside(
+    src_id: Id,
+    start: BorrowedFd<'_>,
+    src: &Path,
+    dst: &Path,
+) -> Result<(), TreeError> {
+    let into_itself = || TreeError::IntoItself {
+        src: src.to_path_buf(),
+        dst: dst.to_path_buf(),
+    };
+    let mut cur = match rfs::openat(start, c".", dir_base_flags(), Mode::empty()) {
+        Ok(fd) => fd,
+        Err(e) => return Err(setup_err("open destination directory", dst, e)),
+    };
+    let mut st = rfs::fstat(&cur).map_err(|e| setup_err("stat destination directory", dst, e))?;
+    // A path deeper than this is not a real filesystem; stop rather than loop.
+    for _ in 0..4096 {
+        if id_of(&st) == src_id {
+            return Err(into_itself());
+        }
+        let up = match rfs::openat(&cur, c"..", dir_base_flags(), Mode::empty()) {
+            Ok(fd) => fd,
+            // An ancestor we may not search cannot be the source we could read.
+            Err(Errno::ACCESS) => return Ok(()),
+            Err(e) => return Err(setup_err("open parent of destination", dst, e)),
+        };
+        let ust = rfs::fstat(&up).map_err(|e| setup_err("stat parent of destination", dst, e))?;
+        if id_of(&ust) == id_of(&st) {
+            return Ok(());
+        }
+        cur = up;
+        st = ust;
+    }
+    Ok(())
+}
+
+pub(super) fn copy_tree(
+    src: &Path,
+    dst: &Path,
+    opts: &TreeOptions,
+) -> Result<TreeReport, TreeError> {
+    let follow_root = opts.dereference != Dereference::Never;
+    let st = rfs::statat(
+        CWD,
+        src,
+        if follow_root {
+            AtFlags::empty()
+        } else {
+            AtFlags::SYMLINK_NOFOLLOW
+        },
+    )
+    .map_err(|e| setup_err("stat", src, e))?;
+    let dest = resolve_dest(dst)?;
+    let is_dir = kind_of(&st) == FileType::Directory;
+
+    if !is_dir {
+        let (parent, name) = match &dest {
+            Dest::Named { parent, name } => (parent, name),
+            Dest::Dir(_) => {
+                return Err(setup_err("copy to", dst, Errno::ISDIR));
+            }
+        };
+        let src_c = cstring(src)?;
+        let shared = Shared::new(opts, src);
+        let walker = Walker::new(shared, opts, None, false);
+        walker.shared.counters.discovered(
+            u64::from(kind_of(&st) == FileType::RegularFile),
+            size_of(&st),
+        );
+        walker.entry(
+            CWD,
+            &src_c,
+            &st,
+            parent.as_fd(),
+            name,
+            Path::new(""),
+            follow_root,
+            None,
+        );
+        return Ok(walker.finish());
+    }
+
+    let src_fd = rfs::openat(CWD, src, dir_flags(follow_root), Mode::empty())
+        .map_err(|e| setup_err("open directory", src, e))?;
+    let src_st = rfs::fstat(&src_fd).map_err(|e| setup_err("stat", src, e))?;
+    let src_id = id_of(&src_st);
+
+    // Refuse a destination inside the source, and the source itself.
+    let dst_dir = match &dest {
+        Dest::Dir(fd) => {
+            let st = rfs::fstat(fd).map_err(|e| setup_err("stat", dst, e))?;
+            if id_of(&st) == src_id {
+                return Err(TreeError::SameFile {
+                    src: src.to_path_buf(),
+                    dst: dst.to_path_buf(),
+                });
+            }
+            check_not_inside(src_id, fd.as_fd(), src, dst)?;
+            None
+        }
+        Dest::Named { parent, name } => {
+            if let Ok(st) = rfs::statat(parent, name.as_c_str(), AtFlags::SYMLINK_NOFOLLOW) {
+                if id_of(&st) == src_id {
+                    return Err(TreeError::SameFile {
+                        src: src.to_path_buf(),
+                        dst: dst.to_path_buf(),
+                    });
+                }
+            }
+            check_not_inside(src_id, parent.as_fd(), src, dst)?;
+            Some((parent, name))
+        }
+    };
+
+    let shared = Shared::new(opts, src);
+    let root = match dst_dir {
+        None => match &dest {
+            Dest::Dir(fd) => DstDir {
+                fd: rfs::openat(fd, c".", dir_flags(false), Mode::empty())
+                    .map_err(|e| setup_err("open destination directory", dst, e))?,
+                created: false,
+                restore: None,
+            },
+            Dest::Named { .. } => unreachable!("named destinations have a parent"),
+        },
+        Some((parent, name)) => match make_dir(parent.as_fd(), name, &src_st) {
+            Ok(d) => d,
+            Err(MakeDirError::NotADirectory) => {
+                return Err(TreeError::NotADirectory {
+                    src: src.to_path_buf(),
+                    dst: dst.to_path_buf(),
+                });
+            }
+            Err(MakeDirError::Io(op, e)) => return Err(setup_err(op, dst, e)),
+        },
+    };
+
+    let walker = Walker::new(shared, opts, Some(root.fd.as_fd()), true);
+    super::with_pool(opts, |parallel| {
+        let walker = Walker { parallel, ..walker };
+        walker.shared.totals.bump(Count::Dirs);
+        walker.shared.record(
+            Path::new(""),
+            EntryKind::Dir,
+            if root.created {
+                EntryAction::Created
+            } else {
+                EntryAction::Merged
+            },
+            None,
+        );
+        let node = Ancestors {
+            id: src_id,
+            parent: None,
+        };
+        walker.copy_contents(src_fd.as_fd(), root.fd.as_fd(), Path::new(""), &node);
+        walker.finish_dir(src_fd.as_fd(), &src_st, &root, Path::new(""));
+        Ok(walker.finish())
+    })
+}
+
+/// The chain of source directories above the current one, to catch cycles
+/// (symlinks followed with `Dereference::Always`, or bind-mount loops).
+struct Ancestors<'p> {
+    id: Id,
+    parent: Option<&'p Ancestors<'p>>,
+}
+
+impl Ancestors<'_> {
+    fn contains(&self, id: Id) -> bool {
+        let mut cur = Some(self);
+        while let Some(a) = cur {
+            if a.id == id {
+                return true;
+            }
+            cur = a.parent;
+        }
+        false
+    }
+}
+
+/// A destination directory being filled.
+struct DstDir {
+    fd: OwnedFd,
+    /// Whether the walk created it.
+    created: bool,
+    /// The mode to restore after the children were written, when the walk
+    /// had to add owner `rwx` to fill it.
+    restore: Option<u32>,
+}
+
+enum MakeDirError {
+    /// Something other than a directory is there.
+    NotADirectory,
+    Io(&'static str, Errno),
+}
+
+/// Creates the directory `name` in `parent` (or opens the existing one) with
+/// the source's permission bits minus the umask, writable by the owner until
+/// [`Walker::finish_dir`] runs.
+fn make_dir(parent: BorrowedFd<'_>, name: &CStr, src_st: &Stat) -> Result<DstDir, MakeDirError> {
+    let want = Mode::from_raw_mode(mode_of(src_st) & PERM_BITS);
+    match rfs::mkdirat(parent, name, want) {
+        Ok(()) => {
+            let fd = rfs::openat(parent, name, dir_flags(false), Mode::empty())
+                .map_err(|e| MakeDirError::Io("open new directory", e))?;
+            let st = rfs::fstat(&fd).map_err(|e| MakeDirError::Io("stat new directory", e))?;
+            let actual = mode_of(&st) & MODE_BITS;
+            let mut restore = None;
+            if actual & OWNER_RWX != OWNER_RWX {
+                rfs::fchmod(&fd, Mode::from_raw_mode(actual | OWNER_RWX))
+                    .map_err(|e| MakeDirError::Io("make new directory writable", e))?;
+                restore = Some(actual);
+            }
+            Ok(DstDir {
+                fd,
+                created: true,
+                restore,
+            })
+        }
+        Err(Errno::EXIST) => {
+            let st = rfs::statat(parent, name, AtFlags::SYMLINK_NOFOLLOW)
+                .map_err(|e| MakeDirError::Io("stat existing destination", e))?;
+            if kind_of(&st) != FileType::Directory {
+                return Err(MakeDirError::NotADirectory);
+            }
+            let fd = rfs::openat(parent, name, dir_flags(false), Mode::empty())
+                .map_err(|e| MakeDirError::Io("open existing directory", e))?;
+            Ok(DstDir {
+                fd,
+                created: false,
+                restore: None,
+            })
+        }
+        Err(e) => Err(MakeDirError::Io("create directory", e)),
+    }
+}
+
+/// One entry of a listing.
+struct Child {
+    name: CString,
+    st: Stat,
+}
+
+/// The state of a multiply-linked source file (by (device, inode)).
+enum LinkState {
+    /// A worker is copying it now; others wait.
+    Copying,
+    /// Copied to this path relative to the destination root.
+    Done(PathBuf),
+    /// The copy failed: others copy it themselves.
+    Failed,
+}
+
+enum Claim {
+    /// This worker copies it.
+    Mine,
+    /// Link to the first copy at this relative path.
+    Link(PathBuf),
+    /// Copy it independently.
+    Copy,
+}
+
+struct Walker<'a> {
+    shared: Shared<'a>,
+    file_opts: CopyOptions,
+    file_opts_follow: CopyOptions,
+    preserve: Preserve,
+    no_clobber: bool,
+    follow_all: bool,
+    parallel: bool,
+    /// The destination root directory (for hard links); `None` when the
+    /// root is not a directory.
+    dst_root: Option<BorrowedFd<'a>>,
+    links: Mutex<HashMap<Id, LinkState>>,
+    link_done: Condvar,
+}
+
+impl<'a> Walker<'a> {
+    fn new(
+        shared: Shared<'a>,
+        opts: &'a TreeOptions,
+        dst_root: Option<BorrowedFd<'a>>,
+        parallel: bool,
+    ) -> Self {
+        Walker {
+            shared,
+            file_opts: opts.copy.clone().follow_symlinks(false),
+            file_opts_follow: opts.copy.clone().follow_symlinks(true),
+            preserve: opts.copy.preserve_policy(),
+            no_clobber: opts.copy.overwrite_policy() == Overwrite::NoClobber,
+            follow_all: opts.dereference == Dereference::Always,
+            parallel,
+            dst_root,
+            links: Mutex::new(HashMap::new()),
+            link_done: Condvar::new(),
+        }
+    }
+
+    fn finish(self) -> TreeReport {
+        self.shared.finish()
+    }
+
+    fn fail(&self, rel: &Path, kind: EntryKind, op: &'static str, e: Errno) {
+        self.shared.fail(rel, kind, op, errno(e));
+    }
+
+    /// A failure to apply metadata to an entry that was otherwise copied.
+    fn fail_meta(&self, rel: &Path, op: &'static str, e: Errno) {
+        self.shared.fail_meta(rel, op, errno(e));
+    }
+
+    /// Lists `src` (a directory) with each entry's status.
+    fn list(&self, src: BorrowedFd<'_>, rel: &Path) -> Option<Vec<Child>> {
+        let mut dir = match Dir::read_from(src) {
+            Ok(d) => d,
+            Err(e) => {
+                self.fail(rel, EntryKind::Dir, "read directory", e);
+                return None;
+            }
+        };
+        let stat_flags = if self.follow_all {
+            AtFlags::empty()
+        } else {
+            AtFlags::SYMLINK_NOFOLLOW
+        };
+        let mut out = Vec::new();
+        let (mut files, mut bytes) = (0u64, 0u64);
+        while let Some(ent) = dir.read() {
+            let ent = match ent {
+                Ok(e) => e,
+                Err(e) => {
+                    self.fail(rel, EntryKind::Dir, "read directory", e);
+                    break;
+                }
+            };
+            let name = ent.file_name();
+            if name == c"." || name == c".." {
+                continue;
+            }
+            match rfs::statat(src, name, stat_flags) {
+                Ok(st) => {
+                    if kind_of(&st) == FileType::RegularFile {
+                        files += 1;
+                        bytes += size_of(&st);
+                    }
+                    out.push(Child {
+                        name: name.to_owned(),
+                        st,
+                    });
+                }
+                Err(e) => {
+                    let crel = rel.join(os_name(name));
+                    self.fail(&crel, EntryKind::File, "stat", e);
+                }
+            }
+        }
+        drop(dir);
+        self.shared.counters.discovered(files, bytes);
+        self.shared.notify();
+        Some(out)
+    }
+
+    /// Copies every entry of `src` into `dst`.
+    fn copy_contents(
+        &self,
+        src: BorrowedFd<'_>,
+        dst: BorrowedFd<'_>,
+        rel: &Path,
+        anc: &Ancestors<'_>,
+    ) {
+        let Some(children) = self.list(src, rel) else {
+            return;
+        };
+        let each = |c: &Child| {
+            if self.shared.stopped() {
+                return;
+            }
+            let crel = rel.join(os_name(&c.name));
+            self.entry(
+                src,
+                &c.name,
+                &c.st,
+                dst,
+                &c.name,
+                &crel,
+                self.follow_all,
+                Some(anc),
+            );
+        };
+        if self.parallel && children.len() > 1 {
+            children.par_iter().for_each(each);
+        } else {
+            children.iter().for_each(each);
+        }
+    }
+
+    /// Copies one entry whose status is `st`.
+    #[allow(clippy::too_many_arguments)]
+    fn entry(
+        &self,
+        src_dir: BorrowedFd<'_>,
+        src_name: &CStr,
+        st: &Stat,
+        dst_dir: BorrowedFd<'_>,
+        dst_name: &CStr,
+        rel: &Path,
+        follow: bool,
+        anc: Option<&Ancestors<'_>>,
+    ) {
+        match kind_of(st) {
+            FileType::Directory => self.dir(src_dir, src_name, dst_dir, dst_name, rel, follow, anc),
+            FileType::RegularFile => {
+                self.file(src_dir, src_name, st, dst_dir, dst_name, rel, follow)
+            }
+            FileType::Symlink => self.symlink(src_dir, src_name, st, dst_dir, dst_name, rel),
+            FileType::Fifo => self.fifo(st, dst_dir, dst_name, rel),
+            FileType::CharacterDevice | FileType::BlockDevice => {
+                self.special(st, dst_dir, dst_name, rel, EntryKind::Device)
+            }
+            FileType::Socket => self.special(st, dst_dir, dst_name, rel, EntryKind::Socket),
+            FileType::Unknown => self.fail(
+                rel,
+                EntryKind::File,
+                "copy (unknown file type)",
+                Errno::INVAL,
+            ),
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn dir(
+        &self,
+        src_dir: BorrowedFd<'_>,
+        src_name: &CStr,
+        dst_dir: BorrowedFd<'_>,
+        dst_name: &CStr,
+        rel: &Path,
+        follow: bool,
+        anc: Option<&Ancestors<'_>>,
+    ) {
+        // O_NOFOLLOW: a directory swapped for a symlink since it was listed
+        // fails here (ELOOP/ENOTDIR) instead of being followed.
+        let src = match rfs::openat(src_dir, src_name, dir_flags(follow), Mode::empty()) {
+            Ok(fd) => fd,
+            Err(e) => return self.fail(rel, EntryKind::Dir, "open directory", e),
+        };
+        let st = match rfs::fstat(&src) {
+            Ok(st) => st,
+            Err(e) => return self.fail(rel, EntryKind::Dir, "stat directory", e),
+        };
+        let id = id_of(&st);
+        if anc.is_some_and(|a| a.contains(id)) {
+            return self.fail(
+                rel,
+                EntryKind::Dir,
+                "copy directory (it contains itself through a symlink or mount)",
+                Errno::LOOP,
+            );
+        }
+        let dst = match make_dir(dst_dir, dst_name, &st) {
+            Ok(d) => d,
+            Err(MakeDirError::NotADirectory) => {
+                return self.shared.fail(
+                    rel,
+                    EntryKind::Dir,
+                    "create directory",
+                    io::Error::new(
+                        io::ErrorKind::AlreadyExists,
+                        "cannot overwrite non-directory with directory",
+                    ),
+                );
+            }
+            Err(MakeDirError::Io(op, e)) => return self.fail(rel, EntryKind::Dir, op, e),
+        };
+        self.shared.totals.bump(Count::Dirs);
+        self.shared.record(
+            rel,
+            EntryKind::Dir,
+            if dst.created {
+                EntryAction::Created
+            } else {
+                EntryAction::Merged
+            },
+            None,
+        );
+        let node = Ancestors { id, parent: anc };
+        self.copy_contents(src.as_fd(), dst.fd.as_fd(), rel, &node);
+        self.finish_dir(src.as_fd(), &st, &dst, rel);
+    }
+
+    /// Applies a directory's metadata once its children are written: xattrs,
+    /// owner, mode, then times (last, since the others change ctime only).
+    fn finish_dir(&self, src: BorrowedFd<'_>, st: &Stat, dst: &DstDir, rel: &Path) {
+        let p = self.preserve;
+        let fd = dst.fd.as_fd();
+        let mut mode = mode_of(st) & MODE_BITS;
+        if p.xattrs {
+            if let Err((name, e)) = xattr::copy_fd(src, fd) {
+                if matches!(e, Errno::OPNOTSUPP | Errno::PERM | Errno::ACCESS) {
+                    self.shared
+                        .warn(rel, format!("xattr {name} not copied: {}", errno(e)));
+                } else {
+                    self.fail_meta(rel, "copy directory xattrs", e);
+                }
+            }
+        }
+        if p.ownership {
+            let (uid, gid) = owner_of(st);
+            if rfs::fchown(fd, Some(uid), Some(gid)).is_err() {
+                // Like cp -p: keep the group if allowed, drop setuid/setgid.
+                let _ = rfs::fchown(fd, None, Some(gid));
+                mode &= !SUID_SGID;
+            }
+        }
+        let set_mode = if p.mode { Some(mode) } else { dst.restore };
+        if let Some(m) = set_mode {
+            if let Err(e) = rfs::fchmod(fd, Mode::from_raw_mode(m)) {
+                self.fail_meta(rel, "set directory mode", e);
+            }
+        }
+        if p.timestamps {
+            if let Err(e) = rfs::futimens(fd, &times_of(st)) {
+                self.fail_meta(rel, "set directory times", e);
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn file(
+        &self,
+        src_dir: BorrowedFd<'_>,
+        src_name: &CStr,
+        st: &Stat,
+        dst_dir: BorrowedFd<'_>,
+        dst_name: &CStr,
+        rel: &Path,
+        follow: bool,
+    ) {
+        let len = size_of(st);
+        if self.shared.opts.preserve_hard_links && nlink_of(st) > 1 && self.dst_root.is_some() {
+            let key = id_of(st);
+            match self.claim(key) {
+                Claim::Link(first) => {
+                    if self.link(&first, dst_dir, dst_name, rel, len) {
+                        return;
+                    }
+                }
+                Claim::Mine => {
+                    let r = self.copy_file(src_dir, src_name, dst_dir, dst_name, follow);
+                    self.settle(key, r.is_ok().then(|| rel.to_path_buf()));
+                    self.shared.file_result(rel, len, r);
+                    return;
+                }
+                Claim::Copy => {}
+            }
+        }
+        let r = self.copy_file(src_dir, src_name, dst_dir, dst_name, follow);
+        self.shared.file_result(rel, len, r);
+    }
+
+    fn copy_file(
+        &self,
+        src_dir: BorrowedFd<'_>,
+        src_name: &CStr,
+        dst_dir: BorrowedFd<'_>,
+        dst_name: &CStr,
+        follow: bool,
+    ) -> Result<crate::CopyReport, crate::CopyError> {
+        let opts = if follow {
+            &self.file_opts_follow
+        } else {
+            &self.file_opts
+        };
+        opts.copy_at(src_dir, os_name(src_name), dst_dir, os_name(dst_name))
+    }
+
+    /// Decides who copies a multiply-linked file: the first worker to see
+    /// it; later ones wait for that copy and link to it.
+    fn claim(&self, key: Id) -> Claim {
+        let mut links = super::lock(&self.links);
+        loop {
+            match links.get(&key) {
+                None => {
+                    links.insert(key, LinkState::Copying);
+                    return Claim::Mine;
+                }
+                // The copying worker runs the copy synchronously and never
+                // waits on this lock's condition itself, so this wait ends.
+                Some(LinkState::Copying) => {
+                    links = self
+                        .link_done
+                        .wait(links)
+                        .unwrap_or_else(|p| p.into_inner());
+                }
+                Some(LinkState::Done(p)) => return Claim::Link(p.clone()),
+                Some(LinkState::Failed) => return Claim::Copy,
+            }
+        }
+    }
+
+    fn settle(&self, key: Id, done: Option<PathBuf>) {
+        let mut links = super::lock(&self.links);
+        links.insert(
+            key,
+            match done {
+                Some(p) => LinkState::Done(p),
+                None => LinkState::Failed,
+            },
+        );
+        drop(links);
+        self.link_done.notify_all();
+    }
+
+    /// Opens the destination directory holding `rel` by walking down from the
+    /// destination root with `O_NOFOLLOW` at every step. Returns the
+    /// directory (`None`: the root) and the last component.
+    fn open_dst_parent<'r>(&self, rel: &'r Path) -> Result<(Option<OwnedFd>, &'r OsStr), Errno> {
+        let root = self.dst_root.ok_or(Errno::INVAL)?;
+        let comps: Vec<&OsStr> = rel
+            .components()
+            .filter_map(|c| match c {
+                Component::Normal(n) => Some(n),
+                _ => None,
+            })
+            .collect();
+        let (last, dirs) = comps.split_last().ok_or(Errno::INVAL)?;
+        let mut cur: Option<OwnedFd> = None;
+        for d in dirs {
+            let base = cur.as_ref().map_or(root, |f| f.as_fd());
+            let next = rfs::openat(base, *d, dir_base_flags() | OFlags::NOFOLLOW, Mode::empty())?;
+            cur = Some(next);
+        }
+        Ok((cur, last))
+    }
+
+    /// Makes `dst_name` a hard link to the earlier copy at `first`. Returns
+    /// `false` when linking is impossible and the file should be copied.
+    fn link(
+        &self,
+        first: &Path,
+        dst_dir: BorrowedFd<'_>,
+        dst_name: &CStr,
+        rel: &Path,
+        len: u64,
+    ) -> bool {
+        let (dir, last) = match self.open_dst_parent(first) {
+            Ok(x) => x,
+            Err(_) => return false,
+        };
+        let Some(root) = self.dst_root else {
+            return false;
+        };
+        let base = dir.as_ref().map_or(root, |f| f.as_fd());
+        let mut replaced = false;
+        let mut result = rfs::linkat(base, last, dst_dir, dst_name, AtFlags::empty());
+        if result == Err(Errno::EXIST) {
+            let existing = rfs::statat(dst_dir, dst_name, AtFlags::SYMLINK_NOFOLLOW);
+            let target = rfs::statat(base, last, AtFlags::SYMLINK_NOFOLLOW);
+            match (existing, target) {
+                (Ok(e), Ok(t)) if id_of(&e) == id_of(&t) => result = Ok(()),
+                (Ok(e), _) if kind_of(&e) == FileType::Directory => {
+                    self.shared.fail(
+                        rel,
+                        EntryKind::File,
+                        "link",
+                        io::Error::new(
+                            io::ErrorKind::IsADirectory,
+                            "cannot overwrite directory with non-directory",
+                        ),
+                    );
+                    self.shared.file_done(len);
+                    return true;
+                }
+                (Ok(_), _) if self.no_clobber => {
+                    self.shared.totals.bump(Count::Skipped);
+                    self.shared.totals.add_skipped_bytes(len);
+                    self.shared
+                        .record(rel, EntryKind::File, EntryAction::Skipped, None);
+                    self.shared.file_done(len);
+                    return true;
+                }
+                _ => {
+                    replaced = true;
+                    result = rfs::unlinkat(dst_dir, dst_name, AtFlags::empty()).and_then(|()| {
+                        rfs::linkat(base, last, dst_dir, dst_name, AtFlags::empty())
+                    });
+                }
+            }
+        }
+        match result {
+            Ok(()) => {
+                self.shared.totals.bump(Count::HardLinks);
+                self.shared.totals.add_skipped_bytes(len);
+                self.shared
+                    .record(rel, EntryKind::File, EntryAction::Linked, None);
+                self.shared.file_done(len);
+                true
+            }
+            Err(e) if replaced => {
+                self.fail(rel, EntryKind::File, "replace with hard link", e);
+                self.shared.file_done(len);
+                true
+            }
+            Err(e) => {
+                self.shared.warn(
+                    rel,
+                    format!(
+                        "could not hard-link to {}: {}; copied instead",
+                        first.display(),
+                        errno(e)
+                    ),
+                );
+                false
+            }
+        }
+    }
+
+    /// Creates a non-directory entry with `create`, replacing an existing
+    /// non-directory unless no-clobber. Returns what was done, or `None`
+    /// after recording a failure.
+    fn create_non_dir(
+        &self,
+        dst_dir: BorrowedFd<'_>,
+        dst_name: &CStr,
+        rel: &Path,
+        kind: EntryKind,
+        op: &'static str,
+        create: impl Fn() -> Result<(), Errno>,
+    ) -> Option<EntryAction> {
+        match create() {
+            Ok(()) => Some(EntryAction::Created),
+            Err(Errno::EXIST) => {
+                let existing = match rfs::statat(dst_dir, dst_name, AtFlags::SYMLINK_NOFOLLOW) {
+                    Ok(st) => st,
+                    Err(e) => {
+                        self.fail(rel, kind, "stat existing destination", e);
+                        return None;
+                    }
+                };
+                if kind_of(&existing) == FileType::Directory {
+                    self.shared.fail(
+                        rel,
+                        kind,
+                        op,
+                        io::Error::new(
+                            io::ErrorKind::IsADirectory,
+                            "cannot overwrite directory with non-directory",
+                        ),
+                    );
+                    return None;
+                }
+                if self.no_clobber {
+                    return Some(EntryAction::Skipped);
+                }
+                if let Err(e) = rfs::unlinkat(dst_dir, dst_name, AtFlags::empty()) {
+                    self.fail(rel, kind, "remove existing destination", e);
+                    return None;
+                }
+                match create() {
+                    Ok(()) => Some(EntryAction::Replaced),
+                    Err(e) => {
+                        self.fail(rel, kind, op, e);
+                        None
+                    }
+                }
+            }
+            Err(e) => {
+                self.fail(rel, kind, op, e);
+                None
+            }
+        }
+    }
+
+    /// Counts and records a non-file entry's outcome; returns whether the
+    /// entry was written (so its metadata should be applied).
+    fn created(
+        &self,
+        rel: &Path,
+        kind: EntryKind,
+        action: Option<EntryAction>,
+        count: Count,
+    ) -> bool {
+        match action {
+            Some(EntryAction::Skipped) => {
+                self.shared.totals.bump(Count::Skipped);
+                self.shared.record(rel, kind, EntryAction::Skipped, None);
+                false
+            }
+            Some(a) => {
+                self.shared.totals.bump(count);
+                self.shared.record(rel, kind, a, None);
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn symlink(
+        &self,
+        src_dir: BorrowedFd<'_>,
+        src_name: &CStr,
+        st: &Stat,
+        dst_dir: BorrowedFd<'_>,
+        dst_name: &CStr,
+        rel: &Path,
+    ) {
+        let target = match rfs::readlinkat(src_dir, src_name, Vec::new()) {
+            Ok(t) => t,
+            Err(e) => return self.fail(rel, EntryKind::Symlink, "read symlink", e),
+        };
+        let action = self.create_non_dir(
+            dst_dir,
+            dst_name,
+            rel,
+            EntryKind::Symlink,
+            "create symlink",
+            || rfs::symlinkat(target.as_c_str(), dst_dir, dst_name),
+        );
+        if self.created(rel, EntryKind::Symlink, action, Count::Symlinks) {
+            let p = self.preserve;
+            if p.ownership {
+                let (uid, gid) = owner_of(st);
+                if rfs::chownat(
+                    dst_dir,
+                    dst_name,
+                    Some(uid),
+                    Some(gid),
+                    AtFlags::SYMLINK_NOFOLLOW,
+                )
+                .is_err()
+                {
+                    let _ = rfs::chownat(
+                        dst_dir,
+                        dst_name,
+                        None,
+                        Some(gid),
+                        AtFlags::SYMLINK_NOFOLLOW,
+                    );
+                }
+            }
+            if p.timestamps {
+                if let Err(e) =
+                    rfs::utimensat(dst_dir, dst_name, &times_of(st), AtFlags::SYMLINK_NOFOLLOW)
+                {
+                    self.fail_meta(rel, "set symlink times", e);
+                }
+            }
+        }
+    }
+
+    fn fifo(&self, st: &Stat, dst_dir: BorrowedFd<'_>, dst_name: &CStr, rel: &Path) {
+        let mode = Mode::from_raw_mode(mode_of(st) & PERM_BITS);
+        let action = self.create_non_dir(
+            dst_dir,
+            dst_name,
+            rel,
+            EntryKind::Fifo,
+            "create FIFO",
+            || sys::mkfifoat(dst_dir, dst_name, mode),
+        );
+        if self.created(rel, EntryKind::Fifo, action, Count::Fifos) {
+            // Opening a FIFO for reading with O_NONBLOCK does not wait for a
+            // writer; the descriptor lets us set metadata without following
+            // a symlink that might have replaced the new entry.
+            match rfs::openat(
+                dst_dir,
+                dst_name,
+                OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                Mode::empty(),
+            ) {
+                Ok(fd) => self.meta_fd(fd.as_fd(), st, rel),
+                Err(e) => self.fail_meta(rel, "open new FIFO", e),
+            }
+        }
+    }
+
+    fn special(
+        &self,
+        st: &Stat,
+        dst_dir: BorrowedFd<'_>,
+        dst_name: &CStr,
+        rel: &Path,
+        kind: EntryKind,
+    ) {
+        if !self.shared.opts.copy_special {
+            self.shared.totals.bump(Count::Skipped);
+            self.shared.record(rel, kind, EntryAction::Skipped, None);
+            self.shared.warn(
+                rel,
+                format!("{kind} not copied (copying devices and sockets was not asked for)"),
+            );
+            return;
+        }
+        let action =
+            self.create_non_dir(dst_dir, dst_name, rel, kind, "create special file", || {
+                sys::mknodat(dst_dir, dst_name, st)
+            });
+        if self.created(rel, kind, action, Count::Specials) {
+            let p = self.preserve;
+            let mut mode = mode_of(st) & MODE_BITS;
+            if p.ownership {
+                let (uid, gid) = owner_of(st);
+                if rfs::chownat(
+                    dst_dir,
+                    dst_name,
+                    Some(uid),
+                    Some(gid),
+                    AtFlags::SYMLINK_NOFOLLOW,
+                )
+                .is_err()
+                {
+                    let _ = rfs::chownat(
+                        dst_dir,
+                        dst_name,
+                        None,
+                        Some(gid),
+                        AtFlags::SYMLINK_NOFOLLOW,
+                    );
+                    mode &= !SUID_SGID;
+                }
+            }
+            // The entry was just created by mknodat and is not a symlink;
+            // chmodat has no working no-follow form on Linux.
+            if p.mode {
+                if let Err(e) = rfs::chmodat(
+                    dst_dir,
+                    dst_name,
+                    Mode::from_raw_mode(mode),
+                    AtFlags::empty(),
+                ) {
+                    self.fail_meta(rel, "set mode", e);
+                }
+            }
+            if p.timestamps {
+                if let Err(e) =
+                    rfs::utimensat(dst_dir, dst_name, &times_of(st), AtFlags::SYMLINK_NOFOLLOW)
+                {
+                    self.fail_meta(rel, "set times", e);
+                }
+            }
+        }
+    }
+
+    /// Applies owner, mode and times through a descriptor.
+    fn meta_fd(&self, fd: BorrowedFd<'_>, st: &Stat, rel: &Path) {
+        let p = self.preserve;
+        let mut mode = mode_of(st) & MODE_BITS;
+        if p.ownership {
+            let (uid, gid) = owner_of(st);
+            if rfs::fchown(fd, Some(uid), Some(gid)).is_err() {
+                let _ = rfs::fchown(fd, None, Some(gid));
+                mode &= !SUID_SGID;
+            }
+        }
+        if p.mode {
+            if let Err(e) = rfs::fchmod(fd, Mode::from_raw_mode(mode)) {
+                self.fail_meta(rel, "set mode", e);
+            }
+        }
+        if p.timestamps {
+            if let Err(e) = rfs::futimens(fd, &times_of(st)) {
+                self.fail_meta(rel, "set times", e);
+            }
+        }
+    }
+}
+
+/// Node creation that rustix does not offer on every Unix.
+mod sys {
+    use super::*;
+
+    #[cfg(not(target_vendor = "apple"))]
+    pub(super) fn mkfifoat(dir: BorrowedFd<'_>, name: &CStr, mode: Mode) -> Result<(), Errno> {
+        rfs::mkfifoat(dir, name, mode)
+    }
+
+    #[cfg(not(target_vendor = "apple"))]
+    #[allow(clippy::unnecessary_cast)]
+    pub(super) fn mknodat(dir: BorrowedFd<'_>, name: &CStr, st: &Stat) -> Result<(), Errno> {
+        rfs::mknodat(
+            dir,
+            name,
+            kind_of(st),
+            Mode::from_raw_mode(mode_of(st) & PERM_BITS),
+            st.st_rdev as rfs::Dev,
+        )
+    }
+
+    // rustix has no mknodat/mkfifoat on Apple platforms.
+    #[cfg(target_vendor = "apple")]
+    pub(super) fn mkfifoat(_dir: BorrowedFd<'_>, _name: &CStr, _mode: Mode) -> Result<(), Errno> {
+        Err(Errno::NOSYS)
+    }
+
+    #[cfg(target_vendor = "apple")]
+    pub(super) fn mknodat(_dir: BorrowedFd<'_>, _name: &CStr, _st: &Stat) -> Result<(), Errno> {
+        Err(Errno::NOSYS)
+    }
+}
+
+/// Copying extended attributes between two descriptors (directories).
+mod xattr {
+    use super::*;
+
+    /// Copies every xattr of `src` to `dst`; on error returns the name of the
+    /// attribute and the errno.
+    #[cfg(any(target_os = "linux", target_os = "android", target_vendor = "apple"))]
+    pub(super) fn copy_fd(src: BorrowedFd<'_>, dst: BorrowedFd<'_>) -> Result<(), (String, Errno)> {
+        let list = read_list(src).map_err(|e| (String::from("(list)"), e))?;
+        for name in list.split(|b| *b == 0).filter(|n| !n.is_empty()) {
+            let Ok(cname) = CString::new(name) else {
+                continue;
+            };
+            let shown = String::from_utf8_lossy(name).into_owned();
+            let value = match read_value(src, &cname) {
+                Ok(v) => v,
+                // Removed since it was listed.
+                Err(e) if e == NO_ATTR => continue,
+                Err(e) => return Err((shown, e)),
+            };
+            rfs::fsetxattr(dst, cname.as_c_str(), &value, rfs::XattrFlags::empty())
+                .map_err(|e| (shown, e))?;
+        }
+        Ok(())
+    }
+
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    const NO_ATTR: Errno = Errno::NODATA;
+    #[cfg(target_vendor = "apple")]
+    const NO_ATTR: Errno = Errno::NOATTR;
+
+    #[cfg(any(target_os = "linux", target_os = "android", target_vendor = "apple"))]
+    fn read_list(fd: BorrowedFd<'_>) -> Result<Vec<u8>, Errno> {
+        loop {
+            let n = rfs::flistxattr_query(fd)?;
+            if n == 0 {
+                return Ok(Vec::new());
+            }
+            let mut buf = vec![0u8; n];
+            match rfs::flistxattr(fd, &mut buf[..]) {
+                Ok(len) => {
+                    buf.truncate(len);
+                    return Ok(buf);
+                }
+                Err(Errno::RANGE) => continue,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    #[cfg(any(target_os = "linux", target_os = "android", target_vendor = "apple"))]
+    fn read_value(fd: BorrowedFd<'_>, name: &CStr) -> Result<Vec<u8>, Errno> {
+        loop {
+            let n = rfs::fgetxattr_query(fd, name)?;
+            let mut buf = vec![0u8; n];
+            if n == 0 {
+                return Ok(buf);
+            }
+            match rfs::fgetxattr(fd, name, &mut buf[..]) {
+                Ok(len) => {
+                    buf.truncate(len);
+                    return Ok(buf);
+                }
+                Err(Errno::RANGE) => continue,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Other Unixes: extended attributes of directories are not copied.
+    #[cfg(not(any(target_os = "linux", target_os = "android", target_vendor = "apple")))]
+    pub(super) fn copy_fd(
+        _src: BorrowedFd<'_>,
+        _dst: BorrowedFd<'_>,
+    ) -> Result<(), (String, Errno)> {
+        Err((String::from("(all)"), Errno::OPNOTSUPP))
+    }
+}

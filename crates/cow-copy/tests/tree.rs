@@ -1,0 +1,719 @@
+//! Tree copies on real filesystems: a fixture with every kind of entry is
+//! copied and compared entry by entry.
+#![cfg(target_os = "linux")]
+
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::fs;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use cow_copy::tree::{Dereference, EntryAction, TreeError, TreeOptions, copy_tree};
+use cow_copy::{CopyOptions, Overwrite, Preserve, Reflink};
+use cow_test_support::{Fs, fs_test, write_pattern, write_sparse};
+
+const MIB: u64 = 1 << 20;
+
+fn mkfifo(p: &Path, mode: u32) {
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        p,
+        rustix::fs::FileType::Fifo,
+        rustix::fs::Mode::from_raw_mode(mode),
+        0,
+    )
+    .unwrap_or_else(|e| panic!("mkfifo {}: {e}", p.display()));
+}
+
+fn set_xattr(p: &Path, name: &str, value: &[u8]) {
+    rustix::fs::lsetxattr(p, name, value, rustix::fs::XattrFlags::empty())
+        .unwrap_or_else(|e| panic!("setxattr {}: {e}", p.display()));
+}
+
+fn chmod(p: &Path, mode: u32) {
+    fs::set_permissions(p, fs::Permissions::from_mode(mode)).unwrap();
+}
+
+/// Builds the fixture under `root` (which must not exist).
+fn fixture(root: &Path) {
+    fs::create_dir(root).unwrap();
+    fs::create_dir_all(root.join("a/b/c/d")).unwrap();
+    fs::create_dir(root.join("empty")).unwrap();
+    for (i, len) in [0usize, 1, 4095, 4096, 4097, MIB as usize + 1]
+        .iter()
+        .enumerate()
+    {
+        write_pattern(&root.join(format!("size-{len}")), *len, i as u64 + 1);
+        write_pattern(
+            &root.join(format!("a/b/c/d/deep-{len}")),
+            *len,
+            i as u64 + 100,
+        );
+    }
+    write_pattern(&root.join("a/file"), 10_000, 7);
+    write_sparse(
+        &root.join("sparse"),
+        16 * MIB,
+        &[(MIB, 64 * 1024), (8 * MIB, 128 * 1024)],
+        9,
+    );
+    write_sparse(&root.join("all-hole"), 4 * MIB, &[], 0);
+
+    write_pattern(&root.join("read-only"), 5000, 11);
+    chmod(&root.join("read-only"), 0o444);
+    write_pattern(&root.join("exec"), 100, 12);
+    chmod(&root.join("exec"), 0o755);
+    write_pattern(&root.join("private"), 100, 13);
+    chmod(&root.join("private"), 0o600);
+    fs::create_dir(root.join("ro-dir")).unwrap();
+    write_pattern(&root.join("ro-dir/inside"), 300, 14);
+    chmod(&root.join("ro-dir"), 0o555);
+    fs::create_dir(root.join("private-dir")).unwrap();
+    chmod(&root.join("private-dir"), 0o700);
+
+    symlink("a/file", root.join("link-rel")).unwrap();
+    symlink("/etc/hostname", root.join("link-abs")).unwrap();
+    symlink("does/not/exist", root.join("link-dangling")).unwrap();
+    symlink("a", root.join("link-dir")).unwrap();
+    symlink("../../file", root.join("a/b/link-up")).unwrap();
+
+    mkfifo(&root.join("fifo"), 0o640);
+
+    write_pattern(&root.join("hard-1"), 20_000, 15);
+    fs::hard_link(root.join("hard-1"), root.join("a/b/hard-2")).unwrap();
+    fs::hard_link(root.join("hard-1"), root.join("a/hard-3")).unwrap();
+
+    for name in [
+        "unicode-é-中文-🐄",
+        "new\nline",
+        "-leading-dash",
+        " spaces in name ",
+        "tab\tname",
+        "*?[glob]",
+        "back\\slash",
+    ] {
+        write_pattern(&root.join(name), 123, 16);
+    }
+    // A name that is not UTF-8.
+    let raw = OsString::from(std::ffi::OsStr::from_bytes(b"latin1-\xe9"));
+    write_pattern(&root.join(raw), 77, 17);
+
+    set_xattr(&root.join("a/file"), "user.cow.test", b"file value");
+    set_xattr(&root.join("a"), "user.cow.dir", b"dir value");
+}
+
+/// What one entry looks like, for comparison.
+#[derive(Debug, PartialEq, Eq)]
+enum Node {
+    Dir { mode: u32 },
+    File { mode: u32, data: Vec<u8> },
+    Symlink { target: PathBuf },
+    Fifo { mode: u32 },
+}
+
+fn snapshot(root: &Path) -> BTreeMap<PathBuf, Node> {
+    let mut out = BTreeMap::new();
+    walk(root, Path::new(""), &mut out);
+    out
+}
+
+fn walk(root: &Path, rel: &Path, out: &mut BTreeMap<PathBuf, Node>) {
+    let path = root.join(rel);
+    let m = fs::symlink_metadata(&path).unwrap();
+    let ft = m.file_type();
+    let mode = m.mode() & 0o7777;
+    use std::os::unix::fs::FileTypeExt;
+    let node = if ft.is_dir() {
+        let mut names: Vec<_> = fs::read_dir(&path)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        names.sort();
+        for n in names {
+            walk(root, &rel.join(n), out);
+        }
+        Node::Dir { mode }
+    } else if ft.is_symlink() {
+        Node::Symlink {
+            target: fs::read_link(&path).unwrap(),
+        }
+    } else if ft.is_fifo() {
+        Node::Fifo { mode }
+    } else {
+        Node::File {
+            mode,
+            data: fs::read(&path).unwrap(),
+        }
+    };
+    out.insert(rel.to_path_buf(), node);
+}
+
+fn ino(p: &Path) -> u64 {
+    fs::symlink_metadata(p).unwrap().ino()
+}
+
+fn mtime_ns(p: &Path) -> (i64, i64) {
+    let m = fs::symlink_metadata(p).unwrap();
+    (m.mtime(), m.mtime_nsec())
+}
+
+fn xattr(p: &Path, name: &str) -> Option<Vec<u8>> {
+    let mut buf = vec![0u8; 256];
+    match rustix::fs::lgetxattr(p, name, &mut buf[..]) {
+        Ok(n) => {
+            buf.truncate(n);
+            Some(buf)
+        }
+        Err(_) => None,
+    }
+}
+
+fn umask() -> u32 {
+    let s = fs::read_to_string("/proc/self/status").unwrap();
+    let line = s.lines().find(|l| l.starts_with("Umask:")).unwrap();
+    u32::from_str_radix(line.split_whitespace().nth(1).unwrap(), 8).unwrap()
+}
+
+/// Makes the fixture's read-only directory writable again so the test
+/// directory can be removed.
+fn cleanup(root: &Path) {
+    for d in ["ro-dir"] {
+        let p = root.join(d);
+        if p.exists() {
+            chmod(&p, 0o755);
+        }
+    }
+}
+
+fn opts_p() -> TreeOptions {
+    TreeOptions::new()
+        .copy_options(CopyOptions::new().preserve(Preserve::all()))
+        .preserve_hard_links(true)
+}
+
+fs_test!(
+    full_fixture_preserving,
+    [btrfs, xfs, ext4, tmpfs],
+    |dir, fs| {
+        let src = dir.join("src");
+        let dst = dir.join("dst");
+        fixture(&src);
+        let report = copy_tree(&src, &dst, &opts_p()).unwrap_or_else(|e| panic!("{e}"));
+        assert!(report.is_complete());
+        assert_eq!(snapshot(&src), snapshot(&dst));
+
+        let t = report.totals;
+        // 6 sizes x 2, a/file, sparse, all-hole, read-only, exec, private,
+        // ro-dir/inside, 7 odd names, latin1, hard-1 (the other two are links).
+        assert_eq!(t.files, 12 + 1 + 2 + 3 + 1 + 7 + 1 + 1, "{t:?}");
+        assert_eq!(t.hard_links, 2);
+        assert_eq!(t.symlinks, 5);
+        assert_eq!(t.fifos, 1);
+        // root, a, a/b, a/b/c, a/b/c/d, empty, ro-dir, private-dir
+        assert_eq!(t.dirs, 8);
+        assert_eq!(t.failed, 0);
+
+        // Hard links stay hard links, inside the copy only.
+        assert_eq!(ino(&dst.join("hard-1")), ino(&dst.join("a/b/hard-2")));
+        assert_eq!(ino(&dst.join("hard-1")), ino(&dst.join("a/hard-3")));
+        assert_ne!(ino(&dst.join("hard-1")), ino(&src.join("hard-1")));
+
+        // Times, with nanoseconds, for files, dirs and symlinks.
+        for rel in [
+            "a/file", "a", "a/b/c/d", "", "link-rel", "sparse", "ro-dir", "fifo",
+        ] {
+            assert_eq!(
+                mtime_ns(&src.join(rel)),
+                mtime_ns(&dst.join(rel)),
+                "mtime of {rel:?}"
+            );
+        }
+        // xattrs of files and directories.
+        assert_eq!(
+            xattr(&dst.join("a/file"), "user.cow.test").as_deref(),
+            Some(&b"file value"[..])
+        );
+        assert_eq!(
+            xattr(&dst.join("a"), "user.cow.dir").as_deref(),
+            Some(&b"dir value"[..])
+        );
+
+        // Holes survive.
+        let (s, d) = (
+            fs::metadata(src.join("sparse")).unwrap(),
+            fs::metadata(dst.join("sparse")).unwrap(),
+        );
+        assert!(
+            d.blocks() <= s.blocks() + 16,
+            "sparse: {} vs {} blocks",
+            d.blocks(),
+            s.blocks()
+        );
+        assert!(fs::metadata(dst.join("all-hole")).unwrap().blocks() <= 8);
+
+        // On reflink filesystems the data is shared.
+        if fs.reflinks() {
+            assert!(t.bytes_cloned >= MIB, "{t:?}");
+        }
+        cleanup(&src);
+        cleanup(&dst);
+    }
+);
+
+fs_test!(gnu_default_modes, [btrfs, xfs, ext4, tmpfs], |dir| {
+    // preserve nothing: new entries get the source mode minus the umask.
+    let src = dir.join("src");
+    let dst = dir.join("dst");
+    fixture(&src);
+    let opts = TreeOptions::new().copy_options(CopyOptions::new().preserve(Preserve::none()));
+    let report = copy_tree(&src, &dst, &opts).unwrap_or_else(|e| panic!("{e}"));
+    let mask = umask();
+    let s = snapshot(&src);
+    let d = snapshot(&dst);
+    assert_eq!(s.len(), d.len());
+    for (rel, sn) in &s {
+        let dn = &d[rel];
+        match (sn, dn) {
+            (Node::File { mode: sm, data: sd }, Node::File { mode: dm, data: dd }) => {
+                assert_eq!(sd, dd, "{rel:?}");
+                assert_eq!(*dm, sm & 0o777 & !mask, "mode of {rel:?}");
+            }
+            (Node::Dir { mode: sm }, Node::Dir { mode: dm }) => {
+                assert_eq!(*dm, sm & 0o777 & !mask, "mode of {rel:?}");
+            }
+            (Node::Fifo { mode: sm }, Node::Fifo { mode: dm }) => {
+                assert_eq!(*dm, sm & 0o777 & !mask, "mode of {rel:?}");
+            }
+            (a, b) => assert_eq!(a, b, "{rel:?}"),
+        }
+    }
+    // Without hard-link preservation, links become separate files.
+    assert_ne!(ino(&dst.join("hard-1")), ino(&dst.join("a/b/hard-2")));
+    assert_eq!(report.totals.hard_links, 0);
+    // Without xattr preservation none is copied.
+    assert_eq!(xattr(&dst.join("a/file"), "user.cow.test"), None);
+    cleanup(&src);
+    cleanup(&dst);
+});
+
+fs_test!(
+    merge_into_existing_and_no_clobber,
+    [btrfs, xfs, ext4, tmpfs],
+    |dir| {
+        let src = dir.join("src");
+        let dst = dir.join("dst");
+        fs::create_dir_all(src.join("sub")).unwrap();
+        write_pattern(&src.join("sub/new"), 100, 1);
+        write_pattern(&src.join("sub/both"), 100, 2);
+        symlink("x", src.join("sub/link")).unwrap();
+        fs::create_dir_all(dst.join("sub")).unwrap();
+        write_pattern(&dst.join("sub/both"), 50, 3);
+        write_pattern(&dst.join("sub/only-dst"), 10, 4);
+        symlink("y", dst.join("sub/link")).unwrap();
+
+        let no_clobber = TreeOptions::new()
+            .copy_options(CopyOptions::new().overwrite(Overwrite::NoClobber))
+            .record_entries(true);
+        let r = copy_tree(&src, &dst, &no_clobber).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            fs::read(dst.join("sub/both")).unwrap(),
+            cow_test_support::pattern(50, 3)
+        );
+        assert_eq!(
+            fs::read(dst.join("sub/new")).unwrap(),
+            cow_test_support::pattern(100, 1)
+        );
+        assert_eq!(fs::read_link(dst.join("sub/link")).unwrap(), Path::new("y"));
+        assert_eq!(r.totals.skipped, 2, "{:?}", r.totals);
+        let entries = r.entries.unwrap();
+        let root = entries
+            .iter()
+            .find(|e| e.path.as_os_str().is_empty())
+            .unwrap();
+        assert_eq!(root.action, EntryAction::Merged);
+
+        // Replace (the default): existing entries replaced, extra ones kept.
+        let r = copy_tree(&src, &dst, &TreeOptions::new()).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            fs::read(dst.join("sub/both")).unwrap(),
+            cow_test_support::pattern(100, 2)
+        );
+        assert_eq!(fs::read_link(dst.join("sub/link")).unwrap(), Path::new("x"));
+        assert!(dst.join("sub/only-dst").exists());
+        assert_eq!(r.totals.skipped, 0);
+    }
+);
+
+fs_test!(into_itself_refused, [btrfs, tmpfs], |dir| {
+    let src = dir.join("a");
+    fs::create_dir_all(src.join("b/c")).unwrap();
+    write_pattern(&src.join("f"), 10, 1);
+    let before = snapshot(&src);
+    for dst in [src.join("b/copy"), src.join("copy"), src.join("b/c/d")] {
+        match copy_tree(&src, &dst, &TreeOptions::new()) {
+            Err(TreeError::IntoItself { .. }) => {}
+            other => panic!("copy into {} not refused: {other:?}", dst.display()),
+        }
+    }
+    // Through a symlink to inside the source, and through `..` games.
+    symlink(src.join("b"), dir.join("sneaky")).unwrap();
+    assert!(matches!(
+        copy_tree(&src, &dir.join("sneaky/x"), &TreeOptions::new()),
+        Err(TreeError::IntoItself { .. })
+    ));
+    // Onto itself.
+    assert!(matches!(
+        copy_tree(&src, &src, &TreeOptions::new()),
+        Err(TreeError::SameFile { .. })
+    ));
+    assert!(matches!(
+        copy_tree(&src, &dir.join("a/b/.."), &TreeOptions::new()),
+        Err(TreeError::SameFile { .. })
+    ));
+    assert_eq!(snapshot(&src), before, "nothing written");
+    // A sibling with a common name prefix is fine.
+    copy_tree(&src, &dir.join("ab"), &TreeOptions::new()).unwrap();
+});
+
+fs_test!(root_kinds, [btrfs, ext4], |dir| {
+    // A symlink root is recreated as a symlink unless dereferenced.
+    fs::create_dir(dir.join("real")).unwrap();
+    write_pattern(&dir.join("real/f"), 10, 1);
+    symlink("real", dir.join("link")).unwrap();
+    copy_tree(&dir.join("link"), &dir.join("copy1"), &TreeOptions::new()).unwrap();
+    assert_eq!(fs::read_link(dir.join("copy1")).unwrap(), Path::new("real"));
+    let o = TreeOptions::new().dereference(Dereference::CommandLine);
+    copy_tree(&dir.join("link"), &dir.join("copy2"), &o).unwrap();
+    assert!(fs::symlink_metadata(dir.join("copy2")).unwrap().is_dir());
+    // A trailing slash dereferences, like GNU cp.
+    copy_tree(
+        Path::new(&format!("{}/", dir.join("link").display())),
+        &dir.join("copy3"),
+        &TreeOptions::new(),
+    )
+    .unwrap();
+    assert!(fs::symlink_metadata(dir.join("copy3")).unwrap().is_dir());
+    // A regular file root.
+    let r = copy_tree(&dir.join("real/f"), &dir.join("f2"), &TreeOptions::new()).unwrap();
+    assert_eq!(r.totals.files, 1);
+    assert_eq!(
+        fs::read(dir.join("f2")).unwrap(),
+        cow_test_support::pattern(10, 1)
+    );
+    // A directory onto an existing file: refused, file intact.
+    assert!(matches!(
+        copy_tree(&dir.join("real"), &dir.join("f2"), &TreeOptions::new()),
+        Err(TreeError::NotADirectory { .. })
+    ));
+    // A directory onto a symlink to a directory: the symlink is not followed.
+    fs::create_dir(dir.join("elsewhere")).unwrap();
+    symlink("elsewhere", dir.join("dlink")).unwrap();
+    assert!(matches!(
+        copy_tree(&dir.join("real"), &dir.join("dlink"), &TreeOptions::new()),
+        Err(TreeError::NotADirectory { .. })
+    ));
+    assert_eq!(fs::read_dir(dir.join("elsewhere")).unwrap().count(), 0);
+    // `dst/` names an existing directory to merge into, following it.
+    copy_tree(
+        &dir.join("real"),
+        Path::new(&format!("{}/", dir.join("dlink").display())),
+        &TreeOptions::new(),
+    )
+    .unwrap();
+    assert!(dir.join("elsewhere/f").exists());
+    // A missing source.
+    assert!(matches!(
+        copy_tree(&dir.join("missing"), &dir.join("x"), &TreeOptions::new()),
+        Err(TreeError::Io { .. })
+    ));
+    assert!(!dir.join("x").exists());
+});
+
+fs_test!(dereference_always_and_cycles, [btrfs, tmpfs], |dir| {
+    let src = dir.join("src");
+    fs::create_dir_all(src.join("d")).unwrap();
+    write_pattern(&src.join("d/f"), 100, 1);
+    symlink("d/f", src.join("lf")).unwrap();
+    symlink("d", src.join("ld")).unwrap();
+    symlink("..", src.join("d/loop")).unwrap();
+    let o = TreeOptions::new().dereference(Dereference::Always);
+    let err = copy_tree(&src, &dir.join("dst"), &o).unwrap_err();
+    let report = err.report().expect("partial report");
+    // The loop is reported (twice: via d/loop and via ld/loop), the rest copied.
+    assert!(
+        report.failures.iter().all(|f| f.path.ends_with("loop")),
+        "{:?}",
+        report.failures
+    );
+    assert!(!report.failures.is_empty());
+    let dst = dir.join("dst");
+    assert!(fs::symlink_metadata(dst.join("lf")).unwrap().is_file());
+    assert!(fs::symlink_metadata(dst.join("ld")).unwrap().is_dir());
+    assert_eq!(
+        fs::read(dst.join("ld/f")).unwrap(),
+        cow_test_support::pattern(100, 1)
+    );
+});
+
+fs_test!(
+    failures_listed_and_fail_fast,
+    [btrfs, xfs, ext4, tmpfs],
+    |dir| {
+        let src = dir.join("src");
+        fs::create_dir_all(src.join("x")).unwrap();
+        for i in 0..20 {
+            write_pattern(&src.join(format!("x/f{i}")), 100, i);
+        }
+        let dst = dir.join("dst");
+        fs::create_dir_all(dst.join("x")).unwrap();
+        // Directories where files are expected: each of these fails.
+        for i in 0..3 {
+            fs::create_dir(dst.join(format!("x/f{i}"))).unwrap();
+        }
+        let err = copy_tree(&src, &dst, &TreeOptions::new()).unwrap_err();
+        let report = err.report().unwrap();
+        assert_eq!(report.failures.len(), 3, "{:?}", report.failures);
+        assert_eq!(report.totals.files, 17);
+        assert!(report.failures[0].path.starts_with(&src));
+        assert_eq!(
+            std::io::Error::from(err).kind(),
+            std::io::ErrorKind::IsADirectory
+        );
+
+        let dst2 = dir.join("dst2");
+        fs::create_dir_all(dst2.join("x/f0")).unwrap();
+        let err = copy_tree(&src, &dst2, &TreeOptions::new().fail_fast(true).jobs(1)).unwrap_err();
+        let report = err.report().unwrap();
+        assert!(report.stopped_early);
+        assert_eq!(report.failures.len(), 1);
+    }
+);
+
+fs_test!(
+    reflink_always_reports_per_file,
+    [btrfs, xfs, ext4, tmpfs],
+    |dir, fs| {
+        let src = dir.join("src");
+        fs::create_dir_all(src.join("d")).unwrap();
+        for i in 0..10 {
+            write_pattern(&src.join(format!("d/f{i}")), 64 * 1024, i);
+        }
+        let o = TreeOptions::new().copy_options(CopyOptions::new().reflink(Reflink::Always));
+        let r = copy_tree(&src, &dir.join("dst"), &o);
+        if fs.reflinks() {
+            let r = r.unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(r.totals.bytes_cloned, 10 * 64 * 1024);
+            assert_eq!(r.totals.bytes_copied, 0);
+        } else {
+            let e = r.unwrap_err();
+            let rep = e.report().unwrap();
+            assert_eq!(rep.failures.len(), 10);
+            assert_eq!(rep.failures[0].kind, std::io::ErrorKind::Unsupported);
+            // Nothing left behind for the files that could not clone.
+            assert_eq!(fs::read_dir(dir.join("dst/d")).unwrap().count(), 0);
+        }
+    }
+);
+
+fs_test!(progress_observer_sees_everything, [btrfs, tmpfs], |dir| {
+    let src = dir.join("src");
+    for d in 0..5 {
+        fs::create_dir_all(src.join(format!("d{d}"))).unwrap();
+        for i in 0..40 {
+            write_pattern(&src.join(format!("d{d}/f{i}")), 1000 + i, i as u64);
+        }
+    }
+    let expected_bytes: u64 = 5 * (0..40u64).map(|i| 1000 + i).sum::<u64>();
+    let calls = Arc::new(AtomicU64::new(0));
+    let max_done = Arc::new(AtomicU64::new(0));
+    let last_total = Arc::new(AtomicU64::new(0));
+    let (c, m, t) = (calls.clone(), max_done.clone(), last_total.clone());
+    let o = TreeOptions::new().jobs(4).progress(Arc::new(move |p| {
+        c.fetch_add(1, Ordering::Relaxed);
+        assert!(p.files_done <= p.files_total);
+        m.fetch_max(p.bytes_done, Ordering::Relaxed);
+        t.fetch_max(p.bytes_total, Ordering::Relaxed);
+    }));
+    let r = copy_tree(&src, &dir.join("dst"), &o).unwrap();
+    assert_eq!(r.totals.files, 200);
+    assert!(calls.load(Ordering::Relaxed) >= 200);
+    assert_eq!(max_done.load(Ordering::Relaxed), expected_bytes);
+    assert_eq!(last_total.load(Ordering::Relaxed), expected_bytes);
+    // The report serializes.
+    let _ = format!("{r:?}");
+});
+
+fs_test!(
+    devices_and_sockets_skipped_with_warning,
+    [tmpfs, ext4],
+    |dir| {
+        let src = dir.join("src");
+        fs::create_dir(&src).unwrap();
+        let sock = std::os::unix::net::UnixListener::bind(src.join("sock")).unwrap();
+        write_pattern(&src.join("f"), 10, 1);
+        let r = copy_tree(&src, &dir.join("dst"), &TreeOptions::new()).unwrap();
+        assert_eq!(r.totals.skipped, 1);
+        assert_eq!(r.warnings.len(), 1);
+        assert!(r.warnings[0].message.contains("socket"), "{:?}", r.warnings);
+        assert!(!dir.join("dst/sock").exists());
+        // Asked for: recreated.
+        let r = copy_tree(
+            &src,
+            &dir.join("dst2"),
+            &TreeOptions::new().copy_special(true),
+        )
+        .unwrap();
+        assert_eq!(r.totals.specials, 1);
+        use std::os::unix::fs::FileTypeExt;
+        assert!(
+            fs::symlink_metadata(dir.join("dst2/sock"))
+                .unwrap()
+                .file_type()
+                .is_socket()
+        );
+        drop(sock);
+    }
+);
+
+fn file_list(root: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    fn rec(root: &Path, p: &Path, out: &mut Vec<(PathBuf, Vec<u8>)>) {
+        let Ok(rd) = fs::read_dir(p) else { return };
+        for e in rd.flatten() {
+            let Ok(ft) = e.file_type() else { continue };
+            if ft.is_dir() {
+                rec(root, &e.path(), out);
+            } else if ft.is_file() {
+                let Ok(data) = fs::read(e.path()) else {
+                    continue;
+                };
+                out.push((e.path().strip_prefix(root).unwrap().to_path_buf(), data));
+            } else {
+                out.push((
+                    e.path().strip_prefix(root).unwrap().to_path_buf(),
+                    b"<other>".to_vec(),
+                ));
+            }
+        }
+    }
+    rec(root, root, &mut out);
+    out.sort();
+    out
+}
+
+/// A thread swaps directories for symlinks to an outside directory while a
+/// large copy runs, on the source side and on the destination side. The
+/// outside directory must never change, and the copy must never contain the
+/// outside directory's files (that would mean a source symlink was followed).
+fn swap_race(dir: &Path, swap_destination: bool) {
+    let src = dir.join("src");
+    let dst = dir.join("dst");
+    let outside = dir.join("outside");
+    fs::create_dir_all(&outside).unwrap();
+    write_pattern(&outside.join("precious"), 1000, 99);
+    fs::create_dir_all(outside.join("sub0")).unwrap();
+    let outside_before = file_list(&outside);
+
+    for s in 0..8 {
+        let d = src.join(format!("sub{s}"));
+        fs::create_dir_all(d.join("inner")).unwrap();
+        for i in 0..150 {
+            write_pattern(&d.join(format!("f{i}")), 2000, i);
+            if i % 10 == 0 {
+                write_pattern(&d.join(format!("inner/g{i}")), 500, i);
+            }
+        }
+    }
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let swaps = Arc::new(AtomicU64::new(0));
+    let side = if swap_destination {
+        dst.clone()
+    } else {
+        src.clone()
+    };
+    let (stop2, swaps2, outside2) = (stop.clone(), swaps.clone(), outside.clone());
+    let swapper = std::thread::spawn(move || {
+        let mut k = 0usize;
+        while !stop2.load(Ordering::Relaxed) {
+            let name = format!("sub{}", k % 8);
+            k += 1;
+            let real = side.join(&name);
+            let moved = side.join(format!("{name}.moved"));
+            for target in [real.clone(), real.join("inner")] {
+                let moved_t = target.with_extension("moved");
+                if fs::rename(&target, &moved_t).is_ok() {
+                    let _ = symlink(&outside2, &target);
+                    swaps2.fetch_add(1, Ordering::Relaxed);
+                    std::thread::yield_now();
+                    let _ = fs::remove_file(&target);
+                    let _ = fs::rename(&moved_t, &target);
+                }
+            }
+            let _ = moved;
+        }
+    });
+    let mut runs = 0;
+    while swaps.load(Ordering::Relaxed) < 200 && runs < 20 {
+        let _ = fs::remove_dir_all(&dst);
+        if swap_destination {
+            // Let the swapper find destination directories early.
+            fs::create_dir_all(&dst).unwrap();
+        }
+        let _ = copy_tree(&src, &dst, &TreeOptions::new().jobs(4));
+        runs += 1;
+        assert_eq!(
+            file_list(&outside),
+            outside_before,
+            "outside directory changed (run {runs})"
+        );
+        if dst.exists() && !swap_destination {
+            for (p, _) in file_list(&dst) {
+                assert!(
+                    !p.ends_with("precious"),
+                    "followed a symlink into the outside directory: {}",
+                    p.display()
+                );
+            }
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    swapper.join().unwrap();
+    assert!(swaps.load(Ordering::Relaxed) > 0, "the swapper never ran");
+    // The destination is stable now: it must not hold the outside files.
+    for (p, _) in file_list(&dst) {
+        assert!(
+            !p.ends_with("precious"),
+            "outside file copied: {}",
+            p.display()
+        );
+    }
+    assert_eq!(file_list(&outside), outside_before);
+}
+
+fs_test!(symlink_swap_race_source, [btrfs, xfs, ext4, tmpfs], |dir| {
+    swap_race(dir, false);
+});
+
+fs_test!(
+    symlink_swap_race_destination,
+    [btrfs, xfs, ext4, tmpfs],
+    |dir| {
+        swap_race(dir, true);
+    }
+);
+
+#[test]
+fn report_serializes_and_error_converts() {
+    let Some(dir) = cow_test_support::dir_on(Fs::Tmpfs, "report_serializes_and_error_converts")
+    else {
+        return;
+    };
+    let dir = dir.path();
+    let e = copy_tree(&dir.join("nope"), &dir.join("dst"), &TreeOptions::new()).unwrap_err();
+    let io: std::io::Error = e.into();
+    assert_eq!(io.kind(), std::io::ErrorKind::NotFound);
+    assert!(io.to_string().contains("nope"), "{io}");
+}
