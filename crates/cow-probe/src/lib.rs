@@ -47,10 +47,10 @@ pub use kind::{FsKind, Hint};
 #[cfg(any(target_os = "linux", target_os = "android"))]
 #[path = "linux.rs"]
 mod sys;
-#[cfg(target_vendor = "apple")]
+#[cfg(target_os = "macos")]
 #[path = "macos.rs"]
 mod sys;
-#[cfg(not(any(target_os = "linux", target_os = "android", target_vendor = "apple")))]
+#[cfg(not(any(target_os = "linux", target_os = "android", target_os = "macos")))]
 #[path = "other.rs"]
 mod sys;
 
@@ -348,7 +348,7 @@ pub(crate) fn not_writable(hint: Hint) -> [Answer; 5] {
 }
 
 /// A table answer.
-#[cfg_attr(any(target_os = "linux", not(unix)), allow(dead_code))]
+#[allow(dead_code)] // only the FreeBSD/other-Unix module answers from the table
 pub(crate) fn known(support: Support) -> Answer {
     Answer {
         support,

@@ -172,6 +172,26 @@ impl Scratch<'_> {
         }
     }
 
+    /// A fresh scratch name for a file some call will create (such as
+    /// `fclonefileat`); removed with the others. Counted as created.
+    #[cfg_attr(not(target_os = "macos"), allow(dead_code))]
+    pub(crate) fn reserve(&mut self, tag: &str) -> String {
+        let name = format!(
+            ".cow-probe.{}.{}.{tag}",
+            std::process::id(),
+            SEQ.fetch_add(1, Ordering::Relaxed)
+        );
+        self.names.push(name.clone());
+        count_scratch(self.dev);
+        name
+    }
+
+    /// The directory the scratch files live in.
+    #[cfg_attr(not(target_os = "macos"), allow(dead_code))]
+    pub(crate) fn dir(&self) -> &File {
+        self.dir
+    }
+
     /// Writes `data` at `offset`; `None` when the filesystem refuses the
     /// data (full, quota).
     pub(crate) fn write(

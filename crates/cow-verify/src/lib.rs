@@ -59,10 +59,10 @@ use serde::Serialize;
 #[cfg(any(target_os = "linux", target_os = "android"))]
 #[path = "linux.rs"]
 mod sys;
-#[cfg(target_vendor = "apple")]
+#[cfg(target_os = "macos")]
 #[path = "macos.rs"]
 mod sys;
-#[cfg(not(any(target_os = "linux", target_os = "android", target_vendor = "apple")))]
+#[cfg(not(any(target_os = "linux", target_os = "android", target_os = "macos")))]
 #[path = "other.rs"]
 mod sys;
 
