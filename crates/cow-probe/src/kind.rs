@@ -78,6 +78,9 @@ pub enum FsKind {
     Hfs,
     /// UFS (FreeBSD).
     Ufs,
+    /// ReFS (Windows): clones with `FSCTL_DUPLICATE_EXTENTS_TO_FILE` when
+    /// the volume supports block reference counting.
+    Refs,
     /// A kind this crate does not know.
     Other,
 }
@@ -174,6 +177,11 @@ const TYPE_NAMES: &[(&str, FsKind)] = &[
     ("macfuse", FsKind::Fuse),
     ("osxfuse", FsKind::Fuse),
     ("procfs", FsKind::Procfs),
+    // Windows file system names, lower-cased.
+    ("refs", FsKind::Refs),
+    ("fat", FsKind::Vfat),
+    ("fat32", FsKind::Vfat),
+    ("cdfs", FsKind::Iso9660),
 ];
 
 impl FsKind {
@@ -188,11 +196,12 @@ impl FsKind {
             .map_or(FsKind::Other, |&(_, kind)| kind)
     }
 
-    /// The kind for a macOS or FreeBSD `statfs.f_fstypename`.
+    /// The kind for a macOS or FreeBSD `statfs.f_fstypename`, or a Windows
+    /// file system name (`NTFS`, `ReFS`...; case is ignored).
     pub fn from_type_name(name: &str) -> FsKind {
         TYPE_NAMES
             .iter()
-            .find(|(n, _)| *n == name)
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
             .map_or(FsKind::Other, |&(_, kind)| kind)
     }
 
@@ -233,6 +242,7 @@ impl FsKind {
             FsKind::Apfs => "apfs",
             FsKind::Hfs => "hfs",
             FsKind::Ufs => "ufs",
+            FsKind::Refs => "refs",
             FsKind::Other => "other",
         }
     }
@@ -259,6 +269,8 @@ impl FsKind {
             FsKind::Apfs => hint(Yes, No, Yes, Yes, No),
             FsKind::Hfs => hint(No, No, No, Yes, No),
             FsKind::Ufs => hint(No, No, Yes, No, No),
+            FsKind::Refs => hint(U, No, Yes, No, No),
+            FsKind::Ntfs => hint(No, No, Yes, U, No),
             _ => hint(U, U, U, U, U),
         }
     }

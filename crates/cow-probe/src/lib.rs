@@ -27,9 +27,11 @@
 //! A read-only mount or a directory that refuses new files gets the table
 //! answers, each marked [`Evidence::NotWritable`].
 //!
-//! On Linux every answer can be live. On macOS and FreeBSD holes are tested
-//! live and the rest comes from the table. Windows answers
-//! [`ProbeError::Unsupported`] for now.
+//! On Linux every answer can be live. On macOS clones, holes and extents
+//! are tested live; on FreeBSD holes are, and the rest comes from the
+//! table. On Windows the volume's own flags answer reflink (block reference
+//! counting) and sparse files ([`Evidence::Reported`]); nothing is written
+//! and nothing is cached, and [`Capabilities::dev`] is 0.
 
 #![forbid(unsafe_code)]
 
@@ -50,7 +52,15 @@ mod sys;
 #[cfg(target_os = "macos")]
 #[path = "macos.rs"]
 mod sys;
-#[cfg(not(any(target_os = "linux", target_os = "android", target_os = "macos")))]
+#[cfg(windows)]
+#[path = "windows.rs"]
+mod sys;
+#[cfg(not(any(
+    target_os = "linux",
+    target_os = "android",
+    target_os = "macos",
+    windows
+)))]
 #[path = "other.rs"]
 mod sys;
 
@@ -102,6 +112,8 @@ pub enum Evidence {
     NotWritable,
     /// This platform has no such call at all.
     Platform,
+    /// The filesystem itself reports it (Windows volume flags).
+    Reported,
 }
 
 impl fmt::Display for Evidence {
@@ -112,6 +124,7 @@ impl fmt::Display for Evidence {
             Evidence::Errno { op, errno } => write!(f, "{op}: {}", errno_name(*errno)),
             Evidence::NotWritable => f.write_str("table (directory not writable)"),
             Evidence::Platform => f.write_str("not on this platform"),
+            Evidence::Reported => f.write_str("reported by the filesystem"),
         }
     }
 }
@@ -307,7 +320,7 @@ pub fn probe_uncached(path: &Path) -> Result<Capabilities, ProbeError> {
 fn probe_with(path: &Path, cached: bool) -> Result<Capabilities, ProbeError> {
     let target = sys::Target::open(path)?;
     let dev = target.dev();
-    if !cached {
+    if !cached || !target.cacheable() {
         return target.probe(path);
     }
     // Held while probing so two threads do not probe one device twice.

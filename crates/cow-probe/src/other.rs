@@ -1,5 +1,6 @@
 //! FreeBSD and other Unixes: the kind from `f_fstypename`, holes tested live,
-//! the rest from the table. Windows: not supported yet.
+//! the rest from the table. Targets that are neither Unix nor Windows: not
+//! supported.
 
 #[cfg(unix)]
 mod imp {
@@ -63,6 +64,10 @@ mod imp {
         }
 
         pub(crate) fn may_be_writable(&self) -> bool {
+            false
+        }
+
+        pub(crate) fn cacheable(&self) -> bool {
             false
         }
 

@@ -60,6 +60,11 @@ impl Target {
         self.dev
     }
 
+    /// Whether answers may be cached per device.
+    pub(crate) fn cacheable(&self) -> bool {
+        true
+    }
+
     /// Whether we may create files in the directory, as far as permissions
     /// and mount flags tell without trying.
     pub(crate) fn may_be_writable(&self) -> bool {
