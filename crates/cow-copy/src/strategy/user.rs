@@ -11,7 +11,7 @@ use std::io::{self, Read, Write};
 use std::os::fd::AsFd;
 use std::os::unix::fs::FileExt;
 
-use rustix::fs::{FallocateFlags, SeekFrom};
+use rustix::fs::SeekFrom;
 use rustix::io::Errno;
 
 use crate::chain::{Job, Outcome, Step};
@@ -191,36 +191,35 @@ pub(crate) fn finish_len(
     Ok((len, len != job.len || now != job.len))
 }
 
-/// `sparse = never`: allocates the destination's holes (fallocate, else
-/// written zeros), so every byte is allocated.
+/// `sparse = never`: writes zeros into the destination's holes, so every
+/// byte is allocated.
 pub(crate) fn fill_holes(job: &Job<'_>, outcome: &mut Outcome) -> Result<(), CopyError> {
+    // Written zeros, not fallocate: preallocated ranges still read as holes
+    // to SEEK_DATA on btrfs and tmpfs, and `never` means no holes at all.
     let fd = job.dst.as_fd();
     let len = outcome.len;
-    let res = rustix::fs::fallocate(fd, FallocateFlags::empty(), 0, len);
-    if res.is_err() {
-        let zeros = vec![0u8; BUF];
-        let mut off = 0u64;
-        while off < len {
-            let hole = match rustix::fs::seek(fd, SeekFrom::Hole(off)) {
-                Ok(h) if h < len => h,
-                Ok(_) | Err(Errno::NXIO) => break,
-                Err(e) => return Err(CopyError::io("find holes in", job.dst_path, e.into())),
-            };
-            let data = match rustix::fs::seek(fd, SeekFrom::Data(hole)) {
-                Ok(d) => d.min(len),
-                Err(Errno::NXIO) => len,
-                Err(e) => return Err(CopyError::io("find holes in", job.dst_path, e.into())),
-            };
-            let mut p = hole;
-            while p < data {
-                let n = (data - p).min(BUF as u64) as usize;
-                job.dst
-                    .write_all_at(&zeros[..n], p)
-                    .map_err(|e| CopyError::io("write zeros to", job.dst_path, e))?;
-                p += n as u64;
-            }
-            off = data;
+    let zeros = vec![0u8; BUF];
+    let mut off = 0u64;
+    while off < len {
+        let hole = match rustix::fs::seek(fd, SeekFrom::Hole(off)) {
+            Ok(h) if h < len => h,
+            Ok(_) | Err(Errno::NXIO) => break,
+            Err(e) => return Err(CopyError::io("find holes in", job.dst_path, e.into())),
+        };
+        let data = match rustix::fs::seek(fd, SeekFrom::Data(hole)) {
+            Ok(d) => d.min(len),
+            Err(Errno::NXIO) => len,
+            Err(e) => return Err(CopyError::io("find holes in", job.dst_path, e.into())),
+        };
+        let mut p = hole;
+        while p < data {
+            let n = (data - p).min(BUF as u64) as usize;
+            job.dst
+                .write_all_at(&zeros[..n], p)
+                .map_err(|e| CopyError::io("write zeros to", job.dst_path, e))?;
+            p += n as u64;
         }
+        off = data;
     }
     outcome.bytes_copied += outcome.hole_bytes;
     outcome.hole_bytes = 0;

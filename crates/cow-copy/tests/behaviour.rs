@@ -1,0 +1,795 @@
+//! std::fs::copy's own expectations, the same-file guard, bad inputs,
+//! reflink=always, atomic replacement and metadata, on real filesystems.
+
+mod common;
+
+use std::fs;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::*;
+use cow_copy::{CopyError, CopyOptions, Destination, Overwrite, Preserve, Reflink, Strategy};
+use cow_test_support::{Fs, fs_test, write_pattern};
+
+fn names_in(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+fn no_temporaries(dir: &Path) {
+    for n in names_in(dir) {
+        assert!(!n.contains(cow_copy::TEMP_MARKER), "leftover temporary {n}");
+    }
+}
+
+// ---- std::fs::copy's expectations, rewritten for cow_copy::copy ----
+
+fs_test!(
+    std_missing_source_creates_nothing,
+    [btrfs, xfs, ext4, tmpfs],
+    |dir| {
+        let e = cow_copy::copy(dir.join("foo"), dir.join("bar")).unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::NotFound);
+        assert!(e.to_string().contains("foo"), "{e}");
+        assert!(!dir.join("bar").exists());
+    }
+);
+
+fs_test!(
+    std_missing_source_keeps_destination,
+    [btrfs, xfs, ext4, tmpfs],
+    |dir| {
+        fs::write(dir.join("bar"), b"keep me").unwrap();
+        assert!(cow_copy::copy(dir.join("foo"), dir.join("bar")).is_err());
+        assert_eq!(fs::read(dir.join("bar")).unwrap(), b"keep me");
+    }
+);
+
+fs_test!(
+    std_contents_and_permissions,
+    [btrfs, xfs, ext4, tmpfs],
+    |dir| {
+        let (src, dst) = (dir.join("in.txt"), dir.join("out.txt"));
+        fs::write(&src, b"hello").unwrap();
+        fs::set_permissions(&src, fs::Permissions::from_mode(0o640)).unwrap();
+        cow_copy::copy(&src, &dst).unwrap();
+        assert_eq!(fs::read(&dst).unwrap(), b"hello");
+        assert_eq!(
+            fs::metadata(&src).unwrap().permissions(),
+            fs::metadata(&dst).unwrap().permissions()
+        );
+    }
+);
+
+fs_test!(
+    std_destination_is_directory,
+    [btrfs, xfs, ext4, tmpfs],
+    |dir| {
+        let src = dir.join("in");
+        fs::write(&src, b"x").unwrap();
+        let e = CopyOptions::new().copy(&src, dir).unwrap_err();
+        assert!(matches!(e, CopyError::DestinationIsDirectory { .. }), "{e}");
+        fs::create_dir(dir.join("sub")).unwrap();
+        let e = cow_copy::copy(&src, dir.join("sub")).unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::IsADirectory);
+        for atomic in [false, true] {
+            let e = CopyOptions::new()
+                .atomic(atomic)
+                .copy(&src, &dir.join("sub"))
+                .unwrap_err();
+            assert!(matches!(e, CopyError::DestinationIsDirectory { .. }), "{e}");
+        }
+        assert!(dir.join("sub").is_dir());
+        no_temporaries(dir);
+    }
+);
+
+fs_test!(
+    std_existing_destination_overwritten,
+    [btrfs, xfs, ext4, tmpfs],
+    |dir| {
+        fs::write(dir.join("foo"), b"foo").unwrap();
+        fs::write(dir.join("bar"), b"bar, a longer old content").unwrap();
+        cow_copy::copy(dir.join("foo"), dir.join("bar")).unwrap();
+        assert_eq!(fs::read(dir.join("bar")).unwrap(), b"foo");
+    }
+);
+
+fs_test!(std_source_is_directory, [btrfs, xfs, ext4, tmpfs], |dir| {
+    let e = cow_copy::copy(dir, dir.join("out")).unwrap_err();
+    assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput);
+    assert!(!dir.join("out").exists());
+});
+
+fs_test!(
+    std_readonly_bit_preserved,
+    [btrfs, xfs, ext4, tmpfs],
+    |dir| {
+        let (src, dst) = (dir.join("in"), dir.join("out"));
+        fs::write(&src, b"ro").unwrap();
+        let mut p = fs::metadata(&src).unwrap().permissions();
+        p.set_readonly(true);
+        fs::set_permissions(&src, p).unwrap();
+        cow_copy::copy(&src, &dst).unwrap();
+        assert!(fs::metadata(&dst).unwrap().permissions().readonly());
+    }
+);
+
+fs_test!(
+    std_return_value_is_length,
+    [btrfs, xfs, ext4, tmpfs],
+    |dir| {
+        let (src, dst) = (dir.join("in"), dir.join("out"));
+        write_pattern(&src, 12345, 1);
+        let n = cow_copy::copy(&src, &dst).unwrap();
+        assert_eq!(n, fs::metadata(&dst).unwrap().len());
+        assert_eq!(n, 12345);
+    }
+);
+
+fs_test!(
+    std_destination_symlink_followed,
+    [btrfs, xfs, ext4, tmpfs],
+    |dir| {
+        let (src, link, target) = (dir.join("in"), dir.join("out"), dir.join("out_target"));
+        fs::write(&src, b"new").unwrap();
+        fs::write(&target, b"old target").unwrap();
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        cow_copy::copy(&src, &link).unwrap();
+        assert!(
+            fs::symlink_metadata(&link)
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
+        assert_eq!(fs::read(&target).unwrap(), b"new");
+        // Atomic too: the link stays, its target is replaced.
+        fs::write(&src, b"newer").unwrap();
+        CopyOptions::new().atomic(true).copy(&src, &link).unwrap();
+        assert!(
+            fs::symlink_metadata(&link)
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
+        assert_eq!(fs::read(&target).unwrap(), b"newer");
+        no_temporaries(dir);
+        // A dangling symlink is followed and its target created, like std.
+        let dangling = dir.join("dangling");
+        std::os::unix::fs::symlink(dir.join("created_target"), &dangling).unwrap();
+        cow_copy::copy(&src, &dangling).unwrap();
+        assert_eq!(fs::read(dir.join("created_target")).unwrap(), b"newer");
+    }
+);
+
+// ---- same file ----
+
+fn assert_same_file_refused(src: &Path, dst: &Path, content: &[u8]) {
+    for atomic in [false, true] {
+        for reflink in [Reflink::Auto, Reflink::Always, Reflink::Never] {
+            let e = CopyOptions::new()
+                .atomic(atomic)
+                .reflink(reflink)
+                .copy(src, dst)
+                .unwrap_err();
+            assert!(matches!(e, CopyError::SameFile { .. }), "{e}");
+            assert_eq!(
+                std::io::Error::from(e).kind(),
+                std::io::ErrorKind::InvalidInput
+            );
+            assert_eq!(fs::read(src).unwrap(), content, "the file was damaged");
+        }
+    }
+}
+
+fs_test!(same_file_is_refused, [btrfs, xfs, ext4, tmpfs], |dir| {
+    let f = dir.join("f");
+    let content = write_pattern(&f, 100_000, 2);
+    assert_same_file_refused(&f, &f, &content);
+    fs::hard_link(&f, dir.join("hard")).unwrap();
+    assert_same_file_refused(&f, &dir.join("hard"), &content);
+    std::os::unix::fs::symlink(&f, dir.join("sym")).unwrap();
+    assert_same_file_refused(&f, &dir.join("sym"), &content);
+    assert_same_file_refused(&dir.join("sym"), &f, &content);
+    assert_same_file_refused(&f, &dir.join(".").join("f"), &content);
+    no_temporaries(dir);
+});
+
+/// Runs `mount` with the arguments; false (and a loud SKIP) if it fails.
+fn mount(args: &[&str], test: &str) -> bool {
+    let out = Command::new("mount").args(args).output();
+    match out {
+        Ok(o) if o.status.success() => true,
+        Ok(o) => {
+            eprintln!(
+                "SKIP {test}: mount {args:?} failed: {}",
+                String::from_utf8_lossy(&o.stderr)
+            );
+            false
+        }
+        Err(e) => {
+            eprintln!("SKIP {test}: cannot run mount: {e}");
+            false
+        }
+    }
+}
+
+struct Unmount(PathBuf);
+impl Drop for Unmount {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+fs_test!(
+    same_file_through_bind_mount,
+    [btrfs, xfs, ext4, tmpfs],
+    |dir| {
+        let a = dir.join("a");
+        let b = dir.join("b");
+        fs::create_dir(&a).unwrap();
+        fs::create_dir(&b).unwrap();
+        let f = a.join("f");
+        let content = write_pattern(&f, 70_000, 3);
+        if !mount(
+            &["--bind", a.to_str().unwrap(), b.to_str().unwrap()],
+            "same_file_through_bind_mount",
+        ) {
+            return;
+        }
+        let _guard = Unmount(b.clone());
+        assert_same_file_refused(&f, &b.join("f"), &content);
+    }
+);
+
+// ---- bad inputs ----
+
+fn assert_nothing_created(dir: &Path, before: &[String]) {
+    assert_eq!(names_in(dir), before, "the copy left something behind");
+}
+
+fs_test!(bad_sources, [btrfs, xfs, ext4, tmpfs], |dir| {
+    let fifo = dir.join("fifo");
+    assert!(
+        Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let sock = dir.join("sock");
+    let _listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+    fs::create_dir(dir.join("d")).unwrap();
+    let before = names_in(dir);
+    for (src, kind) in [
+        (fifo.clone(), "FIFO"),
+        (sock.clone(), "socket"),
+        (PathBuf::from("/dev/null"), "character device"),
+        (dir.join("d"), "directory"),
+    ] {
+        for atomic in [false, true] {
+            let e = CopyOptions::new()
+                .atomic(atomic)
+                .copy(&src, &dir.join("out"))
+                .unwrap_err();
+            assert!(matches!(e, CopyError::NotARegularFile { .. }), "{e}");
+            let msg = e.to_string();
+            assert!(
+                msg.contains(src.to_str().unwrap()) && msg.contains(kind),
+                "{msg}"
+            );
+        }
+    }
+    let e = cow_copy::copy(dir.join("missing"), dir.join("out")).unwrap_err();
+    assert!(e.to_string().contains("missing"));
+    // A symlink source with follow_symlinks(false) is refused too.
+    fs::write(dir.join("real"), b"x").unwrap();
+    std::os::unix::fs::symlink(dir.join("real"), dir.join("link")).unwrap();
+    let e = CopyOptions::new()
+        .follow_symlinks(false)
+        .copy(&dir.join("link"), &dir.join("out"))
+        .unwrap_err();
+    assert!(matches!(e, CopyError::NotARegularFile { .. }), "{e}");
+    fs::remove_file(dir.join("real")).unwrap();
+    fs::remove_file(dir.join("link")).unwrap();
+    assert_nothing_created(dir, &before);
+});
+
+fs_test!(bad_destinations, [btrfs, xfs, ext4, tmpfs], |dir| {
+    let src = dir.join("src");
+    write_pattern(&src, 5000, 4);
+    let before = names_in(dir);
+    for atomic in [false, true] {
+        let opts = CopyOptions::new().atomic(atomic);
+        let e = opts.copy(&src, &dir.join("nodir").join("out")).unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::NotFound, "{e}");
+        assert!(e.to_string().contains("nodir/out"), "{e}");
+        let e = opts.copy(&src, dir).unwrap_err();
+        assert!(matches!(e, CopyError::DestinationIsDirectory { .. }), "{e}");
+        let e = opts.copy(&src, &src.join("sub")).unwrap_err();
+        assert!(e.to_string().contains("src/sub"), "{e}");
+    }
+    assert_nothing_created(dir, &before);
+});
+
+fs_test!(
+    read_only_mount_destination,
+    [btrfs, xfs, ext4, tmpfs],
+    |dir| {
+        let src = dir.join("src");
+        write_pattern(&src, 5000, 4);
+        let rw = dir.join("rw");
+        let ro = dir.join("ro");
+        fs::create_dir(&rw).unwrap();
+        fs::create_dir(&ro).unwrap();
+        fs::write(rw.join("existing"), b"old").unwrap();
+        let test = "read_only_mount_destination";
+        if !mount(
+            &["--bind", rw.to_str().unwrap(), ro.to_str().unwrap()],
+            test,
+        ) {
+            return;
+        }
+        let _guard = Unmount(ro.clone());
+        if !mount(&["-o", "remount,bind,ro", ro.to_str().unwrap()], test) {
+            return;
+        }
+        for atomic in [false, true] {
+            let e = CopyOptions::new()
+                .atomic(atomic)
+                .copy(&src, &ro.join("new"))
+                .unwrap_err();
+            assert_eq!(e.kind(), std::io::ErrorKind::ReadOnlyFilesystem, "{e}");
+            assert!(e.to_string().contains("ro/new"), "{e}");
+            let e = CopyOptions::new()
+                .atomic(atomic)
+                .copy(&src, &ro.join("existing"))
+                .unwrap_err();
+            assert_eq!(e.kind(), std::io::ErrorKind::ReadOnlyFilesystem, "{e}");
+        }
+        assert_eq!(names_in(&rw), vec!["existing".to_string()]);
+        assert_eq!(fs::read(rw.join("existing")).unwrap(), b"old");
+    }
+);
+
+// Permission checks only bind without root: re-run this test binary as
+// `nobody` (setpriv) for the child part.
+fs_test!(
+    no_permission_destination,
+    [btrfs, xfs, ext4, tmpfs],
+    |dir| {
+        if let Ok(d) = std::env::var("COW_ENGINE_CHILD_DIR") {
+            let d = PathBuf::from(d);
+            let e = cow_copy::copy(d.join("src"), d.join("locked").join("new")).unwrap_err();
+            assert_eq!(e.kind(), std::io::ErrorKind::PermissionDenied, "{e}");
+            assert!(e.to_string().contains("locked/new"), "{e}");
+            let e = CopyOptions::new()
+                .atomic(true)
+                .copy(&d.join("src"), &d.join("locked").join("new"))
+                .unwrap_err();
+            assert_eq!(e.kind(), std::io::ErrorKind::PermissionDenied, "{e}");
+            let e = cow_copy::copy(d.join("src"), d.join("readonly")).unwrap_err();
+            assert_eq!(e.kind(), std::io::ErrorKind::PermissionDenied, "{e}");
+            assert!(e.to_string().contains("readonly"), "{e}");
+            return;
+        }
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o755)).unwrap();
+        write_pattern(&dir.join("src"), 3000, 5);
+        fs::set_permissions(dir.join("src"), fs::Permissions::from_mode(0o644)).unwrap();
+        fs::create_dir(dir.join("locked")).unwrap();
+        fs::set_permissions(dir.join("locked"), fs::Permissions::from_mode(0o555)).unwrap();
+        fs::write(dir.join("readonly"), b"old").unwrap();
+        fs::set_permissions(dir.join("readonly"), fs::Permissions::from_mode(0o444)).unwrap();
+        let test = std::thread::current().name().unwrap_or("").to_string();
+        let exe = std::env::current_exe().unwrap();
+        let out = Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+            .arg(exe)
+            .args(["--exact", &test, "--nocapture", "--test-threads=1"])
+            .env("COW_ENGINE_CHILD_DIR", dir)
+            .env_remove("COW_TEST_LEDGER")
+            .output();
+        let out = match out {
+            Ok(o) => o,
+            Err(e) => {
+                eprintln!("SKIP {test}: cannot run setpriv: {e}");
+                return;
+            }
+        };
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && text.contains("1 passed"),
+            "child failed: {text}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(!dir.join("locked").join("new").exists());
+        assert_eq!(fs::read(dir.join("readonly")).unwrap(), b"old");
+    }
+);
+
+// ---- reflink = always ----
+
+fs_test!(reflink_always, [btrfs, xfs, ext4, tmpfs], |dir, fs| {
+    let src = dir.join("src");
+    write_pattern(&src, 300_000, 6);
+    let existing = dir.join("existing");
+    let old = write_pattern(&existing, 50_000, 7);
+    let ino = inode(&existing);
+    for atomic in [false, true] {
+        let opts = CopyOptions::new().reflink(Reflink::Always).atomic(atomic);
+        let new = dir.join(format!("new-{atomic}"));
+        if fs.reflinks() {
+            let r = opts.copy(&src, &new).unwrap();
+            assert_eq!(r.strategy, Strategy::Cloned);
+            assert!(cow_verify::sharing(&src, &new).unwrap().is_clone());
+            let r = opts.copy(&src, &existing).unwrap();
+            assert_eq!(r.strategy, Strategy::Cloned);
+            assert_eq!(r.destination, Destination::Replaced);
+            assert!(cow_verify::sharing(&src, &existing).unwrap().is_clone());
+            write_pattern(&existing, 50_000, 7);
+        } else {
+            let before = names_in(dir);
+            let e = opts.copy(&src, &new).unwrap_err();
+            assert!(matches!(e, CopyError::ReflinkUnsupported { .. }), "{e}");
+            assert_eq!(
+                std::io::Error::from(e).kind(),
+                std::io::ErrorKind::Unsupported
+            );
+            assert_eq!(names_in(dir), before, "reflink=always created something");
+            let e = opts.copy(&src, &existing).unwrap_err();
+            assert!(matches!(e, CopyError::ReflinkUnsupported { .. }), "{e}");
+            assert_eq!(fs::read(&existing).unwrap(), old);
+            assert_eq!(
+                inode(&existing),
+                ino,
+                "the existing destination was replaced"
+            );
+            assert_eq!(names_in(dir), before);
+        }
+    }
+});
+
+// ---- atomic ----
+
+fs_test!(atomic_replace, [btrfs, xfs, ext4, tmpfs], |dir, fs| {
+    let src = dir.join("src");
+    let dst = dir.join("dst");
+    write_pattern(&src, 200_000, 8);
+    write_pattern(&dst, 500_000, 9);
+    fs::set_permissions(&dst, fs::Permissions::from_mode(0o600)).unwrap();
+    let ino = inode(&dst);
+    let r = CopyOptions::new()
+        .atomic(true)
+        .fsync(true)
+        .preserve(Preserve::none())
+        .copy(&src, &dst)
+        .unwrap();
+    assert_same_bytes(&src, &dst);
+    assert_truthful(fs, &src, &dst, &r);
+    assert_eq!(r.destination, Destination::Replaced);
+    assert_ne!(inode(&dst), ino, "atomic replaces the inode");
+    // GNU semantics: the replaced file keeps its mode.
+    assert_eq!(fs::metadata(&dst).unwrap().mode() & 0o7777, 0o600);
+    // A new file gets the source mode minus the umask (022 in tests).
+    fs::set_permissions(&src, fs::Permissions::from_mode(0o666)).unwrap();
+    let new = dir.join("new");
+    CopyOptions::new()
+        .atomic(true)
+        .preserve(Preserve::none())
+        .copy(&src, &new)
+        .unwrap();
+    let umask = 0o022;
+    assert_eq!(fs::metadata(&new).unwrap().mode() & 0o777, 0o666 & !umask);
+    // No clobber.
+    let e = CopyOptions::new()
+        .atomic(true)
+        .overwrite(Overwrite::NoClobber)
+        .copy(&src, &dst)
+        .unwrap_err();
+    assert!(matches!(e, CopyError::DestinationExists { .. }), "{e}");
+    assert_eq!(
+        std::io::Error::from(e).kind(),
+        std::io::ErrorKind::AlreadyExists
+    );
+    no_temporaries(dir);
+});
+
+fs_test!(no_clobber, [btrfs, xfs, ext4, tmpfs], |dir| {
+    let src = dir.join("src");
+    write_pattern(&src, 1000, 1);
+    fs::write(dir.join("dst"), b"mine").unwrap();
+    let e = CopyOptions::new()
+        .overwrite(Overwrite::NoClobber)
+        .copy(&src, &dir.join("dst"))
+        .unwrap_err();
+    assert!(matches!(e, CopyError::DestinationExists { .. }), "{e}");
+    assert_eq!(fs::read(dir.join("dst")).unwrap(), b"mine");
+    let r = CopyOptions::new()
+        .overwrite(Overwrite::NoClobber)
+        .copy(&src, &dir.join("fresh"))
+        .unwrap();
+    assert_eq!(r.destination, Destination::Created);
+});
+
+/// A real ENOSPC in the middle of a copy: a 1 MiB tmpfs as destination.
+fn full_disk(fs: Fs, dir: &Path) {
+    let src = dir.join("big");
+    write_pattern(&src, 4 << 20, 10);
+    let small = dir.join("small");
+    fs::create_dir(&small).unwrap();
+    if !mount(
+        &[
+            "-t",
+            "tmpfs",
+            "-o",
+            "size=1m",
+            "tmpfs",
+            small.to_str().unwrap(),
+        ],
+        "atomic_failure_keeps_destination",
+    ) {
+        return;
+    }
+    let _guard = Unmount(small.clone());
+    let dst = small.join("dst");
+    let old = write_pattern(&dst, 100_000, 11);
+    let e = CopyOptions::new()
+        .atomic(true)
+        .copy(&src, &dst)
+        .unwrap_err();
+    assert_eq!(e.kind(), std::io::ErrorKind::StorageFull, "{fs}: {e}");
+    assert_eq!(
+        fs::read(&dst).unwrap(),
+        old,
+        "atomic copy damaged the destination"
+    );
+    no_temporaries(&small);
+    // Without atomic the error says the destination is incomplete.
+    let e = CopyOptions::new().copy(&src, &dst).unwrap_err();
+    assert!(matches!(e, CopyError::Incomplete { .. }), "{e}");
+    assert!(
+        e.to_string().contains("incomplete") && e.to_string().contains("small/dst"),
+        "{e}"
+    );
+    // A new file that cannot be completed is removed.
+    let e = CopyOptions::new()
+        .copy(&src, &small.join("new"))
+        .unwrap_err();
+    assert_eq!(e.kind(), std::io::ErrorKind::StorageFull);
+    assert!(!small.join("new").exists());
+}
+
+fs_test!(
+    atomic_failure_keeps_destination,
+    [btrfs, xfs, ext4, tmpfs],
+    |dir, fs| {
+        full_disk(fs, dir);
+    }
+);
+
+// ---- metadata ----
+
+fs_test!(preserve_metadata, [btrfs, xfs, ext4, tmpfs], |dir, fs| {
+    let src = dir.join("src");
+    write_pattern(&src, 70_000, 12);
+    fs::set_permissions(&src, fs::Permissions::from_mode(0o751)).unwrap();
+    std::os::unix::fs::chown(&src, Some(1234), Some(5678)).unwrap();
+    let t = std::time::UNIX_EPOCH + std::time::Duration::new(1_000_000_000, 123_456_789);
+    let f = fs::File::options().write(true).open(&src).unwrap();
+    f.set_times(fs::FileTimes::new().set_modified(t).set_accessed(t))
+        .unwrap();
+    drop(f);
+    let has_xattr = Command::new("setfattr").arg("--version").output().is_ok();
+    let _ = has_xattr;
+    for atomic in [false, true] {
+        let dst = dir.join(format!("all-{atomic}"));
+        let r = CopyOptions::new()
+            .atomic(atomic)
+            .preserve(Preserve::all())
+            .copy(&src, &dst)
+            .unwrap();
+        assert_truthful(fs, &src, &dst, &r);
+        let (a, b) = (fs::metadata(&src).unwrap(), fs::metadata(&dst).unwrap());
+        assert_eq!(b.mode() & 0o7777, 0o751);
+        assert_eq!((b.uid(), b.gid()), (1234, 5678));
+        assert_eq!((b.mtime(), b.mtime_nsec()), (a.mtime(), a.mtime_nsec()));
+        // Defaults: mode only (std), owner is us, fresh times.
+        let dst = dir.join(format!("default-{atomic}"));
+        CopyOptions::new().atomic(atomic).copy(&src, &dst).unwrap();
+        let b = fs::metadata(&dst).unwrap();
+        assert_eq!(b.mode() & 0o7777, 0o751);
+        assert_eq!(b.uid(), rustix::process::getuid().as_raw());
+        assert_ne!(b.mtime(), a.mtime());
+        // GNU semantics: an existing destination keeps its mode (a clone
+        // copies no mode, and nothing else may either).
+        let dst = dir.join(format!("keep-{atomic}"));
+        fs::write(&dst, b"old").unwrap();
+        fs::set_permissions(&dst, fs::Permissions::from_mode(0o604)).unwrap();
+        CopyOptions::new()
+            .atomic(atomic)
+            .preserve(Preserve::none())
+            .copy(&src, &dst)
+            .unwrap();
+        assert_eq!(fs::metadata(&dst).unwrap().mode() & 0o7777, 0o604);
+        assert_same_bytes(&src, &dst);
+    }
+});
+
+fs_test!(preserve_xattrs, [btrfs, xfs, ext4, tmpfs], |dir| {
+    let src = dir.join("src");
+    write_pattern(&src, 10_000, 13);
+    let f = fs::File::open(&src).unwrap();
+    if let Err(e) = rustix::fs::fsetxattr(&f, "user.cow", b"moo", rustix::fs::XattrFlags::empty()) {
+        eprintln!("SKIP preserve_xattrs: this filesystem refuses user xattrs: {e}");
+        return;
+    }
+    // A POSIX ACL where the filesystem has them: the xattr form
+    // (version 2, then ACL_USER_OBJ rw-, ACL_GROUP_OBJ r--, ACL_OTHER ---).
+    // An extended POSIX ACL (a named user entry and a mask, so it cannot
+    // fold into the mode) in its xattr form: version 2, then (tag, perm, id).
+    let mut acl = 2u32.to_le_bytes().to_vec();
+    for (tag, perm, id) in [
+        (0x01u16, 6u16, u32::MAX),
+        (0x02, 4, 1234),
+        (0x04, 4, u32::MAX),
+        (0x10, 4, u32::MAX),
+        (0x20, 0, u32::MAX),
+    ] {
+        acl.extend_from_slice(&tag.to_le_bytes());
+        acl.extend_from_slice(&perm.to_le_bytes());
+        acl.extend_from_slice(&id.to_le_bytes());
+    }
+    let set = rustix::fs::fsetxattr(
+        &f,
+        "system.posix_acl_access",
+        &acl,
+        rustix::fs::XattrFlags::empty(),
+    );
+    let mut probe = vec![0u8; 256];
+    let has_acl =
+        set.is_ok() && rustix::fs::fgetxattr(&f, "system.posix_acl_access", &mut probe[..]).is_ok();
+    if !has_acl {
+        eprintln!("NOTE preserve_xattrs: no POSIX ACL on this filesystem ({set:?})");
+    }
+    drop(f);
+    for atomic in [false, true] {
+        let dst = dir.join(format!("x-{atomic}"));
+        let r = CopyOptions::new()
+            .atomic(atomic)
+            .preserve(Preserve {
+                xattrs: true,
+                ..Preserve::default()
+            })
+            .copy(&src, &dst)
+            .unwrap();
+        assert!(r.metadata_skipped.is_empty(), "{r:?}");
+        let g = fs::File::open(&dst).unwrap();
+        let mut buf = [0u8; 16];
+        let n = rustix::fs::fgetxattr(&g, "user.cow", &mut buf[..]).unwrap();
+        assert_eq!(&buf[..n], b"moo");
+        if has_acl {
+            let mut buf = vec![0u8; 256];
+            let n = rustix::fs::fgetxattr(&g, "system.posix_acl_access", &mut buf[..]).unwrap();
+            assert_eq!(&buf[..n], &acl[..]);
+        }
+        // Without the option nothing is copied (FICLONE copies no xattr).
+        let dst = dir.join(format!("nox-{atomic}"));
+        CopyOptions::new().atomic(atomic).copy(&src, &dst).unwrap();
+        let g = fs::File::open(&dst).unwrap();
+        assert!(rustix::fs::fgetxattr(&g, "user.cow", &mut buf[..]).is_err());
+    }
+});
+
+// ---- files whose size lies ----
+
+fs_test!(
+    procfs_source_read_to_end,
+    [btrfs, xfs, ext4, tmpfs],
+    |dir| {
+        let dst = dir.join("status");
+        let r = CopyOptions::new()
+            .copy(Path::new("/proc/self/status"), &dst)
+            .unwrap();
+        let text = fs::read_to_string(&dst).unwrap();
+        assert!(text.contains("Name:"), "{text}");
+        assert_eq!(r.len, text.len() as u64);
+        assert!(r.size_changed, "size reads 0 but data was copied: {r:?}");
+        assert_eq!(r.bytes_copied, r.len);
+    }
+);
+
+// ---- copy_at ----
+
+fs_test!(
+    copy_at_replaces_symlink_entry,
+    [btrfs, xfs, ext4, tmpfs],
+    |dir| {
+        use rustix::fs::{Mode, OFlags};
+        let d = rustix::fs::open(dir, OFlags::RDONLY | OFlags::DIRECTORY, Mode::empty()).unwrap();
+        use std::os::fd::AsFd;
+        fs::write(dir.join("src"), b"data").unwrap();
+        fs::write(dir.join("victim"), b"do not write through me").unwrap();
+        std::os::unix::fs::symlink("victim", dir.join("link")).unwrap();
+        let r = CopyOptions::new()
+            .copy_at(d.as_fd(), Path::new("src"), d.as_fd(), Path::new("link"))
+            .unwrap();
+        assert_eq!(r.destination, Destination::Replaced);
+        assert!(fs::symlink_metadata(dir.join("link")).unwrap().is_file());
+        assert_eq!(fs::read(dir.join("link")).unwrap(), b"data");
+        assert_eq!(
+            fs::read(dir.join("victim")).unwrap(),
+            b"do not write through me"
+        );
+        // A symlink source is refused without follow_symlinks.
+        let e = CopyOptions::new()
+            .follow_symlinks(false)
+            .copy_at(d.as_fd(), Path::new("link2"), d.as_fd(), Path::new("x"))
+            .unwrap_err();
+        assert_eq!(std::io::Error::from(e).kind(), std::io::ErrorKind::NotFound);
+        std::os::unix::fs::symlink("victim", dir.join("link2")).unwrap();
+        let e = CopyOptions::new()
+            .follow_symlinks(false)
+            .copy_at(d.as_fd(), Path::new("link2"), d.as_fd(), Path::new("x"))
+            .unwrap_err();
+        assert!(matches!(e, CopyError::NotARegularFile { .. }), "{e}");
+        // Plain copy_at into a new name.
+        let r = CopyOptions::new()
+            .copy_at(d.as_fd(), Path::new("src"), d.as_fd(), Path::new("plain"))
+            .unwrap();
+        assert_eq!(r.destination, Destination::Created);
+        assert_eq!(fs::read(dir.join("plain")).unwrap(), b"data");
+        no_temporaries(dir);
+    }
+);
+
+// ---- sparse policies ----
+
+fs_test!(sparse_policies, [btrfs, xfs, ext4, tmpfs], |dir, fs| {
+    use cow_copy::Sparse;
+    // Data with a whole block run of zeros inside, plus a real hole.
+    let src = dir.join("src");
+    let mut data = cow_test_support::pattern(64 * 1024, 14);
+    data[16384..32768].fill(0);
+    fs::write(&src, &data).unwrap();
+    let f = fs::File::options().write(true).open(&src).unwrap();
+    f.set_len(1 << 20).unwrap();
+    f.sync_all().unwrap();
+    drop(f);
+    for reflink in [Reflink::Never, Reflink::Auto] {
+        let always = dir.join(format!("always-{reflink:?}"));
+        let r = CopyOptions::new()
+            .reflink(reflink)
+            .sparse(Sparse::Always)
+            .copy(&src, &always)
+            .unwrap();
+        assert_same_bytes(&src, &always);
+        assert_truthful(fs, &src, &always, &r);
+        if reflink == Reflink::Never {
+            assert_eq!(r.strategy, Strategy::UserCopy);
+            // The zero block run became a hole too.
+            let segs = data_segments(&always);
+            assert!(segs.len() >= 2, "{segs:?}");
+            assert_eq!(r.hole_bytes, (1 << 20) - 48 * 1024);
+        }
+        let never = dir.join(format!("never-{reflink:?}"));
+        let r = CopyOptions::new()
+            .reflink(reflink)
+            .sparse(Sparse::Never)
+            .copy(&src, &never)
+            .unwrap();
+        assert_same_bytes(&src, &never);
+        assert_eq!(r.hole_bytes, 0, "{r:?}");
+        let m = fs::metadata(&never).unwrap();
+        assert!(
+            m.blocks() * 512 >= 1 << 20,
+            "sparse=never left holes: {} blocks",
+            m.blocks()
+        );
+        assert_eq!(data_segments(&never), vec![(0, 1 << 20)]);
+    }
+});
