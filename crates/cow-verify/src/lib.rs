@@ -238,13 +238,21 @@ pub enum VerifyError {
         /// What is missing, e.g. `FS_IOC_FIEMAP`.
         what: &'static str,
     },
+    /// The path is not a regular file (a directory, FIFO, device...).
+    #[error("{path}: not a regular file", path = .path.display())]
+    NotAFile {
+        /// The path asked about.
+        path: PathBuf,
+    },
 }
 
 impl VerifyError {
     /// The path the error is about.
     pub fn path(&self) -> &Path {
         match self {
-            VerifyError::Io { path, .. } | VerifyError::Unsupported { path, .. } => path,
+            VerifyError::Io { path, .. }
+            | VerifyError::Unsupported { path, .. }
+            | VerifyError::NotAFile { path } => path,
         }
     }
 }
@@ -254,6 +262,7 @@ impl From<VerifyError> for io::Error {
         let kind = match &e {
             VerifyError::Io { source, .. } => source.kind(),
             VerifyError::Unsupported { .. } => io::ErrorKind::Unsupported,
+            VerifyError::NotAFile { .. } => io::ErrorKind::InvalidInput,
         };
         io::Error::new(kind, e)
     }
@@ -281,8 +290,25 @@ fn fd_label(file: &File) -> PathBuf {
     }
 }
 
+/// Opens a regular file for reading; anything else is refused after the
+/// open, which cannot block (`O_NONBLOCK`, so a FIFO does not wait for a
+/// writer).
 fn open(path: &Path) -> Result<File, VerifyError> {
-    File::open(path).map_err(|e| io_err("open", path, e))
+    let mut opts = std::fs::OpenOptions::new();
+    opts.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32);
+    }
+    let f = opts.open(path).map_err(|e| io_err("open", path, e))?;
+    let meta = f.metadata().map_err(|e| io_err("fstat", path, e))?;
+    if !meta.is_file() {
+        return Err(VerifyError::NotAFile {
+            path: path.to_path_buf(),
+        });
+    }
+    Ok(f)
 }
 
 /// Every extent of the file at `path`, in logical order, after flushing its

@@ -233,6 +233,22 @@ fn errors_name_the_path_and_call() {
         "{msg}"
     );
     assert_eq!(std::io::Error::from(e).kind(), std::io::ErrorKind::NotFound);
+    // Not a regular file: refused, never blocked on (a FIFO has no writer).
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("fifo");
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        &fifo,
+        rustix::fs::FileType::Fifo,
+        rustix::fs::Mode::RUSR | rustix::fs::Mode::WUSR,
+        0,
+    )
+    .unwrap();
+    for p in [fifo.as_path(), dir.path()] {
+        let e = sharing(p, p).unwrap_err();
+        assert!(matches!(e, VerifyError::NotAFile { .. }), "{e:?}");
+        assert_eq!(e.path(), p);
+    }
 }
 
 /// One extent as `filefrag -v -b1` prints it.
