@@ -15,7 +15,7 @@ use std::os::fd::{AsFd, BorrowedFd};
 use std::path::Path;
 
 use crate::report::{Fallback, Strategy};
-use crate::{CopyError, CopyOptions, Sparse};
+use crate::{CopyError, CopyOptions, Reflink, Sparse};
 
 /// What one step of the chain did.
 pub(crate) enum Step {
@@ -112,7 +112,13 @@ pub(crate) fn run(job: &mut Job<'_>) -> Result<(Outcome, Vec<Fallback>), CopyErr
     for step in STEPS {
         match step(job) {
             Step::Done(mut outcome) => {
-                if job.opts.sparse == Sparse::Never && outcome.hole_bytes > 0 && job.dst_regular {
+                // `reflink = always` never writes data, so it keeps the
+                // source's holes even with `sparse = never`.
+                if job.opts.sparse == Sparse::Never
+                    && job.opts.reflink != Reflink::Always
+                    && outcome.hole_bytes > 0
+                    && job.dst_regular
+                {
                     crate::strategy::user::fill_holes(job, &mut outcome)?;
                 }
                 return Ok((outcome, fallbacks));

@@ -14,6 +14,10 @@ pub enum Reflink {
     /// Clone or fail with [`CopyError::ReflinkUnsupported`]; never copies
     /// bytes, and a failed attempt leaves nothing behind: a destination the
     /// copy created is removed, an existing one is left untouched.
+    ///
+    /// One exception is reported, not hidden: btrfs keeps files smaller than
+    /// a block inline in its metadata, where the clone ioctl succeeds by
+    /// copying them; the report then counts those bytes as copied.
     Always,
     /// Never share blocks: not even implicitly, so the kernel copy
     /// (`copy_file_range`, which reflinks on btrfs and XFS) is skipped too.
@@ -32,6 +36,8 @@ pub enum Sparse {
     /// copy is skipped; a clone still runs (shared zero blocks cost nothing).
     Always,
     /// Allocate every byte of the destination: holes become written zeros.
+    /// Not with [`Reflink::Always`], which never writes data: a clone keeps
+    /// the source's holes.
     Never,
 }
 
