@@ -219,7 +219,7 @@ fn scenario(exe: &Path, sc: &Scenario, dir: &Path) -> Result<(), String> {
         .arg("--ready-file")
         .arg(&ready);
     if sc.panic {
-        cmd.arg("--panic-after-setup");
+        cmd.arg("--panic-after-setup").env("RUST_BACKTRACE", "0");
     }
     cmd.arg("--").args(sc.command);
     // Its own process group: a Ctrl-C on our terminal must not reach it

@@ -266,8 +266,12 @@ impl TestFs {
 impl Drop for TestFs {
     fn drop(&mut self) {
         if !self.cleaned {
-            for p in self.cleanup() {
-                eprintln!("xtask: cleanup problem: {p}");
+            let problems = self.cleanup();
+            if problems.is_empty() {
+                eprintln!("xtask: cleanup after an early exit: done, nothing left behind");
+            }
+            for p in problems {
+                eprintln!("xtask: CLEANUP PROBLEM: {p}");
             }
         }
     }
