@@ -50,7 +50,7 @@ pub(crate) fn live(s: &mut Scratch<'_>, _info: &FsInfo) -> Result<Option<[Answer
     };
 
     // b: a clone of a.
-    let Some(b) = s.create("b")? else {
+    let Some(b) = s.create("b") else {
         return Ok(None);
     };
     let reflink = match ficlone(b.as_fd(), a.as_fd()) {
@@ -60,7 +60,7 @@ pub(crate) fn live(s: &mut Scratch<'_>, _info: &FsInfo) -> Result<Option<[Answer
     drop(b);
 
     // c: the same block as a's second one, written separately, then deduped.
-    let Some(c) = s.create("c")? else {
+    let Some(c) = s.create("c") else {
         return Ok(None);
     };
     if s.write(&c, &s.data(), 0)?.is_none() {
@@ -74,7 +74,7 @@ pub(crate) fn live(s: &mut Scratch<'_>, _info: &FsInfo) -> Result<Option<[Answer
     drop(c);
 
     // d: copy_file_range of a's data block; shared afterwards?
-    let Some(d) = s.create("d")? else {
+    let Some(d) = s.create("d") else {
         return Ok(None);
     };
     let mut off_in = bs;

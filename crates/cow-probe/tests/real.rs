@@ -166,3 +166,15 @@ fn errors_name_the_path_and_call() {
     assert!(e.to_string().contains("/nonexistent/cow-probe"));
     assert_eq!(std::io::Error::from(e).kind(), std::io::ErrorKind::NotFound);
 }
+
+#[test]
+fn procfs_is_answered_from_the_table() {
+    // /proc refuses new files (ENOENT): table answers, not an error.
+    let c = probe_uncached(Path::new("/proc")).unwrap();
+    assert_eq!(c.fs, FsKind::Procfs, "{c:?}");
+    assert!(!c.is_live());
+    for (name, a) in c.answers() {
+        assert_eq!(a.evidence, Evidence::NotWritable, "{name}: {c:?}");
+        assert_eq!(a.support, Support::No, "{name}: {c:?}");
+    }
+}
