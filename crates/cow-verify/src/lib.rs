@@ -35,7 +35,8 @@
 //! blocks past EOF). Then every byte of a file's data falls in one class:
 //!
 //! * **known location** ([`Location::Physical`], [`Location::Encoded`]): counted
-//!   in [`Sharing::a_bytes`] / [`Sharing::b_bytes`];
+//!   in [`Sharing::a_bytes`] / [`Sharing::b_bytes`] (preallocated, unwritten
+//!   extents too: they occupy device space and reflinks share them);
 //! * **no comparable location** ([`Location::Unknown`]: delayed allocation or a
 //!   filesystem that will not say; [`Location::Inline`]: stored inside
 //!   metadata): counted in [`Sharing::unknown_bytes`] /
@@ -46,7 +47,13 @@
 //! numbers. An encoded (compressed or encrypted) extent has no byte-exact
 //! device address for each logical byte, so it is counted as shared only when
 //! `b` has an encoded extent with the same device address and the same
-//! length.
+//! length. When a clone rewrites part of a compressed extent, the rest of
+//! that extent is therefore not counted: the answer can err low by at most
+//! the encoded extents involved, and never errs high.
+//!
+//! The ratio's denominator is all of `a`'s data, so [`Sharing::ratio`] is
+//! 1.0 only when every data byte of `a` is shared; an `a` without any data
+//! (empty, or only holes) has nothing unshared and a ratio of 1.0.
 
 #![forbid(unsafe_code)]
 
