@@ -50,9 +50,18 @@ pub(crate) struct Job<'a> {
     pub(crate) dst: File,
     /// The destination path as the caller named it (for messages).
     pub(crate) dst_path: &'a Path,
-    /// The directory holding `dst_name`.
+    /// The directory holding `dst_name` (the clone steps of Linux and
+    /// macOS use it).
+    #[cfg_attr(
+        not(any(target_os = "linux", target_os = "android", target_os = "macos")),
+        allow(dead_code)
+    )]
     pub(crate) dst_dir: BorrowedFd<'a>,
     /// The entry currently holding `dst` (the temporary in atomic mode).
+    #[cfg_attr(
+        not(any(target_os = "linux", target_os = "android", target_os = "macos")),
+        allow(dead_code)
+    )]
     pub(crate) dst_name: &'a OsStr,
     /// The destination is a regular file (not a FIFO or device).
     pub(crate) dst_regular: bool,

@@ -267,7 +267,7 @@ fn copy_atomic(
     let old = match &existing {
         Existing::File(meta) => {
             guard::check_same(&source.meta, meta, src_path, dst_path)?;
-            Some(meta.clone())
+            Some((**meta).clone())
         }
         Existing::Symlink | Existing::Missing => None,
     };

@@ -117,7 +117,7 @@ pub(crate) enum Existing {
     /// Nothing (or, when following, a dangling symlink).
     Missing,
     /// A file (regular or not) with its metadata.
-    File(Metadata),
+    File(Box<Metadata>),
     /// A symlink that is not followed (`copy_at`).
     Symlink,
 }
@@ -143,7 +143,7 @@ pub(crate) fn probe(
                     path: display.to_path_buf(),
                 });
             }
-            Ok(Existing::File(meta))
+            Ok(Existing::File(Box::new(meta)))
         }
         Err(Errno::NOENT) => Ok(Existing::Missing),
         Err(Errno::LOOP) if !follow => Ok(Existing::Symlink),

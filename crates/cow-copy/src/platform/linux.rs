@@ -40,7 +40,7 @@ pub(crate) fn clone(job: &mut Job<'_>) -> Result<Outcome, CloneError> {
         Err(_) => (len, 0),
     };
     Ok(Outcome {
-        strategy: crate::strategy::classify(cloned, copied, Strategy::KernelCopy),
+        strategy: classify(cloned, copied),
         bytes_cloned: cloned,
         bytes_copied: copied,
         hole_bytes: len.saturating_sub(cloned + copied),
@@ -171,3 +171,13 @@ fn list_xattrs(f: &std::fs::File) -> io::Result<Vec<u8>> {
 }
 
 use std::os::unix::ffi::OsStrExt;
+
+/// Names what a clone call really did from the bytes it shared.
+fn classify(cloned: u64, copied: u64) -> Strategy {
+    match (cloned > 0, copied > 0) {
+        (true, true) => Strategy::Mixed,
+        // btrfs inline data: the ioctl copied it.
+        (false, true) => Strategy::KernelCopy,
+        _ => Strategy::Cloned,
+    }
+}

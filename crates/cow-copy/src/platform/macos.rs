@@ -144,7 +144,7 @@ pub(crate) fn rename_noreplace(
         from,
         dir,
         to,
-        rustix::fs::RenameFlags::EXCL,
+        rustix::fs::RenameFlags::NOREPLACE,
     )?)
 }
 

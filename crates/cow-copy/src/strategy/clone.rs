@@ -48,9 +48,17 @@ pub(crate) enum CloneError {
     /// Refused before anything was written (a fallback errno).
     Refused(std::io::Error),
     /// Failed for good.
+    #[cfg_attr(
+        not(any(target_os = "linux", target_os = "android", target_os = "macos")),
+        allow(dead_code)
+    )]
     Failed(CopyError),
 }
 
+#[cfg_attr(
+    not(any(target_os = "linux", target_os = "android", target_os = "macos")),
+    allow(dead_code)
+)]
 impl CloneError {
     /// Sorts an error from the clone call by the errno table.
     pub(crate) fn from_io(job: &Job<'_>, op: &'static str, e: std::io::Error) -> Self {

@@ -67,12 +67,3 @@ pub(crate) fn plan(file: &File, len: u64) -> io::Result<Vec<Segment>> {
     }
     Ok(data_segments(file, len)?.unwrap_or_else(|| vec![Segment { start: 0, end: len }]))
 }
-
-/// Picks the strategy name from what really happened.
-pub(crate) fn classify(cloned: u64, copied: u64, copier: crate::Strategy) -> crate::Strategy {
-    match (cloned > 0, copied > 0) {
-        (true, true) => crate::Strategy::Mixed,
-        (false, true) => copier,
-        _ => crate::Strategy::Cloned,
-    }
-}
