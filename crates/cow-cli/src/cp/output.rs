@@ -1,0 +1,267 @@
+//! What `cow cp` prints: errors and warnings (stderr), `-v` lines, `--stats`
+//! and `--json` (stdout).
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use cow_copy::tree::{EntryAction, EntryKind, TreeMethod, TreeOptions, TreeReport, TreeTotals};
+use cow_copy::{CopyOptions, CopyReport};
+use serde::Serialize;
+
+/// What happened to one SOURCE operand.
+pub(crate) enum Outcome {
+    /// A regular file copied by the engine.
+    File(Box<CopyReport>),
+    /// A tree (or a symlink or special file) copied by the walker; may list
+    /// failures.
+    Tree(Box<TreeReport>),
+    /// Bytes written into a FIFO destination.
+    Fifo(u64),
+    /// Not copied: the destination exists and was kept (-n, --update=none).
+    Skipped,
+    /// Not copied.
+    Error(String),
+}
+
+/// One SOURCE operand and its result.
+pub(crate) struct SourceResult {
+    pub(crate) source: PathBuf,
+    pub(crate) destination: PathBuf,
+    pub(crate) outcome: Outcome,
+}
+
+impl SourceResult {
+    pub(crate) fn new(source: &Path, destination: &Path) -> Self {
+        SourceResult {
+            source: source.to_path_buf(),
+            destination: destination.to_path_buf(),
+            outcome: Outcome::Error("not copied".into()),
+        }
+    }
+
+    /// Whether nothing failed.
+    pub(crate) fn ok(&self) -> bool {
+        match &self.outcome {
+            Outcome::Tree(r) => r.failures.is_empty(),
+            Outcome::Error(_) => false,
+            Outcome::File(_) | Outcome::Fifo(_) | Outcome::Skipped => true,
+        }
+    }
+}
+
+fn q(p: &Path) -> String {
+    format!("'{}'", p.display())
+}
+
+fn under(root: &Path, rel: &Path) -> PathBuf {
+    if rel.as_os_str().is_empty() {
+        root.to_path_buf()
+    } else {
+        root.join(rel)
+    }
+}
+
+/// Prints errors and warnings, and with `verbose` one line per entry.
+pub(crate) fn print_result(r: &SourceResult, verbose: bool) {
+    let (src, dst) = (&r.source, &r.destination);
+    match &r.outcome {
+        Outcome::Error(msg) => eprintln!("cow cp: {msg}"),
+        Outcome::Skipped => {
+            if verbose {
+                println!("skipped {}", q(dst));
+            }
+        }
+        Outcome::Fifo(n) => {
+            if verbose {
+                println!("{} -> {} ({n} bytes written into the FIFO)", q(src), q(dst));
+            }
+        }
+        Outcome::File(rep) => {
+            for m in &rep.metadata_skipped {
+                eprintln!("cow cp: warning: {}: {m}", dst.display());
+            }
+            if verbose {
+                println!("{} -> {} ({})", q(src), q(dst), rep.strategy);
+            }
+        }
+        Outcome::Tree(rep) => {
+            if verbose {
+                if rep.method == TreeMethod::CloneTree {
+                    println!("{} -> {} (whole tree cloned)", q(src), q(dst));
+                }
+                for e in rep.entries.iter().flatten() {
+                    let (s, d) = (under(src, &e.path), under(dst, &e.path));
+                    match e.action {
+                        EntryAction::Failed => {}
+                        EntryAction::Skipped => println!("skipped {}", q(&d)),
+                        EntryAction::Linked => println!("{} -> {} (hard link)", q(&s), q(&d)),
+                        EntryAction::Created | EntryAction::Replaced | EntryAction::Merged => {
+                            match (&e.report, e.kind) {
+                                (Some(fr), _) => {
+                                    println!("{} -> {} ({})", q(&s), q(&d), fr.strategy)
+                                }
+                                (None, EntryKind::File) => println!("{} -> {}", q(&s), q(&d)),
+                                (None, k) => println!("{} -> {} ({k})", q(&s), q(&d)),
+                            }
+                        }
+                    }
+                }
+            }
+            for w in &rep.warnings {
+                eprintln!("cow cp: warning: {w}");
+            }
+            for f in &rep.failures {
+                eprintln!("cow cp: {f}");
+            }
+            if rep.stopped_early {
+                eprintln!("cow cp: stopped at the first failure (--fail-fast)");
+            }
+        }
+    }
+}
+
+/// Sums every source's counts.
+pub(crate) fn totals(results: &[SourceResult]) -> TreeTotals {
+    let mut t = TreeTotals::default();
+    for r in results {
+        match &r.outcome {
+            Outcome::Tree(rep) => t.add(&rep.totals),
+            Outcome::File(rep) => {
+                t.files += 1;
+                t.bytes_cloned += rep.bytes_cloned;
+                t.bytes_copied += rep.bytes_copied;
+                t.hole_bytes += rep.hole_bytes;
+            }
+            Outcome::Fifo(n) => {
+                t.files += 1;
+                t.bytes_copied += n;
+            }
+            Outcome::Skipped => t.skipped += 1,
+            Outcome::Error(_) => t.failed += 1,
+        }
+    }
+    t
+}
+
+/// Bytes in binary units.
+pub(crate) fn human(n: u64) -> String {
+    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u + 1 < UNITS.len() {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}
+
+/// Prints the `--stats` summary.
+pub(crate) fn print_stats(results: &[SourceResult], elapsed: Duration) {
+    let t = totals(results);
+    let secs = elapsed.as_secs_f64();
+    let logical = t.bytes_cloned + t.bytes_copied + t.hole_bytes;
+    let rate = if secs > 0.0 {
+        logical as f64 / secs
+    } else {
+        0.0
+    };
+    println!(
+        "files: {} copied, {} hard links, {} skipped, {} failed; {} directories, {} symlinks, {} fifos, {} special",
+        t.files, t.hard_links, t.skipped, t.failed, t.dirs, t.symlinks, t.fifos, t.specials
+    );
+    println!(
+        "bytes: {} cloned, {} copied, {} holes, {} skipped",
+        human(t.bytes_cloned),
+        human(t.bytes_copied),
+        human(t.hole_bytes),
+        human(t.bytes_skipped)
+    );
+    println!(
+        "time: {secs:.3} s, {}/s ({} files/s)",
+        human(rate as u64),
+        if secs > 0.0 {
+            (t.files as f64 / secs).round() as u64
+        } else {
+            0
+        }
+    );
+}
+
+#[derive(Serialize)]
+struct JsonSource<'a> {
+    source: String,
+    destination: String,
+    status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    file: Option<&'a CopyReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tree: Option<&'a TreeReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    fifo_bytes: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct JsonOptions<'a> {
+    file: &'a CopyOptions,
+    jobs: usize,
+}
+
+#[derive(Serialize)]
+struct JsonOut<'a> {
+    ok: bool,
+    elapsed_seconds: f64,
+    totals: TreeTotals,
+    options: JsonOptions<'a>,
+    sources: Vec<JsonSource<'a>>,
+}
+
+/// Prints the whole run as one JSON document.
+pub(crate) fn print_json(
+    results: &[SourceResult],
+    elapsed: Duration,
+    copy: &CopyOptions,
+    tree: &TreeOptions,
+) {
+    let sources = results
+        .iter()
+        .map(|r| {
+            let mut s = JsonSource {
+                source: r.source.to_string_lossy().into_owned(),
+                destination: r.destination.to_string_lossy().into_owned(),
+                status: if r.ok() { "ok" } else { "failed" },
+                file: None,
+                tree: None,
+                fifo_bytes: None,
+                error: None,
+            };
+            match &r.outcome {
+                Outcome::File(f) => s.file = Some(f),
+                Outcome::Tree(t) => s.tree = Some(t),
+                Outcome::Fifo(n) => s.fifo_bytes = Some(*n),
+                Outcome::Skipped => s.status = "skipped",
+                Outcome::Error(e) => s.error = Some(e),
+            }
+            s
+        })
+        .collect();
+    let out = JsonOut {
+        ok: results.iter().all(SourceResult::ok),
+        elapsed_seconds: elapsed.as_secs_f64(),
+        totals: totals(results),
+        options: JsonOptions {
+            file: copy,
+            jobs: tree.worker_count(),
+        },
+        sources,
+    };
+    match serde_json::to_string_pretty(&out) {
+        Ok(s) => println!("{s}"),
+        Err(e) => eprintln!("cow cp: cannot write JSON: {e}"),
+    }
+}
