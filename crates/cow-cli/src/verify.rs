@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use clap::Args;
-use cow_verify::{Extent, Location, Sharing, VerifyError};
+use cow_verify::{Extent, Location, Sharing};
 use serde::Serialize;
 
 use crate::exit;
@@ -70,31 +70,19 @@ struct Report {
     files: Vec<FileReport>,
 }
 
-/// A file's extents and length, read once.
-fn read(path: &Path) -> Result<(Vec<Extent>, u64), VerifyError> {
-    let extents = cow_verify::extents(path)?;
-    // After the FIEMAP sync, so a writer's size is settled.
-    let len = std::fs::metadata(path)
-        .map_err(|source| VerifyError::Io {
-            op: "stat",
-            path: path.to_path_buf(),
-            source,
-        })?
-        .len();
-    Ok((extents, len))
-}
-
 /// Runs `cow verify`.
 pub(crate) fn run(args: VerifyArgs) -> u8 {
     let mut code = exit::OK;
-    let reference = read(&args.reference);
+    // The reference's extents: read once up front, so a reference that
+    // cannot be measured is reported once, not once per file.
+    let reference = cow_verify::extents(&args.reference);
     let mut report = Report {
         reference: args.reference.clone(),
         reference_extents: None,
         error: None,
         files: Vec::new(),
     };
-    let (ref_extents, ref_len) = match reference {
+    let ref_extents = match reference {
         Ok(r) => r,
         Err(e) => {
             eprintln!("cow verify: {e}");
@@ -109,7 +97,7 @@ pub(crate) fn run(args: VerifyArgs) -> u8 {
         print_extents(&args.reference, &ref_extents);
     }
     if args.extents {
-        report.reference_extents = Some(ref_extents.clone());
+        report.reference_extents = Some(ref_extents);
     }
     for file in &args.files {
         let mut entry = FileReport {
@@ -119,23 +107,28 @@ pub(crate) fn run(args: VerifyArgs) -> u8 {
             extents: None,
             error: None,
         };
-        match read(file) {
-            Ok((extents, len)) => {
-                let s = cow_verify::compute_sharing(&ref_extents, ref_len, &extents, len);
+        let measured = cow_verify::sharing(&args.reference, file).and_then(|s| {
+            let extents = if args.extents {
+                Some(cow_verify::extents(file)?)
+            } else {
+                None
+            };
+            Ok((s, extents))
+        });
+        match measured {
+            Ok((s, extents)) => {
                 if args.expect_clone && !s.is_clone() {
                     code = exit::FAILED;
                 }
                 if !args.json {
                     println!("{}", line(&args.reference, file, &s));
-                    if args.extents {
-                        print_extents(file, &extents);
+                    if let Some(extents) = &extents {
+                        print_extents(file, extents);
                     }
                 }
                 entry.is_clone = Some(s.is_clone());
                 entry.sharing = Some(s);
-                if args.extents {
-                    entry.extents = Some(extents);
-                }
+                entry.extents = extents;
             }
             Err(e) => {
                 eprintln!("cow verify: {e}");
@@ -176,6 +169,9 @@ fn line(a: &Path, b: &Path, s: &Sharing) -> String {
             ", {} without a device location (never counted as shared)",
             human(s.unknown_bytes)
         ));
+    }
+    if !s.same_filesystem {
+        out.push_str(", different filesystems");
     }
     if s.a_len != s.b_len {
         out.push_str(&format!(

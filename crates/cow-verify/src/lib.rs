@@ -199,6 +199,12 @@ pub struct Sharing {
     /// all (empty or only holes) there is nothing unshared and the ratio is
     /// 1.0.
     pub ratio: f64,
+    /// Whether the two files' device offsets are in one address space (the
+    /// same filesystem; btrfs subvolumes of one filesystem count as one).
+    /// When `false` nothing is counted as shared: equal offsets on two
+    /// different devices (say, two copies of one disk image) are not shared
+    /// bytes.
+    pub same_filesystem: bool,
 }
 
 impl Sharing {
@@ -212,7 +218,8 @@ impl Sharing {
     /// at a known location, and each byte of `a` stored at the same device
     /// byte as the same offset of `b` (so the data maps are identical).
     pub fn is_clone(&self) -> bool {
-        self.a_len == self.b_len
+        self.same_filesystem
+            && self.a_len == self.b_len
             && self.unknown_bytes == 0
             && self.b_unknown_bytes == 0
             && self.a_bytes == self.b_bytes
@@ -405,11 +412,27 @@ fn sharing_impl(fa: &File, a: &Path, fb: &File, b: &Path) -> Result<Sharing, Ver
     // Lengths after the extent calls: FIEMAP_FLAG_SYNC flushed any writer.
     let la = file_len(fa, a)?;
     let lb = file_len(fb, b)?;
-    Ok(compute_sharing(&ea, la, &eb, lb))
+    if sys::same_filesystem(fa, a, fb, b)? {
+        Ok(compute_sharing(&ea, la, &eb, lb))
+    } else {
+        Ok(unrelated(&ea, la, &eb, lb))
+    }
 }
 
-/// Computes [`Sharing`] from two extent lists and file lengths (pure; the
-/// building block of [`sharing`], usable with extents read earlier).
+/// [`Sharing`] of two files on different filesystems: nothing shared.
+fn unrelated(a: &[Extent], a_len: u64, b: &[Extent], b_len: u64) -> Sharing {
+    let mut s = compute_sharing(a, a_len, &[], 0);
+    let (b_bytes, b_unknown_bytes) = classify(&clip(b, b_len));
+    s.b_len = b_len;
+    s.b_bytes = b_bytes;
+    s.b_unknown_bytes = b_unknown_bytes;
+    s.same_filesystem = false;
+    s
+}
+
+/// Computes [`Sharing`] from two extent lists and file lengths, taking both
+/// files to be on one filesystem (pure; the building block of [`sharing`],
+/// which checks that first).
 pub fn compute_sharing(a: &[Extent], a_len: u64, b: &[Extent], b_len: u64) -> Sharing {
     let pa = clip(a, a_len);
     let pb = clip(b, b_len);
@@ -435,6 +458,7 @@ pub fn compute_sharing(a: &[Extent], a_len: u64, b: &[Extent], b_len: u64) -> Sh
         unknown_bytes,
         b_unknown_bytes,
         ratio,
+        same_filesystem: true,
     }
 }
 
@@ -552,6 +576,16 @@ fn same_offset(x: &[Piece], y: &[Piece]) -> u64 {
         }
     }
     total
+}
+
+/// Whether two open files are on one device (the fallback test of
+/// same-filesystem-ness).
+#[cfg(unix)]
+pub(crate) fn same_dev(fa: &File, a: &Path, fb: &File, b: &Path) -> Result<bool, VerifyError> {
+    use std::os::unix::fs::MetadataExt;
+    let da = fa.metadata().map_err(|e| io_err("fstat", a, e))?.dev();
+    let db = fb.metadata().map_err(|e| io_err("fstat", b, e))?.dev();
+    Ok(da == db)
 }
 
 /// Merges adjacent segments of the same kind and drops empty ones.

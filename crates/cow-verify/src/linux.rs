@@ -28,6 +28,56 @@ const NAMES: [(F, &str); 11] = [
     (F::SHARED, "shared"),
 ];
 
+/// `BTRFS_SUPER_MAGIC`.
+const BTRFS_MAGIC: u32 = 0x9123_683e;
+/// `STATX_SUBVOL` from `<linux/stat.h>` (Linux 6.10+).
+const STATX_SUBVOL: u32 = 0x8000;
+
+/// Whether device offsets of the two files can be compared: the same
+/// device, or two subvolumes of one btrfs filesystem (each subvolume has
+/// its own `st_dev`, but FIEMAP offsets are filesystem-wide).
+pub(crate) fn same_filesystem(
+    fa: &File,
+    a: &Path,
+    fb: &File,
+    b: &Path,
+) -> Result<bool, VerifyError> {
+    if crate::same_dev(fa, a, fb, b)? {
+        return Ok(true);
+    }
+    let ta = rustix::fs::fstatfs(fa).map_err(|e| io_err("fstatfs", a, e))?;
+    let tb = rustix::fs::fstatfs(fb).map_err(|e| io_err("fstatfs", b, e))?;
+    if ta.f_type as u32 != BTRFS_MAGIC || tb.f_type as u32 != BTRFS_MAGIC {
+        return Ok(false);
+    }
+    match (btrfs_fs_key(fa, a)?, btrfs_fs_key(fb, b)?) {
+        (Some(ka), Some(kb)) => Ok(ka == kb),
+        // A kernel without STATX_SUBVOL: cannot tell, so not comparable.
+        _ => Ok(false),
+    }
+}
+
+/// btrfs mixes the subvolume id into `f_fsid` (high half into the first
+/// word, low half into the second) so each subvolume looks like its own
+/// filesystem; undoing that gives one key per filesystem.
+fn btrfs_fs_key(f: &File, path: &Path) -> Result<Option<u64>, VerifyError> {
+    let vfs = rustix::fs::fstatvfs(f).map_err(|e| io_err("fstatvfs", path, e))?;
+    let stx = match rustix::fs::statx(
+        f,
+        "",
+        rustix::fs::AtFlags::EMPTY_PATH,
+        rustix::fs::StatxFlags::from_bits_retain(STATX_SUBVOL),
+    ) {
+        Ok(stx) => stx,
+        Err(_) => return Ok(None),
+    };
+    if stx.stx_mask & STATX_SUBVOL == 0 {
+        return Ok(None);
+    }
+    let id = stx.stx_subvol;
+    Ok(Some(vfs.f_fsid ^ (id >> 32) ^ ((id & 0xffff_ffff) << 32)))
+}
+
 pub(crate) fn extents(file: &File, path: &Path) -> Result<Vec<Extent>, VerifyError> {
     let raw = fiemap_all(file.as_fd(), FiemapFlags::SYNC).map_err(|e| fiemap_error(e, path))?;
     Ok(raw.iter().map(convert).collect())

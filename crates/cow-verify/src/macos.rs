@@ -16,6 +16,10 @@ use crate::{Extent, Location, SegmentKind, VerifyError, io_err};
 
 pub(crate) use crate::unix::data_map;
 
+/// Device offsets are comparable only on one device (APFS clones never
+/// cross volumes).
+pub(crate) use crate::same_dev as same_filesystem;
+
 /// Upper bound on calls for one file, so a filesystem that keeps answering
 /// zero-length runs cannot loop us forever.
 const MAX_CALLS: usize = 1 << 24;

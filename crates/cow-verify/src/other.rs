@@ -7,7 +7,20 @@ use std::path::Path;
 use crate::{Extent, VerifyError};
 
 #[cfg(unix)]
+pub(crate) use crate::same_dev as same_filesystem;
+#[cfg(unix)]
 pub(crate) use crate::unix::data_map;
+
+/// Never reached: [`extents`] fails first.
+#[cfg(not(unix))]
+pub(crate) fn same_filesystem(
+    _fa: &File,
+    _a: &Path,
+    _fb: &File,
+    _b: &Path,
+) -> Result<bool, VerifyError> {
+    Ok(false)
+}
 
 pub(crate) fn extents(_file: &File, path: &Path) -> Result<Vec<Extent>, VerifyError> {
     Err(VerifyError::Unsupported {

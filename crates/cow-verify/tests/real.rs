@@ -402,3 +402,62 @@ fs_test!(compressed_extents_are_encoded, [btrfs], |dir| {
     assert!(!block.shared, "{block:?}");
     assert_eq!(std::fs::read(&a).unwrap(), text);
 });
+
+#[test]
+fn different_filesystems_share_nothing() {
+    // Equal device offsets on two devices are not shared bytes.
+    let (Some(x), Some(e)) = (
+        cow_test_support::dir_on(Fs::Xfs, "different_filesystems_share_nothing"),
+        cow_test_support::dir_on(Fs::Ext4, "different_filesystems_share_nothing"),
+    ) else {
+        return;
+    };
+    let a = x.path().join("a");
+    let b = e.path().join("b");
+    write_pattern(&a, MIB as usize, 1);
+    byte_copy(&a, &b);
+    let s = sharing(&a, &b).unwrap();
+    assert!(!s.same_filesystem);
+    assert_eq!(
+        (s.a_bytes, s.b_bytes, s.shared_bytes),
+        (MIB, MIB, 0),
+        "{s:?}"
+    );
+    assert!(!s.is_clone());
+    // Even a file compared with an extent list that has the same offsets.
+    let same = sharing(&a, &a).unwrap();
+    assert!(same.same_filesystem && same.is_clone());
+}
+
+fs_test!(btrfs_subvolumes_are_one_filesystem, [btrfs], |dir| {
+    // A subvolume has its own st_dev, but FIEMAP offsets are
+    // filesystem-wide and a clone across subvolumes shares blocks.
+    let sv = dir.join("sv");
+    let st = Command::new("btrfs")
+        .args(["-q", "subvolume", "create"])
+        .arg(&sv)
+        .status();
+    if !st.is_ok_and(|s| s.success()) {
+        eprintln!("SKIP btrfs_subvolumes_are_one_filesystem: `btrfs subvolume create` failed");
+        return;
+    }
+    use std::os::unix::fs::MetadataExt;
+    assert_ne!(
+        std::fs::metadata(dir).unwrap().dev(),
+        std::fs::metadata(&sv).unwrap().dev()
+    );
+    let a = dir.join("a");
+    let b = sv.join("b");
+    let c = sv.join("c");
+    write_pattern(&a, MIB as usize, 3);
+    ficlone(&a, &b);
+    byte_copy(&a, &c);
+    let s = sharing(&a, &b).unwrap();
+    assert!(s.same_filesystem, "{s:?}");
+    assert_eq!(s.shared_bytes, MIB);
+    assert!(s.is_clone());
+    let s = sharing(&a, &c).unwrap();
+    assert!(s.same_filesystem);
+    assert_eq!(s.shared_bytes, 0);
+    // The test directory's cleanup removes the (then empty) subvolume.
+});
