@@ -470,8 +470,11 @@ struct Piece {
     location: Location,
 }
 
+/// The extents cut to the file length, in logical order, with any overlap
+/// between them removed (a filesystem should never report one, but bytes
+/// must not be counted twice if it does).
 fn clip(extents: &[Extent], len: u64) -> Vec<Piece> {
-    let mut out: Vec<Piece> = extents
+    let mut sorted: Vec<Piece> = extents
         .iter()
         .filter(|e| e.logical < len && e.length > 0)
         .map(|e| Piece {
@@ -480,7 +483,27 @@ fn clip(extents: &[Extent], len: u64) -> Vec<Piece> {
             location: e.location,
         })
         .collect();
-    out.sort_by_key(|p| p.logical);
+    sorted.sort_by_key(|p| p.logical);
+    let mut out: Vec<Piece> = Vec::with_capacity(sorted.len());
+    let mut end = 0u64;
+    for mut p in sorted {
+        if p.logical < end {
+            let cut = end - p.logical;
+            if cut >= p.len {
+                continue;
+            }
+            p.logical = end;
+            p.len -= cut;
+            p.location = match p.location {
+                Location::Physical(d) => Location::Physical(d + cut),
+                // An encoded extent cannot be cut byte-exactly.
+                Location::Encoded(_) => Location::Unknown,
+                other => other,
+            };
+        }
+        end = p.logical + p.len;
+        out.push(p);
+    }
     out
 }
 
@@ -662,6 +685,19 @@ mod tests {
             131_072
         );
         assert_eq!(compute_sharing(&a, 131_072, &b, 65_536).shared_bytes, 0);
+    }
+
+    #[test]
+    fn overlapping_extents_count_once() {
+        let a = [
+            ext(0, 8192, Location::Physical(100_000)),
+            ext(4096, 8192, Location::Physical(104_096)),
+        ];
+        let s = compute_sharing(&a, 12_288, &a, 12_288);
+        assert_eq!(
+            (s.a_bytes, s.shared_bytes, s.same_offset_bytes),
+            (12_288, 12_288, 12_288)
+        );
     }
 
     #[test]
