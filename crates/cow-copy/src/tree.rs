@@ -606,6 +606,7 @@ pub(crate) struct AtomicTotals {
 
 /// Which counter of [`AtomicTotals`] an entry adds to.
 #[derive(Clone, Copy)]
+#[cfg_attr(windows, allow(dead_code))]
 pub(crate) enum Count {
     Files,
     Dirs,

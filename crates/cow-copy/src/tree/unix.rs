@@ -77,6 +77,12 @@ fn owner_of(st: &Stat) -> (rustix::fs::Uid, rustix::fs::Gid) {
     )
 }
 
+/// A `Mode` from permission bits (`mode_t` is 16 bits on some Unixes).
+#[allow(clippy::unnecessary_cast)]
+fn mk_mode(bits: u32) -> Mode {
+    Mode::from_raw_mode((bits & MODE_BITS) as rustix::fs::RawMode)
+}
+
 fn kind_of(st: &Stat) -> FileType {
     FileType::from_raw_mode(st.st_mode)
 }
@@ -372,7 +378,7 @@ enum MakeDirError {
 /// the source's permission bits minus the umask, writable by the owner until
 /// [`Walker::finish_dir`] runs.
 fn make_dir(parent: BorrowedFd<'_>, name: &CStr, src_st: &Stat) -> Result<DstDir, MakeDirError> {
-    let want = Mode::from_raw_mode(mode_of(src_st) & PERM_BITS);
+    let want = mk_mode(mode_of(src_st) & PERM_BITS);
     match rfs::mkdirat(parent, name, want) {
         Ok(()) => {
             let fd = rfs::openat(parent, name, dir_flags(false), Mode::empty())
@@ -381,7 +387,7 @@ fn make_dir(parent: BorrowedFd<'_>, name: &CStr, src_st: &Stat) -> Result<DstDir
             let actual = mode_of(&st) & MODE_BITS;
             let mut restore = None;
             if actual & OWNER_RWX != OWNER_RWX {
-                rfs::fchmod(&fd, Mode::from_raw_mode(actual | OWNER_RWX))
+                rfs::fchmod(&fd, mk_mode(actual | OWNER_RWX))
                     .map_err(|e| MakeDirError::Io("make new directory writable", e))?;
                 restore = Some(actual);
             }
@@ -688,7 +694,7 @@ impl<'a> Walker<'a> {
         }
         let set_mode = if p.mode { Some(mode) } else { dst.restore };
         if let Some(m) = set_mode {
-            if let Err(e) = rfs::fchmod(fd, Mode::from_raw_mode(m)) {
+            if let Err(e) = rfs::fchmod(fd, mk_mode(m)) {
                 self.fail_meta(rel, "set directory mode", e);
             }
         }
@@ -1023,7 +1029,7 @@ impl<'a> Walker<'a> {
     }
 
     fn fifo(&self, st: &Stat, dst_dir: BorrowedFd<'_>, dst_name: &CStr, rel: &Path) {
-        let mode = Mode::from_raw_mode(mode_of(st) & PERM_BITS);
+        let mode = mk_mode(mode_of(st) & PERM_BITS);
         let action = self.create_non_dir(
             dst_dir,
             dst_name,
@@ -1096,12 +1102,7 @@ impl<'a> Walker<'a> {
             // The entry was just created by mknodat and is not a symlink;
             // chmodat has no working no-follow form on Linux.
             if p.mode {
-                if let Err(e) = rfs::chmodat(
-                    dst_dir,
-                    dst_name,
-                    Mode::from_raw_mode(mode),
-                    AtFlags::empty(),
-                ) {
+                if let Err(e) = rfs::chmodat(dst_dir, dst_name, mk_mode(mode), AtFlags::empty()) {
                     self.fail_meta(rel, "set mode", e);
                 }
             }
@@ -1127,7 +1128,7 @@ impl<'a> Walker<'a> {
             }
         }
         if p.mode {
-            if let Err(e) = rfs::fchmod(fd, Mode::from_raw_mode(mode)) {
+            if let Err(e) = rfs::fchmod(fd, mk_mode(mode)) {
                 self.fail_meta(rel, "set mode", e);
             }
         }
@@ -1155,7 +1156,7 @@ mod sys {
             dir,
             name,
             kind_of(st),
-            Mode::from_raw_mode(mode_of(st) & PERM_BITS),
+            mk_mode(mode_of(st) & PERM_BITS),
             st.st_rdev as rfs::Dev,
         )
     }
