@@ -73,6 +73,10 @@ pub(crate) struct Job<'a> {
     pub(crate) in_place: bool,
     /// The old content was removed (truncated).
     pub(crate) truncated: bool,
+    /// A refusal the update policy met on its way to finishing (dedupe not
+    /// possible, so the identical destination was only skipped): reported
+    /// with the fallbacks.
+    pub(crate) update_fallback: Option<crate::report::Fallback>,
 }
 
 impl Job<'_> {
@@ -121,6 +125,7 @@ pub(crate) fn run(job: &mut Job<'_>) -> Result<(Outcome, Vec<Fallback>), CopyErr
     for step in STEPS {
         match step(job) {
             Step::Done(mut outcome) => {
+                fallbacks.extend(job.update_fallback.take());
                 // `reflink = always` never writes data, so it keeps the
                 // source's holes even with `sparse = never`.
                 if job.opts.sparse == Sparse::Never

@@ -150,6 +150,7 @@ fn copy_into(
         dst_has_content: has_content,
         in_place: !created,
         truncated: false,
+        update_fallback: None,
     };
     let result = run_and_finish(
         &mut job,
@@ -300,6 +301,7 @@ fn copy_atomic(
         dst_has_content: false,
         in_place: false,
         truncated: false,
+        update_fallback: None,
     };
     let result = (|| {
         let mut report = run_and_finish(&mut job, source, mode, !existed)?;

@@ -28,8 +28,12 @@
 //!    two open descriptors are compared: copying a file onto itself through
 //!    the same path, a hard link, a symlink or a bind mount is
 //!    [`CopyError::SameFile`] and nothing is touched.
-//! 2. **Update policy**: a slot for skipping or deduplicating a destination
-//!    whose content is already identical (today: always proceed).
+//! 2. **Update policy** ([`Update`], off by default): a destination of the
+//!    same size whose content is identical (same physical extents, or equal
+//!    bytes, compared before anything is truncated) is skipped
+//!    ([`Strategy::Skipped`]) or deduplicated against ([`Strategy::Deduped`])
+//!    instead of rewritten, so its sharing with snapshots survives. See
+//!    [`identical`].
 //! 3. **Clone**: Linux `FICLONE` (after truncating the destination), macOS
 //!    `fclonefileat` into a temporary sibling renamed over the destination,
 //!    Windows ReFS `FSCTL_DUPLICATE_EXTENTS_TO_FILE`.
@@ -63,6 +67,7 @@ mod errno;
 mod error;
 #[cfg(unix)]
 mod guard;
+pub mod identical;
 #[cfg(unix)]
 mod meta;
 mod options;
@@ -78,7 +83,7 @@ mod update;
 pub mod tree;
 
 pub use error::CopyError;
-pub use options::{CopyOptions, Overwrite, Preserve, Reflink, Sparse};
+pub use options::{CopyOptions, Overwrite, Preserve, Reflink, Sparse, Update};
 pub use report::{CopyReport, Destination, Fallback, Strategy};
 
 /// The marker inside the names of temporary files written by atomic copies

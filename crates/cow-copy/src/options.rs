@@ -52,6 +52,29 @@ pub enum Overwrite {
     NoClobber,
 }
 
+/// What to do when the destination exists with the same content (step 2 of
+/// the strategy chain; see [`crate::identical`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Update {
+    /// Copy whatever is there (the default, like `std::fs::copy`).
+    #[default]
+    All,
+    /// Leave an identical destination alone
+    /// ([`Strategy::Skipped`](crate::Strategy::Skipped)): no data written,
+    /// its inode, times and extents untouched, so blocks it shares with
+    /// snapshots stay shared. The check costs nothing more when the sizes
+    /// differ and one block read per file when the content differs early.
+    IfDifferent,
+    /// Like [`Update::IfDifferent`], and also make the *source* share the
+    /// identical destination's blocks (`FIDEDUPERANGE`, compared by the
+    /// kernel), so the new copy's blocks are freed
+    /// ([`Strategy::Deduped`](crate::Strategy::Deduped)). Where dedupe is
+    /// impossible (other filesystem, no permission, no support) the
+    /// destination is still skipped.
+    IfDifferentDedupe,
+}
+
 /// Which metadata of the source the destination receives.
 ///
 /// The data-copy syscall never decides this: `FICLONE` copies no mode,
@@ -130,6 +153,7 @@ pub struct CopyOptions {
     pub(crate) fsync: bool,
     pub(crate) preserve: Preserve,
     pub(crate) follow_symlinks: bool,
+    pub(crate) update: Update,
 }
 
 impl Default for CopyOptions {
@@ -151,6 +175,7 @@ impl CopyOptions {
             fsync: false,
             preserve: Preserve::default(),
             follow_symlinks: true,
+            update: Update::All,
         }
     }
 
@@ -201,6 +226,18 @@ impl CopyOptions {
     pub fn follow_symlinks(mut self, follow: bool) -> Self {
         self.follow_symlinks = follow;
         self
+    }
+
+    /// Sets what happens to an existing destination whose content is
+    /// already identical (default [`Update::All`]: copy anyway).
+    pub fn update(mut self, update: Update) -> Self {
+        self.update = update;
+        self
+    }
+
+    /// The update policy.
+    pub fn update_policy(&self) -> Update {
+        self.update
     }
 
     /// The clone policy.

@@ -23,6 +23,15 @@ pub enum Strategy {
     /// An operating-system copy routine whose method is not observable
     /// (Windows `CopyFileExW`, macOS `fcopyfile`): counted as copied bytes.
     SystemCopy,
+    /// The destination already held identical content and was left alone
+    /// ([`Update::IfDifferent`](crate::Update::IfDifferent)): no byte
+    /// written, so `bytes_cloned`, `bytes_copied` and `hole_bytes` are 0.
+    Skipped,
+    /// The destination already held identical content and the source now
+    /// shares its blocks
+    /// ([`Update::IfDifferentDedupe`](crate::Update::IfDifferentDedupe)); the
+    /// destination was not written. `bytes_cloned` counts the shared bytes.
+    Deduped,
 }
 
 impl Strategy {
@@ -35,6 +44,8 @@ impl Strategy {
             Strategy::Mixed => "mixed",
             Strategy::Copyfile => "copyfile",
             Strategy::SystemCopy => "system-copy",
+            Strategy::Skipped => "skipped",
+            Strategy::Deduped => "deduped",
         }
     }
 }
@@ -79,7 +90,8 @@ impl fmt::Display for Fallback {
 
 /// The per-file result of a copy.
 ///
-/// `bytes_cloned + bytes_copied + hole_bytes == len` always holds. The report
+/// `bytes_cloned + bytes_copied + hole_bytes == len` always holds, except for
+/// [`Strategy::Skipped`] (nothing transferred: all three are 0). The report
 /// says [`Strategy::Cloned`] only when the data is really shared: after a
 /// clone ioctl the destination's extents are read back (FIEMAP `SHARED`),
 /// so btrfs inline extents, which a clone copies, count as copied.

@@ -1,0 +1,485 @@
+//! Identical content: find out cheaply whether two open files hold the same
+//! bytes, and make identical files share their blocks.
+//!
+//! These are the primitives behind [`Update`](crate::Update) (step 2 of the
+//! strategy chain) and `cow dedupe`:
+//!
+//! - [`same_extents`]: both files are mapped to the same physical blocks (no
+//!   data read; Linux `FIEMAP`).
+//! - [`compare_content`]: reads both files and stops at the first difference;
+//!   the first read is one block, so an early difference costs one block per
+//!   file.
+//! - [`dedupe_into`]: reverse `FIDEDUPERANGE`: the kernel compares and, where
+//!   equal, makes the second file share the first file's blocks. The first
+//!   file is never changed, and nothing is shared unless the bytes are equal.
+//! - [`decide`]: the update decision for an existing destination.
+//!
+//! ```no_run
+//! # fn main() -> std::io::Result<()> {
+//! use std::fs::File;
+//! use cow_copy::identical::{compare_content, decide, Decision};
+//!
+//! let installed = File::open("/opt/app/lib/libfoo.so")?;
+//! let staged = File::open("/tmp/stage/lib/libfoo.so")?;
+//! let len = staged.metadata()?.len();
+//! let cmp = compare_content(&staged, &installed, len)?;
+//! println!("identical: {} ({} bytes read)", cmp.is_identical(), cmp.bytes_read);
+//!
+//! match decide(&staged, &staged.metadata()?, &installed, &installed.metadata()?, true)? {
+//!     Decision::Skip { .. } => println!("same content, nothing to write"),
+//!     Decision::Deduped { bytes_shared, .. } => println!("{bytes_shared} bytes now shared"),
+//!     Decision::Proceed { reason, .. } => println!("copy needed: {reason}"),
+//! }
+//! # Ok(())
+//! # }
+//! ```
+
+use std::fmt;
+use std::fs::{File, Metadata};
+use std::io;
+
+#[cfg(target_os = "linux")]
+mod linux;
+#[cfg(not(target_os = "linux"))]
+mod other;
+
+#[cfg(target_os = "linux")]
+use linux as sys;
+#[cfg(not(target_os = "linux"))]
+use other as sys;
+
+/// Size of the first read of each file in [`compare_content`]: one block, so
+/// that a difference near the start costs little.
+pub const FIRST_READ: u64 = 4096;
+
+/// Size of every later read in [`compare_content`].
+pub const BLOCK_READ: u64 = 1 << 20;
+
+/// The outcome of [`compare_content`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Comparison {
+    /// Offset of the first byte that differs (or where one file ended early);
+    /// `None` when all compared bytes are equal.
+    pub first_difference: Option<u64>,
+    /// Bytes read from both files together.
+    pub bytes_read: u64,
+}
+
+impl Comparison {
+    /// Whether every compared byte was equal.
+    pub fn is_identical(&self) -> bool {
+        self.first_difference.is_none()
+    }
+}
+
+/// Why the kernel could not share blocks ([`dedupe_into`]); the files were
+/// not changed by the failed attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum NotPossible {
+    /// The filesystem or platform has no dedupe (`EOPNOTSUPP`, `ENOTTY`,
+    /// `ENOSYS`, or not Linux).
+    Unsupported,
+    /// The files are on different filesystems (`EXDEV`).
+    DifferentFilesystem,
+    /// Not allowed: the file to be changed is not writable by this user, or
+    /// a descriptor lacks the needed access (`EPERM`, `EACCES`, `EBADF`).
+    Permission,
+    /// A file is being executed or is a swap file (`ETXTBSY`).
+    Busy,
+    /// The kernel refused the range (`EINVAL`: e.g. alignment rules).
+    Invalid,
+    /// The kernel reported success but shared no bytes.
+    NoProgress,
+}
+
+impl fmt::Display for NotPossible {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            NotPossible::Unsupported => "the filesystem cannot dedupe",
+            NotPossible::DifferentFilesystem => "the files are on different filesystems",
+            NotPossible::Permission => "no permission to dedupe",
+            NotPossible::Busy => "a file is busy (being executed or a swap file)",
+            NotPossible::Invalid => "the kernel refused the range",
+            NotPossible::NoProgress => "the kernel shared no bytes",
+        })
+    }
+}
+
+/// The outcome of [`dedupe_into`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DedupeResult {
+    /// All bytes were equal; `bytes` of the second file now share the first
+    /// file's blocks.
+    Shared {
+        /// Bytes now shared.
+        bytes: u64,
+    },
+    /// The kernel found a difference in the request starting at
+    /// `range_start` (the first difference is at or after it). The bytes
+    /// before it were equal and are shared now; nothing else changed.
+    Differs {
+        /// Start of the request that differed.
+        range_start: u64,
+        /// Bytes shared before the difference.
+        shared: u64,
+    },
+    /// The kernel refused; `shared` bytes from the start were equal and
+    /// shared before it did.
+    NotPossible {
+        /// Why.
+        reason: NotPossible,
+        /// Bytes shared (and so proven equal) before the refusal.
+        shared: u64,
+    },
+}
+
+/// How [`decide`] knew that the files are identical.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Evidence {
+    /// Both files are empty.
+    Empty,
+    /// Both files are mapped to the same physical blocks (no data read).
+    SameExtents,
+    /// The bytes were read and compared in user space.
+    ByteCompare,
+    /// The kernel compared them (`FIDEDUPERANGE`).
+    KernelCompare,
+}
+
+impl fmt::Display for Evidence {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Evidence::Empty => "both files are empty",
+            Evidence::SameExtents => "the files already share every block",
+            Evidence::ByteCompare => "the contents compared equal",
+            Evidence::KernelCompare => "the kernel compared the contents",
+        })
+    }
+}
+
+/// Why [`decide`] says the normal copy must run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ProceedReason {
+    /// The sizes differ; no data was read.
+    SizeDiffers {
+        /// Source length.
+        source: u64,
+        /// Destination length.
+        destination: u64,
+    },
+    /// The contents differ, first at or after `from`.
+    Differs {
+        /// The first difference is at this offset or after it.
+        from: u64,
+    },
+    /// The destination could not be read (opened write-only for lack of
+    /// read permission), so equality could not be checked.
+    NotReadable,
+}
+
+impl fmt::Display for ProceedReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ProceedReason::SizeDiffers {
+                source,
+                destination,
+            } => write!(
+                f,
+                "sizes differ (source {source} bytes, destination {destination} bytes)"
+            ),
+            ProceedReason::Differs { from } => write!(f, "contents differ (from byte {from})"),
+            ProceedReason::NotReadable => {
+                f.write_str("the destination is not readable, so it could not be compared")
+            }
+        }
+    }
+}
+
+/// The update decision for an existing destination ([`decide`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    /// The contents are identical: write nothing. The destination's inode,
+    /// times and extents are untouched.
+    Skip {
+        /// How that was established.
+        evidence: Evidence,
+        /// Bytes read from both files to establish it.
+        bytes_read: u64,
+        /// Dedupe was asked for but the kernel refused (the skip stands).
+        dedupe_not_possible: Option<NotPossible>,
+    },
+    /// The contents are identical and the source now shares the
+    /// destination's blocks (the destination itself is untouched).
+    Deduped {
+        /// Bytes of the source now sharing the destination's blocks.
+        bytes_shared: u64,
+        /// Bytes read in user space before the kernel compared the rest.
+        bytes_read: u64,
+    },
+    /// The copy must run (the destination is untouched so far).
+    Proceed {
+        /// Why.
+        reason: ProceedReason,
+        /// Bytes read from both files to find out.
+        bytes_read: u64,
+    },
+}
+
+/// Reads into `buf` from `offset` until it is full or the file ends; returns
+/// the bytes read.
+fn read_full_at(f: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+    let mut done = 0;
+    while done < buf.len() {
+        match sys::read_at(f, &mut buf[done..], offset + done as u64) {
+            Ok(0) => break,
+            Ok(n) => done += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(done)
+}
+
+/// How far ahead of the comparison both files are asked to be read, once
+/// the first block compared equal (so an early difference costs no
+/// read-ahead).
+const PREFETCH_WINDOW: u64 = 8 << 20;
+
+thread_local! {
+    /// The two read buffers, reused across comparisons on this thread (a
+    /// fresh 1 MiB allocation per file costs page faults on every use).
+    static BUFFERS: std::cell::RefCell<(Vec<u8>, Vec<u8>)> =
+        const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
+}
+
+/// Compares `start..end` of both files: the first read is `first` bytes,
+/// later ones [`BLOCK_READ`]; during the [`BLOCK_READ`] reads both files are
+/// read ahead of the comparison.
+fn compare_range(a: &File, b: &File, start: u64, end: u64, first: u64) -> io::Result<Comparison> {
+    let cap = (end.saturating_sub(start)).min(BLOCK_READ.max(first)) as usize;
+    BUFFERS.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut bufs) => {
+            let (ba, bb) = &mut *bufs;
+            if ba.len() < cap {
+                ba.resize(cap, 0);
+                bb.resize(cap, 0);
+            }
+            compare_with(a, b, start, end, first, &mut ba[..cap], &mut bb[..cap])
+        }
+        // Not reentrant in practice; be correct anyway.
+        Err(_) => compare_with(
+            a,
+            b,
+            start,
+            end,
+            first,
+            &mut vec![0; cap],
+            &mut vec![0; cap],
+        ),
+    })
+}
+
+fn compare_with(
+    a: &File,
+    b: &File,
+    start: u64,
+    end: u64,
+    first: u64,
+    ba: &mut [u8],
+    bb: &mut [u8],
+) -> io::Result<Comparison> {
+    let mut cmp = Comparison {
+        first_difference: None,
+        bytes_read: 0,
+    };
+    let mut offset = start;
+    let mut chunk = first.max(1);
+    // Read-ahead already requested up to here.
+    let mut fetched = start;
+    while offset < end {
+        let n = (end - offset).min(chunk) as usize;
+        if chunk >= BLOCK_READ && offset + n as u64 > fetched {
+            let upto = (offset + PREFETCH_WINDOW).min(end);
+            sys::prefetch(a, fetched.max(offset), upto - fetched.max(offset));
+            sys::prefetch(b, fetched.max(offset), upto - fetched.max(offset));
+            fetched = upto;
+        }
+        let ra = read_full_at(a, &mut ba[..n], offset)?;
+        let rb = read_full_at(b, &mut bb[..n], offset)?;
+        cmp.bytes_read += (ra + rb) as u64;
+        if ra != n || rb != n || ba[..n] != bb[..n] {
+            let same = ba[..ra.min(rb)]
+                .iter()
+                .zip(&bb[..ra.min(rb)])
+                .take_while(|(x, y)| x == y)
+                .count();
+            cmp.first_difference = Some(offset + same as u64);
+            return Ok(cmp);
+        }
+        offset += n as u64;
+        chunk = BLOCK_READ;
+    }
+    Ok(cmp)
+}
+
+/// Whether two open files are the same file: same (device, inode) on Unix.
+/// Always `false` on Windows, where nothing here needs it.
+pub fn same_file(a: &File, b: &File) -> io::Result<bool> {
+    sys::same_file(a, b)
+}
+
+/// Compares the first `len` bytes of `a` and `b` by reading both, stopping at
+/// the first difference.
+///
+/// The first read of each file is [`FIRST_READ`] bytes (one block), later
+/// reads [`BLOCK_READ`]: a difference in the first block costs one block read
+/// per file. A file shorter than `len` differs where it ends. Reads are
+/// positional: the files' offsets are not moved.
+pub fn compare_content(a: &File, b: &File, len: u64) -> io::Result<Comparison> {
+    compare_range(a, b, 0, len, FIRST_READ)
+}
+
+/// Whether both files are mapped, over their first `len` bytes, to the same
+/// physical blocks: then they are identical without reading any data.
+///
+/// Only exact answers count: an extent without an exact physical address
+/// (delayed allocation, inline, compressed or encoded, unknown) makes the
+/// answer `false`, as does a file with no extents, a filesystem without
+/// `FIEMAP`, and every platform but Linux. The caller must make sure the two
+/// files are on the same filesystem (physical addresses of different
+/// filesystems are not comparable) and are not the same file.
+pub fn same_extents(a: &File, b: &File, len: u64) -> io::Result<bool> {
+    sys::same_extents(a, b, len)
+}
+
+/// Makes the first `len` bytes of `other` share the blocks of `keep`, where
+/// the kernel finds them equal (reverse `FIDEDUPERANGE`: `keep` is the dedupe
+/// source, whose blocks stay; `other` is the target, whose own blocks are
+/// released).
+///
+/// Requests are at most 64 MiB (well under the 1 GiB that is safe for every
+/// kernel), each preceded by a read-ahead hint for both ranges: the kernel
+/// compares page by page and would otherwise wait for each page in turn. A
+/// short answer (btrfs shares at most 16 MiB per call on older kernels) is
+/// continued from where it stopped. Each
+/// request's per-file status is read: a difference stops the loop
+/// ([`DedupeResult::Differs`]), a refusal for lack of support, permission or
+/// alignment gives [`DedupeResult::NotPossible`]; other errors (`EIO`,
+/// `ENOMEM`, ...) are returned. No byte of either file changes in any case.
+pub fn dedupe_into(keep: &File, other: &File, len: u64) -> io::Result<DedupeResult> {
+    sys::dedupe_into(keep, other, len)
+}
+
+/// Step 2 of the strategy chain: decides, before the destination is
+/// truncated, whether copying `src` over the existing `dst` is needed.
+///
+/// - Sizes differ: [`Decision::Proceed`] without reading anything.
+/// - Same device and the same physical blocks: [`Decision::Skip`] without
+///   reading data.
+/// - Otherwise the first block of each file is compared in user space (a
+///   difference there costs one block read per file). Then
+///   - without `dedupe`, the rest is compared in user space in 1 MiB reads;
+///     equal => [`Decision::Skip`];
+///   - with `dedupe`, the kernel compares the rest and shares the
+///     destination's blocks with the source ([`dedupe_into`]); equal =>
+///     [`Decision::Deduped`]. When the kernel refuses, the rest is compared
+///     in user space and an equal file is skipped, naming the refusal.
+///
+/// The device is not required to match for the content checks: btrfs gives
+/// every subvolume (and snapshot) its own device number, and equal bytes are
+/// equal anywhere. Only the extent shortcut needs the same device.
+///
+/// `dst` must be a different file from `src` (the guard checked that); it is
+/// never written.
+pub fn decide(
+    src: &File,
+    src_meta: &Metadata,
+    dst: &File,
+    dst_meta: &Metadata,
+    dedupe: bool,
+) -> io::Result<Decision> {
+    let len = src_meta.len();
+    if dst_meta.len() != len {
+        return Ok(Decision::Proceed {
+            reason: ProceedReason::SizeDiffers {
+                source: len,
+                destination: dst_meta.len(),
+            },
+            bytes_read: 0,
+        });
+    }
+    if len == 0 {
+        return Ok(Decision::Skip {
+            evidence: Evidence::Empty,
+            bytes_read: 0,
+            dedupe_not_possible: None,
+        });
+    }
+    // The shortcut is only a shortcut: an error mapping either file just
+    // means "cannot tell".
+    if sys::same_device(src_meta, dst_meta) && sys::same_extents(dst, src, len).unwrap_or(false) {
+        return Ok(Decision::Skip {
+            evidence: Evidence::SameExtents,
+            bytes_read: 0,
+            dedupe_not_possible: None,
+        });
+    }
+    let first = FIRST_READ.min(len);
+    // Both first blocks in flight together rather than one after the other.
+    sys::prefetch(src, 0, first);
+    sys::prefetch(dst, 0, first);
+    let head = match compare_range(src, dst, 0, first, first) {
+        Ok(c) => c,
+        Err(e) if sys::is_unreadable(&e) => {
+            return Ok(Decision::Proceed {
+                reason: ProceedReason::NotReadable,
+                bytes_read: 0,
+            });
+        }
+        Err(e) => return Err(e),
+    };
+    if let Some(at) = head.first_difference {
+        return Ok(Decision::Proceed {
+            reason: ProceedReason::Differs { from: at },
+            bytes_read: head.bytes_read,
+        });
+    }
+    let mut user_from = first;
+    let mut refused = None;
+    if dedupe {
+        match dedupe_into(dst, src, len)? {
+            DedupeResult::Shared { bytes } => {
+                return Ok(Decision::Deduped {
+                    bytes_shared: bytes,
+                    bytes_read: head.bytes_read,
+                });
+            }
+            DedupeResult::Differs { range_start, .. } => {
+                return Ok(Decision::Proceed {
+                    reason: ProceedReason::Differs {
+                        from: range_start.max(first),
+                    },
+                    bytes_read: head.bytes_read,
+                });
+            }
+            DedupeResult::NotPossible { reason, shared } => {
+                refused = Some(reason);
+                user_from = user_from.max(shared);
+            }
+        }
+    }
+    let rest = compare_range(src, dst, user_from, len, BLOCK_READ)?;
+    let bytes_read = head.bytes_read + rest.bytes_read;
+    Ok(match rest.first_difference {
+        Some(at) => Decision::Proceed {
+            reason: ProceedReason::Differs { from: at },
+            bytes_read,
+        },
+        None => Decision::Skip {
+            evidence: Evidence::ByteCompare,
+            bytes_read,
+            dedupe_not_possible: refused,
+        },
+    })
+}
