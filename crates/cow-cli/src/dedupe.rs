@@ -1,16 +1,229 @@
-//! `cow dedupe` (being built: see the issue tracker).
+//! `cow dedupe REFERENCE FILE...`: make files whose content equals the
+//! reference share the reference's blocks.
+//!
+//! Only `FIDEDUPERANGE` is used, never a clone: the kernel compares the bytes
+//! under its locks and shares only what is equal, so a file that changed
+//! since anyone looked at it is never overwritten. The reference keeps its
+//! blocks; each other file's own blocks are released.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
 
 use clap::Args;
+use cow_copy::identical::{self, DedupeResult};
 
 /// Arguments of `cow dedupe`.
 #[derive(Args, Debug)]
 pub(crate) struct DedupeArgs {
-    /// Paths.
-    paths: Vec<std::path::PathBuf>,
+    /// The file whose blocks are kept.
+    reference: PathBuf,
+    /// Files with the same content that should share the reference's blocks.
+    #[arg(required = true)]
+    files: Vec<PathBuf>,
+    /// Print the result as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// What happened to one file.
+#[derive(Debug, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+enum Status {
+    /// Every byte now shares the reference's blocks.
+    Shared,
+    /// It already shared every block with the reference; nothing to do.
+    AlreadyShared,
+    /// Its content differs from the reference; it was not deduplicated.
+    Differs,
+    /// It could not be deduplicated (see the error).
+    Failed,
+}
+
+#[derive(Debug, serde::Serialize)]
+struct FileResult {
+    path: PathBuf,
+    status: Status,
+    /// Bytes that this run made share the reference's blocks.
+    bytes_shared: u64,
+    /// For `differs`: the first difference is at or after this offset.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    differs_from: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+}
+
+#[derive(Debug, serde::Serialize)]
+struct Summary<'a> {
+    reference: &'a Path,
+    files: Vec<FileResult>,
+    bytes_shared: u64,
+}
+
+fn open_regular(path: &Path) -> Result<(File, u64), String> {
+    let f = File::open(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+    let meta = f
+        .metadata()
+        .map_err(|e| format!("cannot stat {}: {e}", path.display()))?;
+    if !meta.is_file() {
+        return Err(format!("{} is not a regular file", path.display()));
+    }
+    Ok((f, meta.len()))
+}
+
+fn failed(path: &Path, error: String) -> FileResult {
+    FileResult {
+        path: path.to_path_buf(),
+        status: Status::Failed,
+        bytes_shared: 0,
+        differs_from: None,
+        error: Some(error),
+    }
+}
+
+/// Deduplicates one file against the open reference.
+fn dedupe_file(reference: &Path, keep: &File, keep_len: u64, path: &Path) -> FileResult {
+    // Read-only is enough: the kernel lets the owner (or anyone allowed to
+    // write the file, or root) dedupe into it, and it does not touch mtime.
+    let (other, len) = match open_regular(path) {
+        Ok(x) => x,
+        Err(e) => return failed(path, e),
+    };
+    match identical::same_file(keep, &other) {
+        Ok(true) => {
+            return failed(
+                path,
+                format!(
+                    "{} and {} are the same file",
+                    reference.display(),
+                    path.display()
+                ),
+            );
+        }
+        Ok(false) => {}
+        Err(e) => return failed(path, format!("cannot stat {}: {e}", path.display())),
+    }
+    let mut result = FileResult {
+        path: path.to_path_buf(),
+        status: Status::Differs,
+        bytes_shared: 0,
+        differs_from: None,
+        error: None,
+    };
+    if len != keep_len {
+        result.differs_from = Some(len.min(keep_len));
+        result.error = Some(format!(
+            "{} ({len} bytes) and {} ({keep_len} bytes) differ in size; nothing shared",
+            path.display(),
+            reference.display()
+        ));
+        return result;
+    }
+    if identical::same_extents(keep, &other, len).unwrap_or(false) {
+        result.status = Status::AlreadyShared;
+        return result;
+    }
+    match identical::dedupe_into(keep, &other, len) {
+        Ok(DedupeResult::Shared { bytes }) => {
+            result.status = Status::Shared;
+            result.bytes_shared = bytes;
+        }
+        Ok(DedupeResult::Differs {
+            range_start,
+            shared,
+        }) => {
+            result.bytes_shared = shared;
+            // The kernel only says which request differed; find the byte.
+            let from = identical::compare_content(keep, &other, len)
+                .ok()
+                .and_then(|c| c.first_difference)
+                .unwrap_or(range_start);
+            result.differs_from = Some(from);
+            let partial = if shared > 0 {
+                format!(" (the first {shared} bytes are equal and now shared)")
+            } else {
+                String::new()
+            };
+            result.error = Some(format!(
+                "{} and {} differ (first at byte {from}); not deduplicated{partial}; neither file's content was changed",
+                path.display(),
+                reference.display()
+            ));
+        }
+        Ok(DedupeResult::NotPossible { reason, shared }) => {
+            result.status = Status::Failed;
+            result.bytes_shared = shared;
+            result.error = Some(format!(
+                "cannot dedupe {} against {}: {reason}",
+                path.display(),
+                reference.display()
+            ));
+        }
+        Err(e) => {
+            result.status = Status::Failed;
+            result.error = Some(format!(
+                "FIDEDUPERANGE {} -> {} failed: {e}",
+                reference.display(),
+                path.display()
+            ));
+        }
+    }
+    result
 }
 
 /// Runs `cow dedupe`.
 pub(crate) fn run(args: DedupeArgs) -> u8 {
-    eprintln!("cow dedupe: not implemented yet ({} paths given)", args.paths.len());
-    crate::exit::FAILED
+    let (keep, keep_len) = match open_regular(&args.reference) {
+        Ok(x) => x,
+        Err(e) => {
+            eprintln!("cow dedupe: {e}");
+            return crate::exit::FAILED;
+        }
+    };
+    let files: Vec<FileResult> = args
+        .files
+        .iter()
+        .map(|p| dedupe_file(&args.reference, &keep, keep_len, p))
+        .collect();
+    let ok = files
+        .iter()
+        .all(|r| matches!(r.status, Status::Shared | Status::AlreadyShared));
+    let summary = Summary {
+        reference: &args.reference,
+        bytes_shared: files.iter().map(|r| r.bytes_shared).sum(),
+        files,
+    };
+    if args.json {
+        match serde_json::to_string_pretty(&summary) {
+            Ok(s) => println!("{s}"),
+            Err(e) => {
+                eprintln!("cow dedupe: cannot write JSON: {e}");
+                return crate::exit::FAILED;
+            }
+        }
+    } else {
+        for r in &summary.files {
+            match r.status {
+                Status::Shared => println!(
+                    "{}: {} bytes now share the blocks of {}",
+                    r.path.display(),
+                    r.bytes_shared,
+                    args.reference.display()
+                ),
+                Status::AlreadyShared => println!(
+                    "{}: already shares every block with {}",
+                    r.path.display(),
+                    args.reference.display()
+                ),
+                Status::Differs | Status::Failed => {
+                    eprintln!("cow dedupe: {}", r.error.as_deref().unwrap_or("failed"));
+                }
+            }
+        }
+        println!("{} bytes shared", summary.bytes_shared);
+    }
+    if ok {
+        crate::exit::OK
+    } else {
+        crate::exit::FAILED
+    }
 }

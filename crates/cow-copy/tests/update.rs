@@ -1,0 +1,363 @@
+//! Updates that keep sharing (DESIGN.md finding 2): an identical destination
+//! is skipped or deduplicated, a different one is copied as usual. Every test
+//! runs on real filesystems.
+
+use std::fs::{self, File};
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, SystemTime};
+
+use cow_copy::identical::{self, Decision, DedupeResult, Evidence, ProceedReason};
+use cow_copy::{CopyOptions, Strategy, Update};
+use cow_test_support::{Fs, fs_test, pattern, write_pattern};
+
+const MIB: u64 = 1 << 20;
+
+/// Writes `data` to `path` and flushes it, so extents have addresses.
+fn write_synced(path: &Path, data: &[u8]) {
+    fs::write(path, data).unwrap();
+    File::open(path).unwrap().sync_all().unwrap();
+}
+
+/// Moves the file's mtime one hour back.
+fn age(path: &Path) -> SystemTime {
+    let t = SystemTime::now() - Duration::from_secs(3600);
+    File::options()
+        .write(true)
+        .open(path)
+        .unwrap()
+        .set_modified(t)
+        .unwrap();
+    fs::metadata(path).unwrap().modified().unwrap()
+}
+
+fn update(policy: Update, src: &Path, dst: &Path) -> cow_copy::CopyReport {
+    CopyOptions::new().update(policy).copy(src, dst).unwrap()
+}
+
+/// The bytes that only the files under `dir` use, as btrfs accounts them
+/// (`btrfs filesystem du`: exclusive + shared among themselves only). Other
+/// filesystems have no per-directory accounting, and their global counters
+/// move with whatever else runs on them, so they are not measured.
+fn btrfs_usage(dir: &Path) -> u64 {
+    rustix::fs::sync();
+    let out = Command::new("btrfs")
+        .args(["filesystem", "du", "-s", "--raw"])
+        .arg(dir)
+        .output()
+        .expect("btrfs filesystem du");
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let last = text.lines().last().unwrap().to_owned();
+    let cols: Vec<u64> = last
+        .split_whitespace()
+        .take(3)
+        .map(|c| c.parse().unwrap())
+        .collect();
+    cols[1] + cols[2]
+}
+
+fn decide(src: &Path, dst: &Path, dedupe: bool) -> Decision {
+    let (s, d) = (File::open(src).unwrap(), File::open(dst).unwrap());
+    identical::decide(
+        &s,
+        &s.metadata().unwrap(),
+        &d,
+        &d.metadata().unwrap(),
+        dedupe,
+    )
+    .unwrap()
+}
+
+fs_test!(
+    identical_with_other_mtime_is_skipped,
+    [btrfs, xfs, ext4, tmpfs],
+    |dir, fs| {
+        let (src, dst) = (dir.join("new"), dir.join("installed"));
+        let data = pattern((3 * MIB + 123) as usize, 1);
+        write_synced(&dst, &data);
+        write_synced(&src, &data);
+        let mtime = age(&dst);
+        let before = fs::metadata(&dst).unwrap();
+        let extents_before = fs.has_fiemap().then(|| cow_verify::extents(&dst).unwrap());
+
+        let report = update(Update::IfDifferent, &src, &dst);
+        assert_eq!(report.strategy, Strategy::Skipped, "{report:?}");
+        assert_eq!(report.bytes_copied, 0);
+        assert_eq!(report.bytes_cloned, 0);
+        assert_eq!(report.len, data.len() as u64);
+
+        let after = fs::metadata(&dst).unwrap();
+        assert_eq!(after.ino(), before.ino(), "same inode");
+        assert_eq!(after.modified().unwrap(), mtime, "mtime untouched");
+        assert_eq!(fs::read(&dst).unwrap(), data);
+        if let Some(e) = extents_before {
+            let now = cow_verify::extents(&dst).unwrap();
+            let loc = |v: &[cow_verify::Extent]| {
+                v.iter()
+                    .map(|e| (e.logical, e.length, e.location))
+                    .collect::<Vec<_>>()
+            };
+            assert_eq!(loc(&now), loc(&e), "extents untouched");
+        }
+        // The source is untouched too.
+        assert_eq!(fs::read(&src).unwrap(), data);
+    }
+);
+
+fs_test!(
+    last_byte_differs_is_copied,
+    [btrfs, xfs, ext4, tmpfs],
+    |dir| {
+        let (src, dst) = (dir.join("new"), dir.join("installed"));
+        let mut data = pattern((2 * MIB + 77) as usize, 2);
+        write_synced(&dst, &data);
+        *data.last_mut().unwrap() ^= 0x5a;
+        write_synced(&src, &data);
+
+        let d = decide(&src, &dst, false);
+        let Decision::Proceed {
+            reason: ProceedReason::Differs { from },
+            bytes_read,
+        } = d
+        else {
+            panic!("{d:?}");
+        };
+        assert_eq!(from, data.len() as u64 - 1);
+        assert_eq!(bytes_read, 2 * data.len() as u64);
+
+        let report = update(Update::IfDifferent, &src, &dst);
+        assert!(
+            !matches!(report.strategy, Strategy::Skipped | Strategy::Deduped),
+            "{report:?}"
+        );
+        assert_eq!(fs::read(&dst).unwrap(), data);
+    }
+);
+
+fs_test!(
+    first_byte_differs_costs_one_block,
+    [btrfs, xfs, ext4, tmpfs],
+    |dir| {
+        let (src, dst) = (dir.join("new"), dir.join("installed"));
+        let mut data = pattern((16 * MIB) as usize, 3);
+        write_synced(&dst, &data);
+        data[0] ^= 1;
+        write_synced(&src, &data);
+
+        for dedupe in [false, true] {
+            let d = decide(&src, &dst, dedupe);
+            assert_eq!(
+                d,
+                Decision::Proceed {
+                    reason: ProceedReason::Differs { from: 0 },
+                    bytes_read: 2 * identical::FIRST_READ,
+                }
+            );
+        }
+        let report = update(Update::IfDifferentDedupe, &src, &dst);
+        assert!(
+            !matches!(report.strategy, Strategy::Skipped | Strategy::Deduped),
+            "{report:?}"
+        );
+        assert_eq!(fs::read(&dst).unwrap(), data);
+    }
+);
+
+fs_test!(sizes_differ_reads_nothing, [btrfs, ext4], |dir| {
+    let (src, dst) = (dir.join("new"), dir.join("installed"));
+    let data = write_pattern(&src, 10_000, 4);
+    write_pattern(&dst, 10_001, 4);
+    assert_eq!(
+        decide(&src, &dst, true),
+        Decision::Proceed {
+            reason: ProceedReason::SizeDiffers {
+                source: 10_000,
+                destination: 10_001
+            },
+            bytes_read: 0,
+        }
+    );
+    update(Update::IfDifferent, &src, &dst);
+    assert_eq!(fs::read(&dst).unwrap(), data);
+});
+
+fs_test!(empty_files_are_identical, [btrfs, tmpfs], |dir| {
+    let (src, dst) = (dir.join("new"), dir.join("installed"));
+    fs::write(&src, b"").unwrap();
+    fs::write(&dst, b"").unwrap();
+    let ino = fs::metadata(&dst).unwrap().ino();
+    let report = update(Update::IfDifferent, &src, &dst);
+    assert_eq!(report.strategy, Strategy::Skipped);
+    assert_eq!(fs::metadata(&dst).unwrap().ino(), ino);
+});
+
+fs_test!(update_all_rewrites_identical_files, [btrfs, xfs], |dir| {
+    // The default policy copies whatever is there (the contrast to the
+    // skip): after it the destination shares the source's blocks.
+    let (src, dst) = (dir.join("new"), dir.join("installed"));
+    let data = pattern((MIB + 1) as usize, 5);
+    write_synced(&dst, &data);
+    write_synced(&src, &data);
+    let report = CopyOptions::new().copy(&src, &dst).unwrap();
+    assert_eq!(report.strategy, Strategy::Cloned, "{report:?}");
+    assert!(cow_verify::is_clone(&src, &dst).unwrap());
+});
+
+fs_test!(missing_destination_is_copied, [btrfs, tmpfs], |dir| {
+    let (src, dst) = (dir.join("new"), dir.join("installed"));
+    let data = write_pattern(&src, 5000, 6);
+    let report = update(Update::IfDifferentDedupe, &src, &dst);
+    assert!(!matches!(
+        report.strategy,
+        Strategy::Skipped | Strategy::Deduped
+    ));
+    assert_eq!(fs::read(&dst).unwrap(), data);
+});
+
+fs_test!(identical_across_filesystems_is_skipped, [ext4], |dir| {
+    // Equal bytes are equal on any device: a staging tree on one filesystem
+    // updating an installed tree on another still skips identical files.
+    let Some(other) = cow_test_support::dir_on(Fs::Tmpfs, "identical_across_filesystems") else {
+        return;
+    };
+    let (src, dst) = (other.path().join("new"), dir.join("installed"));
+    let data = pattern((MIB + 5) as usize, 7);
+    write_synced(&dst, &data);
+    write_synced(&src, &data);
+    let mtime = age(&dst);
+    let report = update(Update::IfDifferentDedupe, &src, &dst);
+    assert_eq!(report.strategy, Strategy::Skipped, "{report:?}");
+    assert_eq!(fs::metadata(&dst).unwrap().modified().unwrap(), mtime);
+    // Dedupe was asked for and is impossible across filesystems: skipped,
+    // with the reason.
+    assert!(matches!(
+        decide(&src, &dst, true),
+        Decision::Skip {
+            evidence: Evidence::ByteCompare,
+            dedupe_not_possible: Some(_),
+            ..
+        }
+    ));
+});
+
+fs_test!(
+    dedupe_identical_8mib_frees_a_copy,
+    [btrfs, xfs],
+    |dir, fs| {
+        let (src, dst) = (dir.join("new"), dir.join("installed"));
+        let data = pattern((8 * MIB) as usize, 8);
+        write_synced(&dst, &data);
+        write_synced(&src, &data);
+        let mtime = age(&dst);
+        let ino = fs::metadata(&dst).unwrap().ino();
+        assert_eq!(cow_verify::sharing(&src, &dst).unwrap().shared_bytes, 0);
+        let before = (fs == Fs::Btrfs).then(|| btrfs_usage(dir));
+
+        let report = update(Update::IfDifferentDedupe, &src, &dst);
+        assert_eq!(report.strategy, Strategy::Deduped, "{report:?}");
+        assert_eq!(report.bytes_cloned, 8 * MIB);
+        assert_eq!(report.bytes_copied, 0);
+
+        let sharing = cow_verify::sharing(&src, &dst).unwrap();
+        assert_eq!(sharing.ratio, 1.0, "{sharing:?}");
+        assert!(cow_verify::is_clone(&src, &dst).unwrap());
+        if let Some(before) = before {
+            let after = btrfs_usage(dir);
+            let freed = before as i64 - after as i64;
+            assert!(
+                (freed - (8 * MIB) as i64).unsigned_abs() <= MIB / 2,
+                "usage {before} -> {after}: freed {freed}, expected ~{}",
+                8 * MIB
+            );
+        }
+        assert_eq!(fs::metadata(&dst).unwrap().ino(), ino);
+        assert_eq!(fs::metadata(&dst).unwrap().modified().unwrap(), mtime);
+        assert_eq!(fs::read(&dst).unwrap(), data);
+        assert_eq!(fs::read(&src).unwrap(), data);
+
+        // A second update finds the shared extents: no data read at all.
+        assert_eq!(
+            decide(&src, &dst, true),
+            Decision::Skip {
+                evidence: Evidence::SameExtents,
+                bytes_read: 0,
+                dedupe_not_possible: None
+            }
+        );
+        let report = update(Update::IfDifferentDedupe, &src, &dst);
+        assert_eq!(report.strategy, Strategy::Skipped);
+    }
+);
+
+fs_test!(
+    dedupe_mode_skips_where_dedupe_is_impossible,
+    [ext4, tmpfs],
+    |dir| {
+        let (src, dst) = (dir.join("new"), dir.join("installed"));
+        let data = pattern((2 * MIB) as usize, 9);
+        write_synced(&dst, &data);
+        write_synced(&src, &data);
+        let ino = fs::metadata(&dst).unwrap().ino();
+        let report = update(Update::IfDifferentDedupe, &src, &dst);
+        assert_eq!(report.strategy, Strategy::Skipped, "{report:?}");
+        assert_eq!(fs::metadata(&dst).unwrap().ino(), ino);
+        assert!(matches!(
+            decide(&src, &dst, true),
+            Decision::Skip {
+                dedupe_not_possible: Some(identical::NotPossible::Unsupported),
+                ..
+            }
+        ));
+    }
+);
+
+fs_test!(dedupe_into_stops_at_a_difference, [btrfs, xfs], |dir| {
+    // 40 MiB with the last byte different: more than btrfs shares per call,
+    // so the loop and the per-request status both matter.
+    let (a, b) = (dir.join("a"), dir.join("b"));
+    let data = pattern((40 * MIB) as usize, 10);
+    write_synced(&a, &data);
+    let mut other = data.clone();
+    *other.last_mut().unwrap() ^= 1;
+    write_synced(&b, &other);
+    let (fa, fb) = (File::open(&a).unwrap(), File::open(&b).unwrap());
+    let r = identical::dedupe_into(&fa, &fb, 40 * MIB).unwrap();
+    assert!(matches!(r, DedupeResult::Differs { .. }), "{r:?}");
+    assert_eq!(fs::read(&a).unwrap(), data);
+    assert_eq!(fs::read(&b).unwrap(), other);
+    // The whole file when equal, unaligned length included.
+    let c = dir.join("c");
+    write_synced(&c, &data);
+    let fc = File::open(&c).unwrap();
+    let r = identical::dedupe_into(&fa, &fc, 40 * MIB).unwrap();
+    assert_eq!(r, DedupeResult::Shared { bytes: 40 * MIB });
+    assert!(cow_verify::is_clone(&a, &c).unwrap());
+    assert!(identical::same_extents(&fa, &fc, 40 * MIB).unwrap());
+    assert!(!identical::same_extents(&fa, &fb, 40 * MIB).unwrap());
+});
+
+fs_test!(compare_content_counts_and_finds, [xfs, tmpfs], |dir| {
+    let (a, b) = (dir.join("a"), dir.join("b"));
+    let len = 3 * MIB + 10;
+    let data = pattern(len as usize, 11);
+    write_synced(&a, &data);
+    let mut other = data.clone();
+    other[(2 * MIB + 3) as usize] ^= 0x80;
+    write_synced(&b, &other);
+    let (fa, fb) = (File::open(&a).unwrap(), File::open(&b).unwrap());
+    let c = identical::compare_content(&fa, &fb, len).unwrap();
+    assert_eq!(c.first_difference, Some(2 * MIB + 3));
+    // 4 KiB, then 1 MiB reads: the second 1 MiB read (4 KiB + 1 MiB ..
+    // 4 KiB + 2 MiB) holds the difference.
+    assert_eq!(c.bytes_read, 2 * (identical::FIRST_READ + 2 * MIB));
+    let c = identical::compare_content(&fa, &fa, len).unwrap();
+    assert!(c.is_identical());
+    assert_eq!(c.bytes_read, 2 * len);
+    // A file shorter than asked differs where it ends.
+    let c = identical::compare_content(&fa, &fb, len + 1).unwrap();
+    assert_eq!(c.first_difference, Some(2 * MIB + 3));
+    let c = identical::compare_content(&fa, &fa, len + 1).unwrap();
+    assert_eq!(c.first_difference, Some(len));
+});

@@ -1,0 +1,210 @@
+//! Measurement, not a pass/fail test (run it by hand):
+//!
+//! ```text
+//! COW_TEST_BTRFS=/mnt/... COW_TEST_TMPFS=/mnt/... \
+//!   cargo test --release -p cow-copy --test update_bench -- --ignored --nocapture
+//! ```
+//!
+//! Updates an installed tree of 1,000 files / ~256 MiB in a btrfs subvolume
+//! (with a snapshot of it) from a staging tree where 90 % of the files are
+//! identical, with each policy, and prints wall time (including `syncfs`, so
+//! written data reaches the disk), bytes this thread dirtied
+//! (`/proc/thread-self/io` `write_bytes`), bytes it read (`rchar`) and the
+//! bytes of the installed tree no longer shared with the snapshot
+//! (`cow_verify::sharing` per file). Staging on
+//! tmpfs (an unpacked archive) and staging on the same btrfs (where a plain
+//! copy clones) are both measured. Every run starts from the same state: the
+//! installed subvolume is re-made as a snapshot of the pristine one.
+
+use std::fs::{self, File};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use cow_copy::{CopyOptions, Update};
+use cow_test_support::{Fs, dir_on, pattern};
+
+const FILES: usize = 1000;
+
+fn btrfs(args: &[&str], paths: &[&Path]) -> String {
+    let out = Command::new("btrfs")
+        .args(args)
+        .args(paths)
+        .output()
+        .expect("run btrfs");
+    assert!(
+        out.status.success(),
+        "btrfs {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Bytes of the installed tree no longer stored in the same blocks as the
+/// snapshot it was made from.
+fn unshared(installed: &Path, snapshot: &Path) -> u64 {
+    (0..FILES)
+        .map(|i| {
+            let s = cow_verify::sharing(&installed.join(name(i)), &snapshot.join(name(i))).unwrap();
+            s.a_len - s.shared_bytes.min(s.a_len)
+        })
+        .sum()
+}
+
+fn io_counter(key: &str) -> u64 {
+    let text = fs::read_to_string("/proc/thread-self/io").unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(key))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+fn size(i: usize) -> usize {
+    4096 * (1 + (i * 97) % 129) + (i * 13) % 4096
+}
+
+fn changed(i: usize) -> bool {
+    i % 10 == 3
+}
+
+fn name(i: usize) -> PathBuf {
+    PathBuf::from(format!("d{:02}/f{i:04}", i % 32))
+}
+
+fn write_tree(root: &Path, seed: impl Fn(usize) -> u64) {
+    for i in 0..FILES {
+        let p = root.join(name(i));
+        fs::create_dir_all(p.parent().unwrap()).unwrap();
+        fs::write(&p, pattern(size(i), seed(i))).unwrap();
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Tool {
+    Cow(Update),
+    StdCopy,
+    /// Only reads both trees to the end: the floor for any byte compare.
+    ReadBoth,
+}
+
+fn run(tool: Tool, staging: &Path, installed: &Path) {
+    for i in 0..FILES {
+        let (s, d) = (staging.join(name(i)), installed.join(name(i)));
+        match tool {
+            Tool::Cow(u) => {
+                CopyOptions::new().update(u).copy(&s, &d).unwrap();
+            }
+            Tool::StdCopy => {
+                fs::copy(&s, &d).unwrap();
+            }
+            Tool::ReadBoth => {
+                std::hint::black_box(fs::read(&s).unwrap());
+                std::hint::black_box(fs::read(&d).unwrap());
+            }
+        }
+    }
+}
+
+fn drop_caches() {
+    rustix::fs::sync();
+    let _ = fs::write("/proc/sys/vm/drop_caches", "3");
+}
+
+#[test]
+#[ignore = "measurement: run by hand with --ignored --nocapture"]
+fn update_1000_files_256mib_90_percent_unchanged() {
+    let Some(root) = dir_on(Fs::Btrfs, "update_bench") else {
+        return;
+    };
+    let root = root.path();
+    let pristine = root.join("pristine");
+    let installed = root.join("installed");
+    btrfs(&["subvolume", "create"], &[&pristine]);
+    write_tree(&pristine, |i| i as u64);
+    let total: u64 = (0..FILES).map(|i| size(i) as u64).sum();
+    let changed_bytes: u64 = (0..FILES)
+        .filter(|&i| changed(i))
+        .map(|i| size(i) as u64)
+        .sum();
+    let staged = |i: usize| {
+        if changed(i) {
+            7000 + i as u64
+        } else {
+            i as u64
+        }
+    };
+    let tmp_stage = dir_on(Fs::Tmpfs, "update_bench_staging");
+    if let Some(t) = &tmp_stage {
+        write_tree(t.path(), staged);
+    }
+    // The btrfs staging tree is a subvolume; every run gets a fresh snapshot
+    // of it, because a dedupe run changes where its files' blocks are.
+    let stage_pristine = root.join("staging-pristine");
+    btrfs(&["subvolume", "create"], &[&stage_pristine]);
+    write_tree(&stage_pristine, staged);
+    let btrfs_stage = root.join("staging");
+    btrfs(&["filesystem", "sync"], &[root]);
+    println!(
+        "\n{FILES} files, {total} bytes, {} changed files with {changed_bytes} bytes\n",
+        (0..FILES).filter(|&i| changed(i)).count()
+    );
+    println!("| staging | tool | cache | time ms | write_bytes | rchar | unshared with snapshot |");
+    println!("|---|---|---|---|---|---|---|");
+
+    let mut stages = vec![("btrfs (same fs)", btrfs_stage.clone())];
+    if let Some(t) = &tmp_stage {
+        stages.insert(0, ("tmpfs", t.path().to_path_buf()));
+    }
+    for (stage_name, stage) in &stages {
+        for cold in [false, true] {
+            for tool in [
+                Tool::Cow(Update::All),
+                Tool::StdCopy,
+                Tool::Cow(Update::IfDifferent),
+                Tool::Cow(Update::IfDifferentDedupe),
+                Tool::ReadBoth,
+            ] {
+                // Same start every time: installed is a fresh snapshot of
+                // pristine (which plays the role of the older snapshot).
+                if installed.exists() {
+                    btrfs(&["subvolume", "delete"], &[&installed]);
+                }
+                btrfs(&["subvolume", "snapshot"], &[&pristine, &installed]);
+                if *stage == btrfs_stage {
+                    if stage.exists() {
+                        btrfs(&["subvolume", "delete"], &[stage]);
+                    }
+                    btrfs(&["subvolume", "snapshot"], &[&stage_pristine, stage]);
+                }
+                assert_eq!(unshared(&installed, &pristine), 0);
+                if cold {
+                    drop_caches();
+                } else {
+                    // Warm: both trees in the page cache.
+                    for i in 0..FILES {
+                        fs::read(installed.join(name(i))).unwrap();
+                        fs::read(stage.join(name(i))).unwrap();
+                    }
+                }
+                let (w0, r0) = (io_counter("write_bytes: "), io_counter("rchar: "));
+                let t0 = Instant::now();
+                run(tool, stage, &installed);
+                rustix::fs::syncfs(File::open(&installed).unwrap()).unwrap();
+                let ms = t0.elapsed().as_secs_f64() * 1000.0;
+                let (w1, r1) = (io_counter("write_bytes: "), io_counter("rchar: "));
+                let ex = unshared(&installed, &pristine);
+                println!(
+                    "| {stage_name} | {tool:?} | {} | {ms:.0} | {} | {} | {ex} |",
+                    if cold { "cold" } else { "warm" },
+                    w1 - w0,
+                    r1 - r0
+                );
+            }
+        }
+    }
+    for p in [&installed, &pristine, &btrfs_stage, &stage_pristine] {
+        btrfs(&["subvolume", "delete"], &[p]);
+    }
+}
