@@ -11,6 +11,7 @@ use cow_copy::{CopyError, CopyOptions, Overwrite, Preserve, Reflink, Sparse};
 
 use crate::exit;
 
+mod fdlimit;
 mod output;
 mod progress;
 mod target;
@@ -354,6 +355,7 @@ pub(crate) fn run(args: CpArgs) -> u8 {
         Ok(p) => p,
         Err(msg) => return usage(&msg),
     };
+    fdlimit::raise();
     let started = Instant::now();
     let progress = progress::Progress::start(args.progress, args.json);
     let mut results = Vec::new();

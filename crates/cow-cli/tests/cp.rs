@@ -389,3 +389,49 @@ fn help_documents_differences() {
     assert!(out.contains("Differences from GNU cp"), "{out}");
     assert!(out.contains("--reflink"));
 }
+
+fs_test!(
+    setuid_dropped_when_owner_cannot_be_kept,
+    [btrfs, tmpfs],
+    |dir| {
+        // Needs root to set up a root-owned setuid source and a user to run as.
+        if !rustix_is_root() || Command::new("setpriv").arg("--version").output().is_err() {
+            eprintln!("SKIP setuid test: needs root and setpriv");
+            return;
+        }
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o777)).unwrap();
+        fs::create_dir(dir.join("src")).unwrap();
+        write_pattern(&dir.join("src/tool"), 100, 1);
+        fs::set_permissions(dir.join("src/tool"), fs::Permissions::from_mode(0o4755)).unwrap();
+        fs::set_permissions(dir.join("src"), fs::Permissions::from_mode(0o2775)).unwrap();
+        let o = Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(env!("CARGO_BIN_EXE_cow"))
+            .args(["cp", "-a", "src", "dst"])
+            .current_dir(dir)
+            .output()
+            .unwrap();
+        if String::from_utf8_lossy(&o.stderr).contains("Permission denied")
+            && !dir.join("dst").exists()
+        {
+            eprintln!("SKIP setuid test: the cow binary is not reachable by uid 65534");
+            return;
+        }
+        ok(&o);
+        assert_eq!(fs::metadata(dir.join("dst/tool")).unwrap().uid(), 65534);
+        assert_eq!(mode(&dir.join("dst/tool")), 0o755, "setuid dropped");
+        assert_eq!(mode(&dir.join("dst")), 0o775, "setgid dropped");
+        // As root the owner is kept and so are the bits.
+        ok(&cp(dir, &["-a", "src", "dst-root"]));
+        assert_eq!(mode(&dir.join("dst-root/tool")), 0o4755);
+        assert_eq!(mode(&dir.join("dst-root")), 0o2775);
+    }
+);
+
+fn rustix_is_root() -> bool {
+    fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .find(|l| l.starts_with("Uid:"))
+        .is_some_and(|l| l.split_whitespace().nth(2) == Some("0"))
+}

@@ -715,3 +715,78 @@ fn report_serializes_and_error_converts() {
     assert_eq!(io.kind(), std::io::ErrorKind::NotFound);
     assert!(io.to_string().contains("nope"), "{io}");
 }
+
+/// Opens `levels` nested directories named `name` below `root` through
+/// descriptors (the full path is longer than PATH_MAX).
+fn open_deep(root: &Path, name: &str, levels: usize, create: bool) -> std::os::fd::OwnedFd {
+    use rustix::fs::{Mode, OFlags, mkdirat, openat};
+    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
+    let mut fd = openat(rustix::fs::CWD, root, flags, Mode::empty()).unwrap();
+    for i in 0..levels {
+        if create {
+            mkdirat(&fd, name, Mode::from_raw_mode(0o755))
+                .unwrap_or_else(|e| panic!("mkdir {i}: {e}"));
+        }
+        fd = openat(&fd, name, flags, Mode::empty()).unwrap_or_else(|e| panic!("open {i}: {e}"));
+    }
+    fd
+}
+
+fs_test!(deep_and_wide, [btrfs, tmpfs], |dir| {
+    // 300 levels of 30-byte names: the deepest path is ~9 KiB, more than
+    // PATH_MAX, which a path-based copy could not reach. Plus one directory
+    // with 3,000 entries.
+    let src = dir.join("src");
+    fs::create_dir(&src).unwrap();
+    let name = "d".repeat(30);
+    let bottom = open_deep(&src, &name, 300, true);
+    let f = rustix::fs::openat(
+        &bottom,
+        "bottom",
+        rustix::fs::OFlags::WRONLY | rustix::fs::OFlags::CREATE,
+        rustix::fs::Mode::from_raw_mode(0o644),
+    )
+    .unwrap();
+    rustix::io::write(&f, b"at the bottom").unwrap();
+    drop((f, bottom));
+    fs::create_dir(src.join("wide")).unwrap();
+    for i in 0..3000 {
+        fs::write(src.join(format!("wide/{i}")), i.to_string()).unwrap();
+    }
+    let r =
+        copy_tree(&src, &dir.join("dst"), &TreeOptions::new()).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(r.totals.files, 3001);
+    assert_eq!(r.totals.dirs, 1 + 300 + 1);
+    let copy = open_deep(&dir.join("dst"), &name, 300, false);
+    let f = rustix::fs::openat(
+        &copy,
+        "bottom",
+        rustix::fs::OFlags::RDONLY,
+        rustix::fs::Mode::empty(),
+    )
+    .unwrap();
+    let mut buf = [0u8; 64];
+    let n = rustix::io::read(&f, &mut buf[..]).unwrap();
+    assert_eq!(&buf[..n], b"at the bottom");
+    assert_eq!(
+        fs::read_to_string(dir.join("dst/wide/2999")).unwrap(),
+        "2999"
+    );
+    // tempfile cannot remove paths longer than PATH_MAX: unwind by fds.
+    for root in [src, dir.join("dst")] {
+        remove_deep(&root, &name, 300);
+    }
+});
+
+fn remove_deep(root: &Path, name: &str, levels: usize) {
+    use rustix::fs::{AtFlags, unlinkat};
+    let _ = unlinkat(
+        open_deep(root, name, levels, false),
+        "bottom",
+        AtFlags::empty(),
+    );
+    for l in (0..levels).rev() {
+        let parent = open_deep(root, name, l, false);
+        unlinkat(&parent, name, AtFlags::REMOVEDIR).unwrap();
+    }
+}

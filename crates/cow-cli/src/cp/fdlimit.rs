@@ -1,0 +1,25 @@
+//! The tree walk holds two directory descriptors per level being copied
+//! (source and destination), for every worker: raise the soft limit on open
+//! files to the hard limit so deep trees do not run out (`EMFILE`).
+
+/// Raises the soft `RLIMIT_NOFILE` to the hard limit; errors are ignored
+/// (the copy then runs with the limit it has).
+#[cfg(unix)]
+pub(crate) fn raise() {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let lim = getrlimit(Resource::Nofile);
+    if lim.current.is_some() && lim.current != lim.maximum {
+        let mut want = lim.clone();
+        want.current = lim.maximum;
+        if setrlimit(Resource::Nofile, want).is_err() {
+            // macOS refuses more than OPEN_MAX for the soft limit.
+            let mut capped = lim;
+            capped.current = capped.maximum.map(|m| m.min(10240));
+            let _ = setrlimit(Resource::Nofile, capped);
+        }
+    }
+}
+
+/// Nothing to raise on this platform.
+#[cfg(not(unix))]
+pub(crate) fn raise() {}
