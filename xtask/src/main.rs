@@ -5,7 +5,7 @@
 //! cargo xtask with-mounts [--require LIST] -- COMMAND [ARGS...]
 //! cargo xtask test-cleanup
 //! cargo xtask check-targets [--target TRIPLE]...
-//! cargo xtask bench [--quick]
+//! cargo xtask bench [--quick] [--filter SUBSTR] [--dir PATH] [--runs N]
 //! ```
 //!
 //! `test` mounts real filesystems (Linux, as root: loop images of btrfs, XFS
@@ -16,6 +16,7 @@
 //! what it created.
 #![forbid(unsafe_code)]
 
+mod bench;
 #[cfg(target_os = "linux")]
 mod cleanup_check;
 mod mounts;
@@ -46,8 +47,15 @@ commands:
         cargo check + clippy -D warnings of the whole workspace for
         aarch64-apple-darwin, x86_64-apple-darwin, x86_64-pc-windows-msvc,
         x86_64-unknown-freebsd (adding them with rustup when missing).
-  bench [--quick]
-        The benchmark matrix (not built yet).
+  bench [--quick] [--filter SUBSTR] [--dir PATH] [--runs N] [--drop-caches]
+        The benchmark matrix (Linux; loop filesystems need root): workloads x
+        filesystems x tools (cow, std::fs::copy, reflink-copy, GNU cp, a
+        read/write loop), A/B interleaved. Prints a markdown table; writes
+        results.json and chart.svg to $CARGO_TARGET_DIR/cow-bench (default
+        target/cow-bench). Runs from the release profile. --quick: small
+        sizes (CI); --filter: only cells whose workload/fs/tool contains
+        SUBSTR; --dir: bench in PATH instead of loop mounts; --runs: runs per
+        cell; --drop-caches: drop the page cache before each run.
 
 environment passed to tests:
   COW_TEST_BTRFS, COW_TEST_XFS, COW_TEST_EXT4, COW_TEST_TMPFS  mount points
@@ -70,7 +78,7 @@ fn main() {
         }
         Some("test-cleanup") => no_args(&args).map(|()| test_cleanup()),
         Some("check-targets") => parse_targets(args).map(|t| targets::run(&t)),
-        Some("bench") => Ok(bench()),
+        Some("bench") => bench::bench(args),
         Some("help" | "-h" | "--help") => {
             print!("{USAGE}");
             Ok(0)
@@ -178,12 +186,4 @@ fn test_cleanup() -> i32 {
 fn test_cleanup() -> i32 {
     eprintln!("xtask test-cleanup: loop mounts exist on Linux only; nothing to check here");
     0
-}
-
-fn bench() -> i32 {
-    eprintln!(
-        "xtask bench: not built yet. The benchmark matrix (workloads x filesystems x tools, \
-         described in the design) is a later issue; this command fails until it exists."
-    );
-    2
 }

@@ -45,7 +45,7 @@ pub(crate) fn parse_require(list: &str) -> Result<Vec<String>, String> {
 
 /// Mounts the filesystems and checks `--require`. `Err` holds the exit code
 /// (the filesystems are already cleaned up by then).
-fn start(session: &Session) -> Result<TestFs, i32> {
+pub(crate) fn start(session: &Session) -> Result<TestFs, i32> {
     signals::install();
     mounts::warn_stale();
     let mut tfs = match TestFs::create(session.workdir.clone()) {
@@ -108,7 +108,7 @@ fn start(session: &Session) -> Result<TestFs, i32> {
 }
 
 /// Cleans up and reports problems; returns whether everything is gone.
-fn finish_cleanup(tfs: &mut TestFs) -> bool {
+pub(crate) fn finish_cleanup(tfs: &mut TestFs) -> bool {
     let problems = tfs.cleanup();
     if problems.is_empty() {
         eprintln!("xtask: cleanup done: unmounted, loop devices detached, work directory removed");

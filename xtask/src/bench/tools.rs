@@ -1,0 +1,180 @@
+//! The tools compared: cow (the library, in process), `std::fs::copy`, the
+//! `reflink-copy` crate, GNU `cp --reflink=auto` (a process) and a plain
+//! 64 KiB read/write loop. Trees: cow uses `copy_tree`, cp uses `cp -rT`,
+//! the others one recursive walk (below) around their single-file copy.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use cow_copy::tree::{TreeOptions, copy_tree};
+
+/// A tool of the matrix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Tool {
+    /// `cow_copy::copy` / `cow_copy::tree::copy_tree`.
+    Cow,
+    /// `std::fs::copy`.
+    Std,
+    /// `reflink_copy::reflink_or_copy`.
+    ReflinkCopy,
+    /// GNU `cp --reflink=auto` (`cp -rT --reflink=auto` for trees).
+    Cp,
+    /// `read`/`write` with a 64 KiB buffer.
+    RwLoop,
+}
+
+impl Tool {
+    /// Every tool, cow first.
+    pub(crate) const ALL: [Tool; 5] = [
+        Tool::Cow,
+        Tool::Std,
+        Tool::ReflinkCopy,
+        Tool::Cp,
+        Tool::RwLoop,
+    ];
+
+    /// The name in the table.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Tool::Cow => "cow",
+            Tool::Std => "std::fs::copy",
+            Tool::ReflinkCopy => "reflink-copy",
+            Tool::Cp => "cp",
+            Tool::RwLoop => "rw-loop",
+        }
+    }
+
+    /// What exactly runs, for the docs and the JSON.
+    pub(crate) fn how(self, tree: bool) -> &'static str {
+        match (self, tree) {
+            (Tool::Cow, false) => "cow_copy::copy(src, dst), in process",
+            (Tool::Cow, true) => {
+                "cow_copy::tree::copy_tree(src, dst, &TreeOptions::new()), in process"
+            }
+            (Tool::Std, false) => "std::fs::copy(src, dst)",
+            (Tool::Std, true) => "a recursive walk calling std::fs::copy per file",
+            (Tool::ReflinkCopy, false) => "reflink_copy::reflink_or_copy(src, dst)",
+            (Tool::ReflinkCopy, true) => {
+                "a recursive walk calling reflink_copy::reflink_or_copy per file (an existing destination file is removed first: reflink_or_copy refuses to overwrite)"
+            }
+            (Tool::Cp, false) => "GNU cp --reflink=auto src dst (a process)",
+            (Tool::Cp, true) => "GNU cp -rT --reflink=auto src dst (a process)",
+            (Tool::RwLoop, false) => "read/write with a 64 KiB buffer, holes not kept",
+            (Tool::RwLoop, true) => {
+                "a recursive walk doing read/write with a 64 KiB buffer per file"
+            }
+        }
+    }
+
+    /// Copies one file.
+    pub(crate) fn copy_file(self, src: &Path, dst: &Path) -> io::Result<()> {
+        match self {
+            Tool::Cow => cow_copy::copy(src, dst).map(drop),
+            Tool::Std => fs::copy(src, dst).map(drop),
+            Tool::ReflinkCopy => reflink_file(src, dst),
+            Tool::Cp => cp(&["--reflink=auto"], src, dst),
+            Tool::RwLoop => rw_loop(src, dst),
+        }
+    }
+
+    /// Copies a tree (merging into an existing destination, overwriting
+    /// files).
+    pub(crate) fn copy_tree(self, src: &Path, dst: &Path) -> io::Result<()> {
+        match self {
+            Tool::Cow => {
+                let report = copy_tree(src, dst, &TreeOptions::new())
+                    .map_err(|e| io::Error::new(e.kind(), e.to_string()))?;
+                if report.is_complete() {
+                    Ok(())
+                } else {
+                    Err(io::Error::other(format!(
+                        "copy_tree incomplete: {} failure(s)",
+                        report.failures.len()
+                    )))
+                }
+            }
+            Tool::Std => walk(src, dst, &|s, d| fs::copy(s, d).map(drop)),
+            Tool::ReflinkCopy => walk(src, dst, &reflink_file),
+            Tool::Cp => cp(&["-rT", "--reflink=auto"], src, dst),
+            Tool::RwLoop => walk(src, dst, &rw_loop),
+        }
+    }
+}
+
+fn reflink_file(src: &Path, dst: &Path) -> io::Result<()> {
+    match fs::remove_file(dst) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    reflink_copy::reflink_or_copy(src, dst).map(drop)
+}
+
+fn cp(args: &[&str], src: &Path, dst: &Path) -> io::Result<()> {
+    let out = Command::new("cp")
+        .args(args)
+        .arg("--")
+        .arg(src)
+        .arg(dst)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .output()?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(io::Error::other(format!(
+            "cp failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        )))
+    }
+}
+
+fn rw_loop(src: &Path, dst: &Path) -> io::Result<()> {
+    let mut from = File::open(src)?;
+    let mut to = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(dst)?;
+    let mut buf = vec![0u8; 64 << 10];
+    loop {
+        let n = match from.read(&mut buf) {
+            Ok(0) => return Ok(()),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        to.write_all(&buf[..n])?;
+    }
+}
+
+/// The one recursive walk shared by the tools without a tree copy of
+/// their own: directories are created (or reused), regular files copied by
+/// `file`, sequentially.
+fn walk(src: &Path, dst: &Path, file: &dyn Fn(&Path, &Path) -> io::Result<()>) -> io::Result<()> {
+    match fs::create_dir(dst) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists && dst.is_dir() => {}
+        Err(e) => return Err(e),
+    }
+    for entry in fs::read_dir(src)? {
+        let entry = entry?;
+        let ty = entry.file_type()?;
+        let to = dst.join(entry.file_name());
+        if ty.is_dir() {
+            walk(&entry.path(), &to, file)?;
+        } else if ty.is_file() {
+            file(&entry.path(), &to)?;
+        } else {
+            return Err(io::Error::other(format!(
+                "bench walk: unexpected entry type at {}",
+                entry.path().display()
+            )));
+        }
+    }
+    Ok(())
+}
