@@ -14,6 +14,7 @@ use std::fs::File;
 use std::os::fd::{AsFd, BorrowedFd};
 use std::path::Path;
 
+use crate::fault::{Site, fault, fault_r};
 use crate::report::{Fallback, Strategy};
 use crate::{CopyError, CopyOptions, Reflink, Sparse};
 
@@ -84,7 +85,7 @@ impl Job<'_> {
     /// write.
     pub(crate) fn prepare_write(&mut self) -> Result<(), CopyError> {
         if self.dst_has_content && self.dst_regular {
-            rustix::fs::ftruncate(self.dst.as_fd(), 0)
+            fault!(Site::Ftruncate, rustix::fs::ftruncate(self.dst.as_fd(), 0))
                 .map_err(|e| CopyError::io("truncate destination", self.dst_path, e.into()))?;
             self.dst_has_content = false;
             self.truncated = true;
@@ -99,8 +100,7 @@ impl Job<'_> {
     pub(crate) fn prepare_sized_write(&mut self) -> Result<(), CopyError> {
         self.prepare_write()?;
         if self.dst_regular && self.len > 0 {
-            self.dst
-                .set_len(self.len)
+            fault_r!(Site::Ftruncate, self.dst.set_len(self.len))
                 .map_err(|e| CopyError::io("set the length of", self.dst_path, e))?;
             self.truncated = true;
         }

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use rustix::fs::{CWD, Mode};
 
 use crate::chain::{self, Job};
+use crate::fault::{Site, fault, fault_r};
 use crate::guard::{self, Existing, Source};
 use crate::meta::{self, ModeRule};
 use crate::replace;
@@ -71,8 +72,11 @@ fn open_parent(
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     };
-    let dir = rustix::fs::openat(base, parent, crate::platform::DIR_FLAGS, Mode::empty())
-        .map_err(|e| CopyError::io("open the directory of", display, e.into()))?;
+    let dir = fault!(
+        Site::Open,
+        rustix::fs::openat(base, parent, crate::platform::DIR_FLAGS, Mode::empty())
+    )
+    .map_err(|e| CopyError::io("open the directory of", display, e.into()))?;
     Ok((dir, name.to_os_string()))
 }
 
@@ -223,8 +227,7 @@ fn run_and_finish(
             &mut skipped,
         )?;
         if job.opts.fsync {
-            job.dst
-                .sync_all()
+            fault_r!(Site::Fsync, job.dst.sync_all())
                 .map_err(|e| CopyError::io("fsync", job.dst_path, e))?;
         }
     }
@@ -310,9 +313,10 @@ fn copy_atomic(
                 // Keep the replaced file's owner where we may.
                 let me = job.dst.metadata().ok();
                 if me.is_some_and(|m| m.uid() != old.uid() || m.gid() != old.gid()) {
-                    if let Err(e) =
+                    if let Err(e) = fault!(
+                        Site::Fchown,
                         std::os::unix::fs::fchown(&job.dst, Some(old.uid()), Some(old.gid()))
-                    {
+                    ) {
                         report
                             .metadata_skipped
                             .push(format!("owner of the replaced file: {e}"));

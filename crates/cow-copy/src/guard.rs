@@ -12,6 +12,7 @@ use rustix::fs::{Mode, OFlags};
 use rustix::io::Errno;
 
 use crate::CopyError;
+use crate::fault::{Site, fault};
 
 /// The open source.
 pub(crate) struct Source {
@@ -54,7 +55,7 @@ pub(crate) fn open_source(
     } else {
         rustix::fs::AtFlags::SYMLINK_NOFOLLOW
     };
-    let st = rustix::fs::statat(dir, name, at)
+    let st = fault!(Site::Stat, rustix::fs::statat(dir, name, at))
         .map_err(|e| CopyError::io("open source", display, e.into()))?;
     let ft = rustix::fs::FileType::from_raw_mode(st.st_mode as _);
     if ft != rustix::fs::FileType::RegularFile {
@@ -67,11 +68,13 @@ pub(crate) fn open_source(
     if !follow {
         flags |= OFlags::NOFOLLOW;
     }
-    let fd = rustix::fs::openat(dir, name, flags, Mode::empty())
-        .map_err(|e| CopyError::io("open source", display, e.into()))?;
+    let fd = fault!(
+        Site::Open,
+        rustix::fs::openat(dir, name, flags, Mode::empty())
+    )
+    .map_err(|e| CopyError::io("open source", display, e.into()))?;
     let file = File::from(fd);
-    let meta = file
-        .metadata()
+    let meta = fault!(Site::Stat, file.metadata())
         .map_err(|e| CopyError::io("stat source", display, e))?;
     if !meta.file_type().is_file() {
         return Err(CopyError::NotARegularFile {
@@ -133,10 +136,12 @@ pub(crate) fn probe(
     if !follow {
         flags |= OFlags::NOFOLLOW;
     }
-    match rustix::fs::openat(dir, name, flags, Mode::empty()) {
+    match fault!(
+        Site::Open,
+        rustix::fs::openat(dir, name, flags, Mode::empty())
+    ) {
         Ok(fd) => {
-            let meta = File::from(fd)
-                .metadata()
+            let meta = fault!(Site::Stat, File::from(fd).metadata())
                 .map_err(|e| CopyError::io("stat destination", display, e))?;
             if meta.is_dir() {
                 return Err(CopyError::DestinationIsDirectory {
@@ -193,11 +198,14 @@ pub(crate) fn open_in_place(
     };
     let mode = Mode::from_raw_mode((create_mode & 0o777) as _);
     let create = |extra: OFlags| -> Result<Option<OwnedFd>, Errno> {
-        match rustix::fs::openat(
-            dir,
-            name,
-            base | OFlags::RDWR | OFlags::CREATE | extra,
-            mode,
+        match fault!(
+            Site::Open,
+            rustix::fs::openat(
+                dir,
+                name,
+                base | OFlags::RDWR | OFlags::CREATE | extra,
+                mode
+            )
         ) {
             Ok(fd) => Ok(Some(fd)),
             Err(Errno::EXIST) => Ok(None),
@@ -226,11 +234,14 @@ pub(crate) fn open_in_place(
         // Existing file: read-write so the update policy can compare and
         // dedupe; write-only if reading is not allowed.
         let open = |acc: OFlags| {
-            rustix::fs::openat(
-                dir,
-                name,
-                base | acc | OFlags::NONBLOCK | nofollow,
-                Mode::empty(),
+            fault!(
+                Site::Open,
+                rustix::fs::openat(
+                    dir,
+                    name,
+                    base | acc | OFlags::NONBLOCK | nofollow,
+                    Mode::empty(),
+                )
             )
         };
         let r = match open(OFlags::RDWR) {
@@ -240,8 +251,7 @@ pub(crate) fn open_in_place(
         match r {
             Ok(fd) => {
                 let f = File::from(fd);
-                let meta = f
-                    .metadata()
+                let meta = fault!(Site::Stat, f.metadata())
                     .map_err(|e| CopyError::io("stat destination", display, e))?;
                 if meta.is_file() {
                     return Ok(Some(InPlace {
@@ -294,8 +304,7 @@ pub(crate) fn open_in_place(
 
 fn finish(fd: OwnedFd, created: bool, display: &Path) -> Result<InPlace, CopyError> {
     let file = File::from(fd);
-    let meta = file
-        .metadata()
+    let meta = fault!(Site::Stat, file.metadata())
         .map_err(|e| CopyError::io("stat destination", display, e))?;
     Ok(InPlace {
         file,
@@ -311,7 +320,10 @@ pub(crate) fn remove_if_same(dir: BorrowedFd<'_>, name: &OsStr, file: &File) {
     let Ok(ours) = file.metadata() else { return };
     if let Ok(st) = rustix::fs::statat(dir, name, rustix::fs::AtFlags::SYMLINK_NOFOLLOW) {
         if st.st_dev as u64 == ours.dev() && st.st_ino as u64 == ours.ino() {
-            let _ = rustix::fs::unlinkat(dir, name, rustix::fs::AtFlags::empty());
+            let _ = fault!(
+                Site::Unlink,
+                rustix::fs::unlinkat(dir, name, rustix::fs::AtFlags::empty())
+            );
         }
     }
     let _ = file.as_fd();

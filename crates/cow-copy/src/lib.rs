@@ -65,6 +65,7 @@ mod chain;
 mod engine;
 mod errno;
 mod error;
+pub mod fault;
 #[cfg(unix)]
 mod guard;
 pub mod identical;

@@ -6,6 +6,7 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::fault::{Site, fault, fault_r};
 use crate::{CopyError, Preserve};
 
 /// What the destination's mode should be when `preserve.mode` is off.
@@ -36,7 +37,10 @@ pub(crate) fn apply(
         ModeRule::Set(m) => Some(m & 0o7777),
     };
     if preserve.ownership {
-        let r = std::os::unix::fs::fchown(dst, Some(src_meta.uid()), Some(src_meta.gid()));
+        let r = fault!(
+            Site::Fchown,
+            std::os::unix::fs::fchown(dst, Some(src_meta.uid()), Some(src_meta.gid()))
+        );
         if let Err(e) = r {
             skipped.push(format!("ownership: {e}"));
             // Like cp -p: without the owner, setuid/setgid go.
@@ -46,8 +50,11 @@ pub(crate) fn apply(
         }
     }
     if let Some(bits) = mode_bits {
-        dst.set_permissions(Permissions::from_mode(bits))
-            .map_err(|e| CopyError::io("set permissions of", dst_path, e))?;
+        fault_r!(
+            Site::Fchmod,
+            dst.set_permissions(Permissions::from_mode(bits))
+        )
+        .map_err(|e| CopyError::io("set permissions of", dst_path, e))?;
     }
     if preserve.xattrs {
         crate::platform::copy_xattrs(src, dst, skipped);
@@ -56,7 +63,7 @@ pub(crate) fn apply(
         let times = FileTimes::new()
             .set_accessed(to_time(src_meta.atime(), src_meta.atime_nsec()))
             .set_modified(to_time(src_meta.mtime(), src_meta.mtime_nsec()));
-        dst.set_times(times)
+        fault!(Site::Utimes, dst.set_times(times))
             .map_err(|e| CopyError::io("set times of", dst_path, e))?;
     }
     Ok(())

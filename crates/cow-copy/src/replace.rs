@@ -14,6 +14,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use rustix::fs::{Mode, OFlags};
 use rustix::io::Errno;
 
+use crate::fault::{Site, fault};
+
 /// The marker in temporary names.
 pub(crate) use crate::TEMP_MARKER;
 
@@ -54,11 +56,14 @@ pub(crate) fn temp_name(name: &OsStr) -> OsString {
 pub(crate) fn create_temp(dir: BorrowedFd<'_>, name: &OsStr) -> io::Result<(OwnedFd, OsString)> {
     for _ in 0..64 {
         let tmp = temp_name(name);
-        match rustix::fs::openat(
-            dir,
-            &tmp,
-            OFlags::RDWR | OFlags::CREATE | OFlags::EXCL | OFlags::CLOEXEC | OFlags::NOFOLLOW,
-            Mode::from_raw_mode(0o600),
+        match fault!(
+            Site::Open,
+            rustix::fs::openat(
+                dir,
+                &tmp,
+                OFlags::RDWR | OFlags::CREATE | OFlags::EXCL | OFlags::CLOEXEC | OFlags::NOFOLLOW,
+                Mode::from_raw_mode(0o600),
+            )
         ) {
             Ok(fd) => return Ok((fd, tmp)),
             Err(Errno::EXIST) => continue,
@@ -79,6 +84,7 @@ pub(crate) fn rename_over(
     name: &OsStr,
     no_replace: bool,
 ) -> io::Result<()> {
+    fault!(Site::Rename, Ok::<(), io::Error>(()))?;
     if no_replace {
         crate::platform::rename_noreplace(dir, tmp, name)
     } else {
@@ -88,17 +94,23 @@ pub(crate) fn rename_over(
 
 /// Removes a temporary (best effort: used on failure paths).
 pub(crate) fn remove(dir: BorrowedFd<'_>, tmp: &OsStr) {
-    let _ = rustix::fs::unlinkat(dir, tmp, rustix::fs::AtFlags::empty());
+    let _ = fault!(
+        Site::Unlink,
+        rustix::fs::unlinkat(dir, tmp, rustix::fs::AtFlags::empty())
+    );
 }
 
 /// Makes a rename durable: `fsync` on the directory.
 pub(crate) fn sync_dir(dir: BorrowedFd<'_>) -> io::Result<()> {
     // An O_PATH descriptor cannot be fsynced: open the directory itself.
-    let fd = rustix::fs::openat(
-        dir,
-        ".",
-        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
-        Mode::empty(),
+    let fd = fault!(
+        Site::Open,
+        rustix::fs::openat(
+            dir,
+            ".",
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
     )?;
-    Ok(rustix::fs::fsync(fd)?)
+    Ok(fault!(Site::Fsync, rustix::fs::fsync(fd))?)
 }

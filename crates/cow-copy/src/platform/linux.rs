@@ -8,6 +8,7 @@ use cow_sys::linux::{FiemapExtentFlags, FiemapFlags, ficlone, fiemap_all};
 use rustix::fs::{Mode, OFlags, RenameFlags};
 
 use crate::chain::{Job, Outcome};
+use crate::fault::{Site, fault};
 use crate::report::Strategy;
 use crate::strategy::clone::CloneError;
 
@@ -27,11 +28,9 @@ pub(crate) const HAS_COPY_RANGE: bool = true;
 /// cloned (btrfs copies small files inline instead of sharing them).
 pub(crate) fn clone(job: &mut Job<'_>) -> Result<Outcome, CloneError> {
     job.prepare_write().map_err(CloneError::Failed)?;
-    ficlone(job.dst.as_fd(), job.src.as_fd())
+    fault!(Site::IoctlClone, ficlone(job.dst.as_fd(), job.src.as_fd()))
         .map_err(|e| CloneError::from_io(job, "clone into", e))?;
-    let len = job
-        .dst
-        .metadata()
+    let len = fault!(Site::Stat, job.dst.metadata())
         .map_err(|e| CloneError::Failed(crate::CopyError::io("stat", job.dst_path, e)))?
         .len();
     let (cloned, copied) = match shared_bytes(job, len) {
@@ -53,7 +52,10 @@ pub(crate) fn clone(job: &mut Job<'_>) -> Result<Outcome, CloneError> {
 fn shared_bytes(job: &Job<'_>, len: u64) -> io::Result<(u64, u64)> {
     let mut shared = 0u64;
     let mut other = 0u64;
-    for e in fiemap_all(job.dst.as_fd(), FiemapFlags::empty())? {
+    for e in fault!(
+        Site::Fiemap,
+        fiemap_all(job.dst.as_fd(), FiemapFlags::empty())
+    )? {
         let start = e.fe_logical.min(len);
         let end = e.fe_logical.saturating_add(e.fe_length).min(len);
         let n = end - start;
@@ -99,12 +101,16 @@ pub(crate) fn copy_range(
     off_out: &mut u64,
     len: usize,
 ) -> io::Result<usize> {
-    Ok(rustix::fs::copy_file_range(
-        job.src.as_fd(),
-        Some(off_in),
-        job.dst.as_fd(),
-        Some(off_out),
-        len,
+    let len = crate::fault::clamp(Site::CopyFileRange, len);
+    Ok(fault!(
+        Site::CopyFileRange,
+        rustix::fs::copy_file_range(
+            job.src.as_fd(),
+            Some(off_in),
+            job.dst.as_fd(),
+            Some(off_out),
+            len,
+        )
     )?)
 }
 
@@ -140,7 +146,10 @@ pub(crate) fn copy_xattrs(src: &std::fs::File, dst: &std::fs::File, skipped: &mu
             let mut value = vec![0u8; n];
             let got = rustix::fs::fgetxattr(src, name, &mut value[..])?;
             value.truncate(got);
-            rustix::fs::fsetxattr(dst, name, &value, rustix::fs::XattrFlags::empty())?;
+            fault!(
+                Site::Xattr,
+                rustix::fs::fsetxattr(dst, name, &value, rustix::fs::XattrFlags::empty())
+            )?;
             Ok(())
         })();
         if let Err(e) = r {
@@ -151,7 +160,7 @@ pub(crate) fn copy_xattrs(src: &std::fs::File, dst: &std::fs::File, skipped: &mu
 
 fn list_xattrs(f: &std::fs::File) -> io::Result<Vec<u8>> {
     for _ in 0..4 {
-        let n = match rustix::fs::flistxattr_query(f) {
+        let n = match fault!(Site::Xattr, rustix::fs::flistxattr_query(f)) {
             Ok(n) => n,
             Err(rustix::io::Errno::OPNOTSUPP) => return Ok(Vec::new()),
             Err(e) => return Err(e.into()),

@@ -11,6 +11,8 @@ use std::os::fd::AsFd;
 use rustix::fs::SeekFrom;
 use rustix::io::Errno;
 
+use crate::fault::{Site, fault};
+
 /// A run of data in the source: `start..end`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Segment {
@@ -28,7 +30,7 @@ pub(crate) fn data_segments(file: &File, len: u64) -> io::Result<Option<Vec<Segm
     let mut out = Vec::new();
     let mut off = 0u64;
     while off < len {
-        let start = match rustix::fs::seek(fd, SeekFrom::Data(off)) {
+        let start = match fault!(Site::SeekData, rustix::fs::seek(fd, SeekFrom::Data(off))) {
             Ok(d) => d,
             // No more data after `off`.
             Err(Errno::NXIO) => break,
@@ -43,7 +45,7 @@ pub(crate) fn data_segments(file: &File, len: u64) -> io::Result<Option<Vec<Segm
         if start >= len {
             break;
         }
-        let end = match rustix::fs::seek(fd, SeekFrom::Hole(start)) {
+        let end = match fault!(Site::SeekHole, rustix::fs::seek(fd, SeekFrom::Hole(start))) {
             Ok(h) => h.min(len),
             // Truncated under us: nothing more.
             Err(Errno::NXIO) => break,

@@ -15,6 +15,7 @@ use rustix::fs::SeekFrom;
 use rustix::io::Errno;
 
 use crate::chain::{Job, Outcome, Step};
+use crate::fault::{Site, fault, fault_r};
 use crate::report::Strategy;
 use crate::strategy::{Segment, plan};
 use crate::{CopyError, Sparse};
@@ -56,7 +57,8 @@ fn copy(job: &mut Job<'_>) -> Result<Outcome, CopyError> {
             } else {
                 (end - off).min(BUF as u64) as usize
             };
-            let n = match job.src.read_at(&mut buf[..want], off) {
+            let want = crate::fault::clamp(Site::Read, want);
+            let n = match fault!(Site::Read, job.src.read_at(&mut buf[..want], off)) {
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(CopyError::io("read", job.src_path, e)),
@@ -74,8 +76,7 @@ fn copy(job: &mut Job<'_>) -> Result<Outcome, CopyError> {
                     skipped += s;
                 }
                 None => {
-                    job.dst
-                        .write_all_at(chunk, off)
+                    crate::fault::write_all_at(&job.dst, chunk, off)
                         .map_err(|e| write_error(job, written, e))?;
                     written += n as u64;
                 }
@@ -121,7 +122,7 @@ fn write_skipping_zeros(dst: &File, chunk: &[u8], off: u64, bs: u64) -> io::Resu
         let whole_block = abs % bs == 0 && len as u64 == bs;
         if whole_block && piece.iter().all(|&b| b == 0) {
             if let Some(p) = pending.take() {
-                dst.write_all_at(&chunk[p..pos], off + p as u64)?;
+                crate::fault::write_all_at(dst, &chunk[p..pos], off + p as u64)?;
                 written += (pos - p) as u64;
             }
             skipped += len as u64;
@@ -131,7 +132,7 @@ fn write_skipping_zeros(dst: &File, chunk: &[u8], off: u64, bs: u64) -> io::Resu
         pos += len;
     }
     if let Some(p) = pending {
-        dst.write_all_at(&chunk[p..], off + p as u64)?;
+        crate::fault::write_all_at(dst, &chunk[p..], off + p as u64)?;
         written += (chunk.len() - p) as u64;
     }
     Ok((written, skipped))
@@ -178,14 +179,11 @@ pub(crate) fn finish_len(
     _written: u64,
 ) -> Result<(u64, bool), CopyError> {
     let len = real_end.unwrap_or(job.len);
-    let now = job
-        .src
-        .metadata()
+    let now = fault!(Site::Stat, job.src.metadata())
         .map_err(|e| CopyError::io("stat", job.src_path, e))?
         .len();
     if job.dst_regular {
-        job.dst
-            .set_len(len)
+        fault_r!(Site::Ftruncate, job.dst.set_len(len))
             .map_err(|e| CopyError::io("set the length of", job.dst_path, e))?;
     }
     Ok((len, len != job.len || now != job.len))
@@ -214,8 +212,7 @@ pub(crate) fn fill_holes(job: &Job<'_>, outcome: &mut Outcome) -> Result<(), Cop
         let mut p = hole;
         while p < data {
             let n = (data - p).min(BUF as u64) as usize;
-            job.dst
-                .write_all_at(&zeros[..n], p)
+            crate::fault::write_all_at(&job.dst, &zeros[..n], p)
                 .map_err(|e| CopyError::io("write zeros to", job.dst_path, e))?;
             p += n as u64;
         }
