@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use clap::{Args, ValueEnum};
 use cow_copy::tree::{Dereference, TreeError, TreeOptions, copy_tree};
-use cow_copy::{CopyError, CopyOptions, Overwrite, Preserve, Reflink, Sparse};
+use cow_copy::{CopyError, CopyOptions, Overwrite, Preserve, Reflink, Sparse, Update};
 
 use crate::exit;
 
@@ -33,6 +33,8 @@ Differences from GNU cp:
   * A FIFO source is recreated only with -r/-a; without it, it is an error
     (GNU cp would read from it).
   * --update takes all, none or identical (no 'older'); -u is not supported.
+    identical leaves a destination with the same content untouched (no write:
+    its blocks stay shared with snapshots); --dedupe also shares the blocks.
   * -n skips existing files silently (exit 0).
   * --preserve=context is not supported; SELinux labels travel as xattrs with
     --preserve=xattr.
@@ -70,7 +72,7 @@ pub(crate) enum UpdateArg {
     All,
     /// Keep them (like -n).
     None,
-    /// Skip files whose content is already identical; dedupe them.
+    /// Replace only files whose content differs.
     Identical,
 }
 
@@ -131,9 +133,16 @@ pub(crate) struct CpArgs {
     #[arg(short = 'H')]
     dereference_command_line: bool,
 
-    /// Which existing destination files to replace: all, none, identical.
+    /// Which existing destination files to replace: all, none, or
+    /// identical (leave files whose content is already the same untouched:
+    /// no write, so their blocks stay shared with snapshots).
     #[arg(long, value_enum, value_name = "WHICH", require_equals = true)]
     update: Option<UpdateArg>,
+
+    /// With --update=identical: also make the source share the identical
+    /// destination's blocks (FIDEDUPERANGE).
+    #[arg(long)]
+    dedupe: bool,
 
     /// Write each file to a temporary sibling and rename it over the
     /// destination: an existing file stays whole until the copy is complete.
@@ -281,17 +290,21 @@ fn settings(args: &CpArgs) -> Result<Settings, String> {
         deref = Some(Dereference::CommandLine);
     }
     let mut overwrite = Overwrite::Replace;
+    let mut update = Update::All;
+    if args.dedupe && args.update != Some(UpdateArg::Identical) {
+        return Err("--dedupe needs --update=identical".into());
+    }
     if args.no_clobber {
         overwrite = Overwrite::NoClobber;
     }
     match args.update {
         Some(UpdateArg::None) => overwrite = Overwrite::NoClobber,
         Some(UpdateArg::Identical) => {
-            return Err(
-                "--update=identical is not available yet in this build (the identical-content \
-                 update policy has not landed in cow-copy); use --update=all or --update=none"
-                    .into(),
-            );
+            update = if args.dedupe {
+                Update::IfDifferentDedupe
+            } else {
+                Update::IfDifferent
+            };
         }
         Some(UpdateArg::All) | None => {}
     }
@@ -321,6 +334,7 @@ fn settings(args: &CpArgs) -> Result<Settings, String> {
         .reflink(reflink)
         .sparse(sparse)
         .overwrite(overwrite)
+        .update(update)
         .atomic(args.atomic)
         .fsync(args.fsync)
         .preserve(preserve);

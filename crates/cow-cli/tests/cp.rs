@@ -360,12 +360,55 @@ fn usage_errors_exit_2() {
     }
 }
 
-#[test]
-fn update_identical_is_refused_until_available() {
-    let o = cp(&std::env::temp_dir(), &["--update=identical", "a", "b"]);
-    assert_eq!(code(&o), 2);
-    assert!(stderr(&o).contains("not available"), "{}", stderr(&o));
-}
+fs_test!(
+    update_identical_leaves_equal_files_alone,
+    [btrfs, xfs, ext4, tmpfs],
+    |dir, fs| {
+        fs::create_dir_all(dir.join("a/sub")).unwrap();
+        for i in 0..10 {
+            write_pattern(&dir.join(format!("a/sub/f{i}")), 20_000 + i, i as u64);
+        }
+        // First copy without sharing, so a dedupe has something to do.
+        ok(&cp(dir, &["-r", "--reflink=never", "a", "b"]));
+        let old = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000);
+        for i in 0..10 {
+            let f = fs::File::options()
+                .write(true)
+                .open(dir.join(format!("b/sub/f{i}")))
+                .unwrap();
+            f.set_modified(old).unwrap();
+        }
+        let inodes: Vec<u64> = (0..10)
+            .map(|i| fs::metadata(dir.join(format!("b/sub/f{i}"))).unwrap().ino())
+            .collect();
+        write_pattern(&dir.join("a/sub/f3"), 20_003, 77);
+        let o = cp(dir, &["-rT", "--update=identical", "--json", "a", "b"]);
+        ok(&o);
+        let v = json(&o);
+        assert_eq!(v["totals"]["identical"], 9, "{v}");
+        assert_eq!(v["totals"]["files"], 1, "{v}");
+        assert_eq!(fs::read(dir.join("b/sub/f3")).unwrap(), pattern(20_003, 77));
+        for i in (0..10).filter(|i| *i != 3) {
+            let p = dir.join(format!("b/sub/f{i}"));
+            let m = fs::metadata(&p).unwrap();
+            assert_eq!(m.modified().unwrap(), old, "{} was written", p.display());
+            assert_eq!(m.ino(), inodes[i]);
+        }
+        // --dedupe: identical files now share blocks where the filesystem can.
+        let o = cp(
+            dir,
+            &["-rT", "--update=identical", "--dedupe", "--json", "a", "b"],
+        );
+        ok(&o);
+        let v = json(&o);
+        assert_eq!(v["totals"]["identical"], 10, "{v}");
+        if fs.reflinks() {
+            assert!(v["totals"]["bytes_cloned"].as_u64().unwrap() > 0, "{v}");
+        }
+        // --dedupe alone is a usage error.
+        assert_eq!(code(&cp(dir, &["--dedupe", "a/sub/f1", "x"])), 2);
+    }
+);
 
 #[test]
 fn proc_files_are_copied_to_eof() {

@@ -40,6 +40,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use crate::CopyOptions;
 use crate::CopyReport;
+use crate::Strategy;
 
 #[cfg(target_os = "macos")]
 mod macos;
@@ -288,7 +289,9 @@ pub enum EntryAction {
     /// Made a hard link to an earlier copy of the same source file.
     Linked,
     /// Left alone: the destination exists and the options say not to
-    /// replace it, or the entry is a device or socket that is not copied.
+    /// replace it, or already holds the same content (the engine's report
+    /// then says `skipped` or `deduped`), or the entry is a device or socket
+    /// that is not copied.
     Skipped,
     /// Failed; see [`TreeReport::failures`].
     Failed,
@@ -367,6 +370,9 @@ pub struct TreeTotals {
     /// Entries left alone (existing destination with no-clobber, devices and
     /// sockets not copied).
     pub skipped: u64,
+    /// Files left alone because the destination already had the same
+    /// content (`Update::IfDifferent*`); also counted in `skipped`.
+    pub identical: u64,
     /// Entries that failed.
     pub failed: u64,
     /// Bytes shared with the source (sum of [`CopyReport::bytes_cloned`]).
@@ -389,6 +395,7 @@ impl TreeTotals {
         self.specials += o.specials;
         self.hard_links += o.hard_links;
         self.skipped += o.skipped;
+        self.identical += o.identical;
         self.failed += o.failed;
         self.bytes_cloned += o.bytes_cloned;
         self.bytes_copied += o.bytes_copied;
@@ -597,6 +604,7 @@ pub(crate) struct AtomicTotals {
     specials: AtomicU64,
     hard_links: AtomicU64,
     skipped: AtomicU64,
+    identical: AtomicU64,
     failed: AtomicU64,
     bytes_cloned: AtomicU64,
     bytes_copied: AtomicU64,
@@ -615,6 +623,7 @@ pub(crate) enum Count {
     Specials,
     HardLinks,
     Skipped,
+    Identical,
     Failed,
 }
 
@@ -628,6 +637,7 @@ impl AtomicTotals {
             Count::Specials => &self.specials,
             Count::HardLinks => &self.hard_links,
             Count::Skipped => &self.skipped,
+            Count::Identical => &self.identical,
             Count::Failed => &self.failed,
         };
         c.fetch_add(1, Ordering::Relaxed);
@@ -655,6 +665,7 @@ impl AtomicTotals {
             specials: l(&self.specials),
             hard_links: l(&self.hard_links),
             skipped: l(&self.skipped),
+            identical: l(&self.identical),
             failed: l(&self.failed),
             bytes_cloned: l(&self.bytes_cloned),
             bytes_copied: l(&self.bytes_copied),
@@ -801,6 +812,17 @@ impl<'a> Shared<'a> {
         result: Result<CopyReport, crate::CopyError>,
     ) {
         match result {
+            Ok(r) if matches!(r.strategy, Strategy::Skipped | Strategy::Deduped) => {
+                // The destination already held this content: nothing written.
+                self.totals.bump(Count::Skipped);
+                self.totals.bump(Count::Identical);
+                self.totals.add_skipped_bytes(r.len);
+                // Deduped: the source now shares the destination's blocks.
+                self.totals.add_report(&r);
+                let len = r.len;
+                self.record(rel, EntryKind::File, EntryAction::Skipped, Some(r));
+                self.file_done(len);
+            }
             Ok(r) => {
                 self.totals.bump(Count::Files);
                 self.totals.add_report(&r);

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use cow_copy::tree::{EntryAction, EntryKind, TreeMethod, TreeOptions, TreeReport, TreeTotals};
-use cow_copy::{CopyOptions, CopyReport};
+use cow_copy::{CopyOptions, CopyReport, Strategy};
 use serde::Serialize;
 
 /// What happened to one SOURCE operand.
@@ -126,6 +126,12 @@ pub(crate) fn totals(results: &[SourceResult]) -> TreeTotals {
     for r in results {
         match &r.outcome {
             Outcome::Tree(rep) => t.add(&rep.totals),
+            Outcome::File(rep) if matches!(rep.strategy, Strategy::Skipped | Strategy::Deduped) => {
+                t.skipped += 1;
+                t.identical += 1;
+                t.bytes_skipped += rep.len;
+                t.bytes_cloned += rep.bytes_cloned;
+            }
             Outcome::File(rep) => {
                 t.files += 1;
                 t.bytes_cloned += rep.bytes_cloned;
@@ -170,8 +176,16 @@ pub(crate) fn print_stats(results: &[SourceResult], elapsed: Duration) {
         0.0
     };
     println!(
-        "files: {} copied, {} hard links, {} skipped, {} failed; {} directories, {} symlinks, {} fifos, {} special",
-        t.files, t.hard_links, t.skipped, t.failed, t.dirs, t.symlinks, t.fifos, t.specials
+        "files: {} copied, {} hard links, {} skipped ({} identical), {} failed; {} directories, {} symlinks, {} fifos, {} special",
+        t.files,
+        t.hard_links,
+        t.skipped,
+        t.identical,
+        t.failed,
+        t.dirs,
+        t.symlinks,
+        t.fifos,
+        t.specials
     );
     println!(
         "bytes: {} cloned, {} copied, {} holes, {} skipped",
