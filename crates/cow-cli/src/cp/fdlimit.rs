@@ -9,7 +9,7 @@ pub(crate) fn raise() {
     use rustix::process::{Resource, getrlimit, setrlimit};
     let lim = getrlimit(Resource::Nofile);
     if lim.current.is_some() && lim.current != lim.maximum {
-        let mut want = lim.clone();
+        let mut want = lim;
         want.current = lim.maximum;
         if setrlimit(Resource::Nofile, want).is_err() {
             // macOS refuses more than OPEN_MAX for the soft limit.
