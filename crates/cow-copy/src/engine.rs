@@ -282,6 +282,13 @@ fn copy_atomic(
             path: dst_path.to_path_buf(),
         });
     }
+    let mut update_fallback = None;
+    if let Some(old) = &old {
+        match crate::update::before_atomic(opts, source, dir, name, dst_path, old)? {
+            crate::update::Atomic::Done(report) => return Ok(report),
+            crate::update::Atomic::Proceed(f) => update_fallback = f,
+        }
+    }
     let (fd, tmp) = replace::create_temp(dir, name)
         .map_err(|e| CopyError::io("create a temporary beside", dst_path, e))?;
     let mode = if opts.preserve.mode {
@@ -304,7 +311,7 @@ fn copy_atomic(
         dst_has_content: false,
         in_place: false,
         truncated: false,
-        update_fallback: None,
+        update_fallback,
     };
     let result = (|| {
         let mut report = run_and_finish(&mut job, source, mode, !existed)?;

@@ -13,11 +13,26 @@
 //! - different or not checkable => [`Step::Declined`] with a [`Fallback`]
 //!   naming why (sizes differ, contents differ, destination not readable),
 //!   and the clone / copy steps run on the untruncated destination.
+//!
+//! An atomic copy writes a temporary and renames it over the destination,
+//! so there the check runs before the temporary is created
+//! ([`before_atomic`]): an identical destination is left in place, with no
+//! temporary and no rename.
+
+use std::ffi::OsStr;
+use std::fs::{File, Metadata};
+use std::os::fd::BorrowedFd;
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+
+use rustix::fs::{Mode, OFlags};
 
 use crate::chain::{Job, Outcome, Step};
+use crate::guard::Source;
 use crate::identical::{self, Decision};
-use crate::report::{Fallback, Strategy};
-use crate::{CopyError, Update};
+use crate::meta::{self, ModeRule};
+use crate::report::{CopyReport, Destination, Fallback, Strategy};
+use crate::{CopyError, CopyOptions, Update};
 
 /// Decides whether the destination needs the copy at all. Declines (copy
 /// proceeds) unless the policy finished the job.
@@ -88,4 +103,121 @@ pub(crate) fn step(job: &mut Job<'_>) -> Step {
             reason: reason.to_string(),
         })),
     }
+}
+
+/// What [`before_atomic`] found.
+pub(crate) enum Atomic {
+    /// The destination is identical and was left in place: the copy is done.
+    Done(CopyReport),
+    /// Write the temporary as usual; `Some` says why the check declined.
+    Proceed(Option<Fallback>),
+}
+
+/// Step 2 for an atomic copy, before the temporary exists: opens the
+/// existing destination `name` in `dir` read-only (never following a
+/// symlink, and only if it is still the inode `old` describes) and, when its
+/// content is identical, applies the metadata the options ask for and
+/// finishes without a temporary or a rename.
+pub(crate) fn before_atomic(
+    opts: &CopyOptions,
+    source: &Source,
+    dir: BorrowedFd<'_>,
+    name: &OsStr,
+    dst_path: &Path,
+    old: &Metadata,
+) -> Result<Atomic, CopyError> {
+    let dedupe = match opts.update {
+        Update::All => return Ok(Atomic::Proceed(None)),
+        Update::IfDifferent => false,
+        Update::IfDifferentDedupe => true,
+    };
+    if !old.is_file() {
+        return Ok(Atomic::Proceed(None));
+    }
+    let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NOCTTY;
+    let dst = match rustix::fs::openat(dir, name, flags | OFlags::NONBLOCK, Mode::empty()) {
+        Ok(fd) => File::from(fd),
+        Err(e) => {
+            return Ok(Atomic::Proceed(Some(Fallback {
+                strategy: Strategy::Skipped,
+                errno: Some(e.raw_os_error()),
+                reason: format!("could not open the destination to compare: {e}"),
+            })));
+        }
+    };
+    let dst_meta = dst
+        .metadata()
+        .map_err(|e| CopyError::io("stat destination", dst_path, e))?;
+    if dst_meta.dev() != old.dev() || dst_meta.ino() != old.ino() || !dst_meta.is_file() {
+        // Replaced under us: the rename will replace whatever is there.
+        return Ok(Atomic::Proceed(None));
+    }
+    let decision = match identical::decide(&source.file, &source.meta, &dst, &dst_meta, dedupe) {
+        Ok(d) => d,
+        Err(e) if crate::errno::is_fallback(&e) => {
+            return Ok(Atomic::Proceed(Some(Fallback {
+                strategy: Strategy::Skipped,
+                errno: e.raw_os_error(),
+                reason: format!("could not compare with the destination: {e}"),
+            })));
+        }
+        Err(e) => return Err(CopyError::io("compare with", dst_path, e)),
+    };
+    let len = source.meta.len();
+    let mut fallbacks = Vec::new();
+    let (strategy, bytes_cloned) = match decision {
+        Decision::Skip {
+            dedupe_not_possible,
+            ..
+        } => {
+            if let Some(why) = dedupe_not_possible {
+                fallbacks.push(Fallback {
+                    strategy: Strategy::Deduped,
+                    errno: None,
+                    reason: format!("identical, but not deduplicated: {why}"),
+                });
+            }
+            (Strategy::Skipped, 0)
+        }
+        Decision::Deduped { bytes_shared, .. } => (Strategy::Deduped, bytes_shared),
+        Decision::Proceed { reason, .. } => {
+            return Ok(Atomic::Proceed(Some(Fallback {
+                strategy: Strategy::Skipped,
+                errno: None,
+                reason: reason.to_string(),
+            })));
+        }
+    };
+    // The destination stays; it gets the metadata an atomic copy would have
+    // given it (its own mode unless the mode is preserved).
+    let mode = if opts.preserve.mode {
+        ModeRule::Source
+    } else {
+        ModeRule::Keep
+    };
+    let mut skipped = Vec::new();
+    meta::apply(
+        &dst,
+        dst_path,
+        &source.file,
+        &source.meta,
+        opts.preserve,
+        mode,
+        &mut skipped,
+    )?;
+    Ok(Atomic::Done(CopyReport {
+        strategy,
+        bytes_cloned,
+        bytes_copied: 0,
+        hole_bytes: if strategy == Strategy::Deduped {
+            len.saturating_sub(bytes_cloned)
+        } else {
+            0
+        },
+        len,
+        destination: Destination::Replaced,
+        size_changed: false,
+        fallbacks,
+        metadata_skipped: skipped,
+    }))
 }

@@ -361,3 +361,86 @@ fs_test!(compare_content_counts_and_finds, [xfs, tmpfs], |dir| {
     let c = identical::compare_content(&fa, &fa, len + 1).unwrap();
     assert_eq!(c.first_difference, Some(len));
 });
+
+fs_test!(
+    atomic_copy_leaves_identical_destination_in_place,
+    [btrfs, xfs, ext4, tmpfs],
+    |dir, fs| {
+        let (src, dst) = (dir.join("new"), dir.join("installed"));
+        let data = pattern((MIB + 9) as usize, 12);
+        write_synced(&dst, &data);
+        write_synced(&src, &data);
+        let mtime = age(&dst);
+        let ino = fs::metadata(&dst).unwrap().ino();
+        let policy = if fs.reflinks() {
+            Update::IfDifferentDedupe
+        } else {
+            Update::IfDifferent
+        };
+        let report = CopyOptions::new()
+            .atomic(true)
+            .update(policy)
+            .copy(&src, &dst)
+            .unwrap();
+        let want = if fs.reflinks() {
+            Strategy::Deduped
+        } else {
+            Strategy::Skipped
+        };
+        assert_eq!(report.strategy, want, "{report:?}");
+        assert_eq!(fs::metadata(&dst).unwrap().ino(), ino, "no rename");
+        assert_eq!(fs::metadata(&dst).unwrap().modified().unwrap(), mtime);
+        assert_eq!(fs::read(&dst).unwrap(), data);
+        if fs.reflinks() {
+            assert!(cow_verify::is_clone(&src, &dst).unwrap());
+        }
+        // No temporary left behind.
+        let names: Vec<_> = fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names.len(), 2, "{names:?}");
+
+        // A different file goes through the temporary and the rename.
+        let mut other = data.clone();
+        other[500_000] ^= 1;
+        write_synced(&src, &other);
+        let report = CopyOptions::new()
+            .atomic(true)
+            .update(policy)
+            .copy(&src, &dst)
+            .unwrap();
+        assert!(!matches!(
+            report.strategy,
+            Strategy::Skipped | Strategy::Deduped
+        ));
+        assert!(
+            report
+                .fallbacks
+                .iter()
+                .any(|f| f.reason.contains("contents differ")),
+            "{report:?}"
+        );
+        assert_ne!(fs::metadata(&dst).unwrap().ino(), ino, "renamed over");
+        assert_eq!(fs::read(&dst).unwrap(), other);
+    }
+);
+
+fs_test!(report_says_why_the_copy_ran, [btrfs, tmpfs], |dir| {
+    let (src, dst) = (dir.join("new"), dir.join("installed"));
+    write_pattern(&src, 1000, 13);
+    write_pattern(&dst, 999, 13);
+    let report = update(Update::IfDifferent, &src, &dst);
+    let f = &report.fallbacks[0];
+    assert_eq!(f.strategy, Strategy::Skipped);
+    assert!(f.reason.contains("sizes differ"), "{f:?}");
+    // The default policy checks nothing and says nothing about it.
+    write_pattern(&dst, 999, 13);
+    let report = CopyOptions::new().copy(&src, &dst).unwrap();
+    assert!(
+        report
+            .fallbacks
+            .iter()
+            .all(|f| f.strategy != Strategy::Skipped)
+    );
+});
