@@ -793,3 +793,28 @@ fs_test!(sparse_policies, [btrfs, xfs, ext4, tmpfs], |dir, fs| {
         assert_eq!(data_segments(&never), vec![(0, 1 << 20)]);
     }
 });
+
+fs_test!(
+    sysfs_source_shorter_than_its_size,
+    [btrfs, xfs, ext4, tmpfs],
+    |dir| {
+        // sysfs reports 4096 bytes for attributes that hold a short line.
+        let src = Path::new("/sys/kernel/mm/transparent_hugepage/enabled");
+        let Ok(expected) = fs::read(src) else {
+            eprintln!(
+                "SKIP sysfs_source_shorter_than_its_size: no {}",
+                src.display()
+            );
+            return;
+        };
+        let dst = dir.join("enabled");
+        let r = CopyOptions::new().copy(src, &dst).unwrap();
+        assert_eq!(fs::read(&dst).unwrap(), expected);
+        assert_eq!(r.len, expected.len() as u64);
+        assert_eq!(
+            r.size_changed,
+            fs::metadata(src).unwrap().len() != expected.len() as u64,
+            "{r:?}"
+        );
+    }
+);
