@@ -11,10 +11,10 @@
 
 use std::ffi::OsStr;
 use std::fs::File;
-use std::os::fd::{AsFd, BorrowedFd};
+use std::os::fd::BorrowedFd;
 use std::path::Path;
 
-use crate::fault::{Site, fault, fault_r};
+use crate::fault::{Site, fault_r};
 use crate::report::{Fallback, Strategy};
 use crate::{CopyError, CopyOptions, Reflink, Sparse};
 
@@ -85,8 +85,9 @@ impl Job<'_> {
     /// write.
     pub(crate) fn prepare_write(&mut self) -> Result<(), CopyError> {
         if self.dst_has_content && self.dst_regular {
-            fault!(Site::Ftruncate, rustix::fs::ftruncate(self.dst.as_fd(), 0))
-                .map_err(|e| CopyError::io("truncate destination", self.dst_path, e.into()))?;
+            // std's set_len restarts after EINTR.
+            fault_r!(Site::Ftruncate, self.dst.set_len(0))
+                .map_err(|e| CopyError::io("truncate destination", self.dst_path, e))?;
             self.dst_has_content = false;
             self.truncated = true;
         }

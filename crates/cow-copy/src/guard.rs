@@ -223,7 +223,7 @@ pub(crate) fn open_in_place(
     };
     if no_clobber {
         return match create(OFlags::EXCL) {
-            Ok(Some(fd)) => Ok(Some(finish(fd, true, display)?)),
+            Ok(Some(fd)) => Ok(Some(finish_created(dir, name, fd, display)?)),
             Ok(None) => Err(CopyError::DestinationExists {
                 path: display.to_path_buf(),
             }),
@@ -269,7 +269,7 @@ pub(crate) fn open_in_place(
                 return Ok(Some(finish(fd, false, display)?));
             }
             Err(Errno::NOENT) => match create(OFlags::EXCL) {
-                Ok(Some(fd)) => return Ok(Some(finish(fd, true, display)?)),
+                Ok(Some(fd)) => return Ok(Some(finish_created(dir, name, fd, display)?)),
                 Ok(None) => {
                     // Appeared meanwhile, or a dangling symlink.
                     if is_symlink(dir, name) {
@@ -278,7 +278,7 @@ pub(crate) fn open_in_place(
                         }
                         // Follow it and create its target, like std.
                         match create(OFlags::empty()) {
-                            Ok(Some(fd)) => return Ok(Some(finish(fd, true, display)?)),
+                            Ok(Some(fd)) => return Ok(Some(finish_created(dir, name, fd, display)?)),
                             Ok(None) => continue,
                             Err(e) => return Err(map_err(e, "create destination")),
                         }
@@ -300,6 +300,22 @@ pub(crate) fn open_in_place(
         display,
         io::Error::other("the destination kept changing while it was opened"),
     ))
+}
+
+/// [`finish`] for a file this call just created (`O_EXCL`): if it cannot
+/// be examined, the new, empty entry is removed again.
+fn finish_created(
+    dir: BorrowedFd<'_>,
+    name: &OsStr,
+    fd: OwnedFd,
+    display: &Path,
+) -> Result<InPlace, CopyError> {
+    finish(fd, true, display).inspect_err(|_| {
+        let _ = fault!(
+            Site::Unlink,
+            rustix::fs::unlinkat(dir, name, rustix::fs::AtFlags::empty())
+        );
+    })
 }
 
 fn finish(fd: OwnedFd, created: bool, display: &Path) -> Result<InPlace, CopyError> {
