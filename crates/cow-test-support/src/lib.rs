@@ -127,6 +127,37 @@ pub fn dir_on(fs: Fs, test: &str) -> Option<tempfile::TempDir> {
     Some(dir)
 }
 
+/// A fresh, empty directory on the deliberately tiny (64 MiB ext4)
+/// filesystem that `cargo xtask test` exports as `COW_TEST_SMALL`, for
+/// out-of-space tests; `None` (after a `SKIP` line) when it is not there.
+/// Runs are counted in the ledger under the name `small`.
+///
+/// # Panics
+///
+/// When `COW_TEST_REQUIRE` lists `small` but it is missing, or when the
+/// directory cannot be created.
+pub fn small_dir(test: &str) -> Option<tempfile::TempDir> {
+    let Some(root) = std::env::var_os("COW_TEST_SMALL").filter(|v| !v.is_empty()) else {
+        let msg = format!(
+            "SKIP {test} on small: COW_TEST_SMALL is not set (run `cargo xtask test` as root to mount a 64 MiB ext4)"
+        );
+        let required = std::env::var("COW_TEST_REQUIRE")
+            .map(|v| v.split(',').any(|n| n.trim() == "small"))
+            .unwrap_or(false);
+        if required {
+            panic!("{msg}, but COW_TEST_REQUIRE lists small");
+        }
+        eprintln!("{msg}");
+        return None;
+    };
+    let dir = tempfile::Builder::new()
+        .prefix("cowtest-")
+        .tempdir_in(&root)
+        .unwrap_or_else(|e| panic!("cannot create a test directory in {root:?}: {e}"));
+    record_name("small", test);
+    Some(dir)
+}
+
 /// Runs `body` with a fresh directory on `fs`; skips loudly when unavailable.
 ///
 /// Returns whether the body ran.
@@ -142,6 +173,11 @@ pub fn run_on(fs: Fs, test: &str, body: impl FnOnce(&Path)) -> bool {
 
 /// Appends `fs test` to the ledger file named by `COW_TEST_LEDGER`, if set.
 fn record(fs: Fs, test: &str) {
+    record_name(fs.name(), test);
+}
+
+/// Appends `name test` to the ledger, if there is one.
+fn record_name(fs: &str, test: &str) {
     let Some(ledger) = std::env::var_os("COW_TEST_LEDGER") else {
         return;
     };
