@@ -318,6 +318,9 @@ pub struct TreeFailure {
     /// The source path (the root joined with the entry's relative path).
     #[serde(serialize_with = "ser_path")]
     pub path: PathBuf,
+    /// Where it was being copied to.
+    #[serde(serialize_with = "ser_path")]
+    pub destination: PathBuf,
     /// The operation that failed ("copy", "create directory", ...).
     pub op: &'static str,
     /// The error message.
@@ -332,7 +335,14 @@ pub struct TreeFailure {
 
 impl fmt::Display for TreeFailure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}: {}", self.path.display(), self.op, self.error)
+        write!(
+            f,
+            "{} -> {}: {}: {}",
+            self.path.display(),
+            self.destination.display(),
+            self.op,
+            self.error
+        )
     }
 }
 
@@ -680,6 +690,7 @@ impl AtomicTotals {
 pub(crate) struct Shared<'a> {
     pub(crate) opts: &'a TreeOptions,
     pub(crate) src_root: &'a Path,
+    pub(crate) dst_root: &'a Path,
     pub(crate) totals: AtomicTotals,
     pub(crate) counters: Counters,
     failures: std::sync::Mutex<Vec<TreeFailure>>,
@@ -689,10 +700,11 @@ pub(crate) struct Shared<'a> {
 }
 
 impl<'a> Shared<'a> {
-    pub(crate) fn new(opts: &'a TreeOptions, src_root: &'a Path) -> Self {
+    pub(crate) fn new(opts: &'a TreeOptions, src_root: &'a Path, dst_root: &'a Path) -> Self {
         Shared {
             opts,
             src_root,
+            dst_root,
             totals: AtomicTotals::default(),
             counters: Counters::default(),
             failures: Default::default(),
@@ -716,10 +728,20 @@ impl<'a> Shared<'a> {
         }
     }
 
+    /// The destination path of an entry, for messages.
+    pub(crate) fn dst_path(&self, rel: &Path) -> PathBuf {
+        if rel.as_os_str().is_empty() {
+            self.dst_root.to_path_buf()
+        } else {
+            self.dst_root.join(rel)
+        }
+    }
+
     /// Records a failure of `op` on the entry `rel`.
     pub(crate) fn fail(&self, rel: &Path, kind: EntryKind, op: &'static str, err: io::Error) {
         let failure = TreeFailure {
             path: self.src_path(rel),
+            destination: self.dst_path(rel),
             op,
             error: err.to_string(),
             kind: err.kind(),
@@ -732,6 +754,7 @@ impl<'a> Shared<'a> {
     pub(crate) fn fail_copy(&self, rel: &Path, err: crate::CopyError) {
         let failure = TreeFailure {
             path: self.src_path(rel),
+            destination: self.dst_path(rel),
             op: "copy",
             error: err.to_string(),
             kind: err.kind(),
@@ -746,6 +769,7 @@ impl<'a> Shared<'a> {
         self.totals.bump(Count::Failed);
         lock(&self.failures).push(TreeFailure {
             path: self.src_path(rel),
+            destination: self.dst_path(rel),
             op,
             error: err.to_string(),
             kind: err.kind(),

@@ -240,7 +240,7 @@ pub(super) fn copy_tree(
             }
         };
         let src_c = cstring(src)?;
-        let shared = Shared::new(opts, src);
+        let shared = Shared::new(opts, src, dst);
         let walker = Walker::new(shared, opts, None, false);
         walker.shared.counters.discovered(
             u64::from(kind_of(&st) == FileType::RegularFile),
@@ -291,7 +291,7 @@ pub(super) fn copy_tree(
         }
     };
 
-    let shared = Shared::new(opts, src);
+    let shared = Shared::new(opts, src, dst);
     let root = match dst_dir {
         None => match &dest {
             Dest::Dir(fd) => DstDir {

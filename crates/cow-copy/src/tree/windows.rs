@@ -50,7 +50,7 @@ pub(super) fn copy_tree(
         }
     }
     let walker = Walker {
-        shared: Shared::new(opts, src),
+        shared: Shared::new(opts, src, dst),
         file_opts: opts
             .copy
             .clone()
