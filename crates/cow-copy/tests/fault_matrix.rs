@@ -220,6 +220,19 @@ impl Case<'_> {
                         if incomplete && !msg.contains("incomplete") {
                             bad.push(format!("incomplete error does not say so: {msg}"));
                         }
+                        // An incomplete destination is a true prefix of the
+                        // source, exactly as long as the error says.
+                        if let (CopyError::Incomplete { written, .. }, Some(now)) = (e, &now) {
+                            if *written != now.len() as u64
+                                || now.len() > self.content.len()
+                                || now[..] != self.content[..now.len()]
+                            {
+                                bad.push(format!(
+                                    "incomplete destination ({} bytes) is not the source's first {written} bytes: {msg}",
+                                    now.len()
+                                ));
+                            }
+                        }
                     }
                 }
             }

@@ -75,6 +75,7 @@ pub(crate) fn step(job: &mut Job<'_>) -> Step {
                     return declined(Some(e), reason);
                 }
                 Err(e) => {
+                    crate::strategy::user::cut(job, off);
                     return Step::Failed(CopyError::io("copy_file_range to", job.dst_path, e));
                 }
             }

@@ -41,7 +41,10 @@ fn copy(job: &mut Job<'_>) -> Result<Outcome, CopyError> {
             end: job.len,
         }]
     } else {
-        plan(job.src, job.len).map_err(|e| CopyError::io("find data in", job.src_path, e))?
+        plan(job.src, job.len).map_err(|e| {
+            cut(job, 0);
+            CopyError::io("find data in", job.src_path, e)
+        })?
     };
     let block = zero_block_size(job);
     let mut buf = vec![0u8; BUF];
@@ -61,7 +64,10 @@ fn copy(job: &mut Job<'_>) -> Result<Outcome, CopyError> {
             let n = match fault!(Site::Read, job.src.read_at(&mut buf[..want], off)) {
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(CopyError::io("read", job.src_path, e)),
+                Err(e) => {
+                    cut(job, off);
+                    return Err(CopyError::io("read", job.src_path, e));
+                }
             };
             if n == 0 {
                 real_end = Some(off);
@@ -71,13 +77,13 @@ fn copy(job: &mut Job<'_>) -> Result<Outcome, CopyError> {
             match block {
                 Some(bs) => {
                     let (w, s) = write_skipping_zeros(&job.dst, chunk, off, bs)
-                        .map_err(|e| write_error(job, written, e))?;
+                        .map_err(|e| write_error(job, off, e))?;
                     written += w;
                     skipped += s;
                 }
                 None => {
                     crate::fault::write_all_at(&job.dst, chunk, off)
-                        .map_err(|e| write_error(job, written, e))?;
+                        .map_err(|e| write_error(job, off, e))?;
                     written += n as u64;
                 }
             }
@@ -166,8 +172,19 @@ fn stream(job: &mut Job<'_>) -> Result<Outcome, CopyError> {
     })
 }
 
-fn write_error(job: &Job<'_>, _written: u64, e: io::Error) -> CopyError {
+fn write_error(job: &Job<'_>, off: u64, e: io::Error) -> CopyError {
+    cut(job, off);
     CopyError::io("write", job.dst_path, e)
+}
+
+/// After a failure at `off`: cuts the destination (sized to the source's
+/// length before the copy) back to the `off` bytes that hold the source's
+/// first bytes, so an incomplete destination is a true prefix of the source
+/// and its length says how much was copied.
+pub(crate) fn cut(job: &Job<'_>, off: u64) {
+    if job.dst_regular {
+        let _ = job.dst.set_len(off);
+    }
 }
 
 /// Sets the destination's final length and says whether the source's size
