@@ -160,6 +160,17 @@ fn cross(from: cow_test_support::Fs, to: cow_test_support::Fs, test: &str) {
     let r = CopyOptions::new().copy(&src, &dst).unwrap();
     assert_same_bytes(&src, &dst);
     assert_eq!(r.bytes_copied, (1 << 20) + 1);
+    // The report says why the clone declined: EXDEV, two filesystems.
+    let clone = r
+        .fallbacks
+        .iter()
+        .find(|f| f.strategy == Strategy::Cloned)
+        .unwrap_or_else(|| panic!("no clone fallback recorded: {r:?}"));
+    assert_eq!(
+        clone.errno,
+        Some(rustix::io::Errno::XDEV.raw_os_error()),
+        "{r:?}"
+    );
     // reflink=always across filesystems fails and creates nothing.
     let dst2 = b.path().join("always");
     let e = CopyOptions::new()
