@@ -49,6 +49,24 @@ pub(crate) fn apply(
             mode_bits = Some(bits);
         }
     }
+    if let Some(bits) = mode_bits.filter(|b| b & 0o6000 != 0) {
+        // A copy owned by someone other than the source's owner (or group)
+        // must not carry setuid (setgid): that would hand the source's
+        // privileges to a different account (GNU cp drops them too when
+        // the owner is not kept).
+        let (uid, gid) = dst
+            .metadata()
+            .map(|m| (m.uid(), m.gid()))
+            .unwrap_or((u32::MAX, u32::MAX));
+        let mut b = bits;
+        if uid != src_meta.uid() {
+            b &= !0o4000;
+        }
+        if gid != src_meta.gid() {
+            b &= !0o2000;
+        }
+        mode_bits = Some(b);
+    }
     if let Some(bits) = mode_bits {
         fault_r!(
             Site::Fchmod,
