@@ -69,6 +69,11 @@ pub(crate) fn start(session: &Session) -> Result<TestFs, i32> {
     for s in tfs.skipped() {
         eprintln!("xtask: SKIPPED {:<5}: {}", s.spec.name, s.reason);
     }
+    if tfs.skipped().iter().any(|s| s.reason == mounts::NOT_ROOT) {
+        eprintln!(
+            "xtask: (loop devices and mounts need root: `sudo -E env PATH=\"$PATH\" cargo xtask test`)"
+        );
+    }
     if signals::interrupted() {
         eprintln!("xtask: interrupted during setup");
         finish_cleanup(&mut tfs);
@@ -111,7 +116,9 @@ pub(crate) fn start(session: &Session) -> Result<TestFs, i32> {
 pub(crate) fn finish_cleanup(tfs: &mut TestFs) -> bool {
     let problems = tfs.cleanup();
     if problems.is_empty() {
-        eprintln!("xtask: cleanup done: unmounted, loop devices detached, work directory removed");
+        eprintln!(
+            "xtask: cleanup done: nothing mounted or attached is left, work directory removed"
+        );
         true
     } else {
         for p in &problems {

@@ -51,6 +51,38 @@ pub(crate) fn sharing(src: &Path, dst: &Path) -> Result<f64, String> {
         .map_err(|e| e.to_string())
 }
 
+/// The block device under a filesystem, as its `/sys` stat file: the loop
+/// device named in `detail` (`... on /dev/loopN`), else the device of
+/// `path` if it is a real block device (not tmpfs, not a btrfs anonymous
+/// device).
+pub(crate) fn block_stat_file(path: &Path, detail: &str) -> Option<std::path::PathBuf> {
+    if let Some(i) = detail.find("/dev/") {
+        let name: String = detail[i + 5..]
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric())
+            .collect();
+        let f = Path::new("/sys/block").join(name).join("stat");
+        if f.is_file() {
+            return Some(f);
+        }
+    }
+    let dev = fs::metadata(path).ok()?.dev();
+    let (major, minor) = (rustix::fs::major(dev), rustix::fs::minor(dev));
+    let f = std::path::PathBuf::from(format!("/sys/dev/block/{major}:{minor}/stat"));
+    f.is_file().then_some(f)
+}
+
+/// Bytes written to a block device so far (`/sys/block/X/stat`, field 7:
+/// sectors written, 512 bytes each).
+pub(crate) fn device_written(stat_file: &Path) -> io::Result<u64> {
+    let text = fs::read_to_string(stat_file)?;
+    text.split_whitespace()
+        .nth(6)
+        .and_then(|v| v.parse::<u64>().ok())
+        .map(|sectors| sectors * 512)
+        .ok_or_else(|| io::Error::other(format!("unexpected {}", stat_file.display())))
+}
+
 /// Removes a file or a directory tree; a missing one is fine.
 pub(crate) fn remove(path: &Path) -> io::Result<()> {
     match fs::symlink_metadata(path) {

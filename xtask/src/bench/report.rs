@@ -47,6 +47,9 @@ fn cell_row(c: &Cell) -> String {
         .allocated_bytes
         .map_or("–".into(), |b| bytes_text(b as i64));
     let used = c.fs_used_delta_bytes.map_or("–".into(), bytes_text);
+    let written = c
+        .device_written_bytes
+        .map_or("n/a".into(), |b| bytes_text(b as i64));
     let sharing = match (c.sharing, &c.sharing_error) {
         (Some(r), _) => format!("{r:.2}"),
         (None, Some(_)) => "n/a".into(),
@@ -64,7 +67,7 @@ fn cell_row(c: &Cell) -> String {
         None => c.tool.to_owned(),
     };
     format!(
-        "| {} | {} | {tool} | {median} | {spread} | {with_sync} | {alloc} | {used} | {sharing} | {vs} |",
+        "| {} | {} | {tool} | {median} | {spread} | {with_sync} | {alloc} | {used} | {written} | {sharing} | {vs} |",
         c.workload, c.fs
     )
 }
@@ -102,9 +105,9 @@ pub(crate) fn markdown(r: &Results) -> String {
     let _ = writeln!(s);
     let _ = writeln!(
         s,
-        "| workload | fs | tool | median | spread (min–max) | with sync | alloc | fs used Δ | sharing | vs cow |"
+        "| workload | fs | tool | median | spread (min–max) | with sync | alloc | fs used Δ | written | sharing | vs cow |"
     );
-    let _ = writeln!(s, "|---|---|---|---:|---:|---:|---:|---:|---:|---:|");
+    let _ = writeln!(s, "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|");
     for c in &r.cells {
         let _ = writeln!(s, "{}", cell_row(c));
     }
@@ -114,6 +117,8 @@ pub(crate) fn markdown(r: &Results) -> String {
         "median/spread: wall time of the copy alone; with sync: median of copy + syncfs; \
          alloc: st_blocks×512 of the copy (shared extents count in full, like du); \
          fs used Δ: growth of the filesystem's used space across a run, after sync (new space); \
+         written: bytes written to the block device during the copy and its sync \
+         (data, metadata, journal; n/a on tmpfs); \
          sharing: cow-verify ratio of the source's data bytes shared with the copy \
          (a sample file for trees; n/a where FIEMAP is missing); \
          vs cow: the tool's median over cow's (above 1: cow is faster; bold: the peer is faster)."

@@ -24,6 +24,9 @@ pub(crate) struct FsInfo {
     pub(crate) path: PathBuf,
     /// Loop device and image size, or `--dir`.
     pub(crate) detail: String,
+    /// The block device's stat file, for the bytes written (none on tmpfs).
+    #[serde(skip)]
+    pub(crate) stat_file: Option<PathBuf>,
 }
 
 /// The run's circumstances, printed above the table.
@@ -81,6 +84,10 @@ pub(crate) struct Cell {
     /// Median growth of the filesystem's used space across a run (after
     /// sync): the new space the copy really took.
     pub(crate) fs_used_delta_bytes: Option<i64>,
+    /// Median bytes written to the filesystem's block device during a run
+    /// and its sync (data, metadata, journal); `None` without a block
+    /// device (tmpfs).
+    pub(crate) device_written_bytes: Option<u64>,
     /// Sharing ratio of the sample file with its source (last run).
     pub(crate) sharing: Option<f64>,
     /// Why the sharing ratio is missing.
@@ -108,8 +115,12 @@ pub(crate) fn run(args: &Args) -> Result<i32, String> {
     let workloads = workloads::matrix(args.quick, args.runs);
     let mut notes = Vec::new();
     notes.push(
-        "cow on update-*: the update policy (CopyOptions::update) is not in cow-copy yet, \
-         so cow does a plain overwrite copy_tree like the other tools"
+        "update-*: cow uses its update policy (Update::IfDifferent: an identical destination \
+         file is left alone after a size check, a FIEMAP comparison and a content \
+         comparison); std::fs::copy, reflink-copy, rw-loop and cp have no such notion \
+         and overwrite every file. The older copy is reset before each run with \
+         cp -a --reflink=auto from an independent copy, so its files share no extents \
+         with the source and cow must compare contents"
             .to_owned(),
     );
     notes.push(format!(
@@ -132,6 +143,7 @@ pub(crate) fn run(args: &Args) -> Result<i32, String> {
         own_dir = Some(d.clone());
         vec![FsInfo {
             name: fs_type(&d),
+            stat_file: measure::block_stat_file(&d, ""),
             path: d,
             detail: "--dir".into(),
         }]
@@ -151,6 +163,7 @@ pub(crate) fn run(args: &Args) -> Result<i32, String> {
             .filter(|p| p.spec.name != "small")
             .map(|p| FsInfo {
                 name: p.spec.name.to_owned(),
+                stat_file: measure::block_stat_file(&p.path, &p.detail),
                 path: p.path.clone(),
                 detail: p.detail.clone(),
             })
@@ -317,6 +330,7 @@ fn run_workload(args: &Args, w: &Workload, fs: &FsInfo, tools: &[Tool]) -> Resul
 struct Acc {
     cell: Cell,
     deltas: Vec<i64>,
+    written: Vec<i64>,
 }
 
 /// Runs every round; returns the cells and whether a signal stopped it.
@@ -340,12 +354,14 @@ fn rounds(
                 with_sync: None,
                 allocated_bytes: None,
                 fs_used_delta_bytes: None,
+                device_written_bytes: None,
                 sharing: None,
                 sharing_error: None,
                 vs_cow: None,
                 error: None,
             },
             deltas: Vec::new(),
+            written: Vec::new(),
         })
         .collect();
     let mut stopped = false;
@@ -394,6 +410,7 @@ fn rounds(
                 .collect();
             c.with_sync = Stats::of(&both);
             c.fs_used_delta_bytes = measure::median_i64(&a.deltas);
+            c.device_written_bytes = measure::median_i64(&a.written).map(|w| w.max(0) as u64);
             a.cell
         })
         .collect();
@@ -421,10 +438,14 @@ fn one_run(
         measure::drop_caches().map_err(|e| ctx("dropping caches", e))?;
     }
     let before = measure::used_bytes(&fs.path).map_err(|e| ctx("statvfs", e))?;
+    let written_before = fs
+        .stat_file
+        .as_deref()
+        .and_then(|f| measure::device_written(f).ok());
 
     let t0 = Instant::now();
     let r = if w.is_tree() {
-        tool.copy_tree(&p.src, &p.dst)
+        tool.copy_tree(&p.src, &p.dst, p.old.is_some())
     } else {
         tool.copy_file(&p.src, &p.dst)
     };
@@ -435,6 +456,13 @@ fn one_run(
     let synced = t1.elapsed().as_secs_f64();
 
     let after = measure::used_bytes(&fs.path).map_err(|e| ctx("statvfs", e))?;
+    let written_after = fs
+        .stat_file
+        .as_deref()
+        .and_then(|f| measure::device_written(f).ok());
+    if let (Some(b), Some(a2)) = (written_before, written_after) {
+        a.written.push(a2 as i64 - b as i64);
+    }
     a.cell.samples_s.push(took);
     a.cell.sync_s.push(synced);
     a.deltas.push(after as i64 - before as i64);

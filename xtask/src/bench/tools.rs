@@ -9,6 +9,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 
 use cow_copy::tree::{TreeOptions, copy_tree};
+use cow_copy::{CopyOptions, Update};
 
 /// A tool of the matrix.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,7 +52,7 @@ impl Tool {
         match (self, tree) {
             (Tool::Cow, false) => "cow_copy::copy(src, dst), in process",
             (Tool::Cow, true) => {
-                "cow_copy::tree::copy_tree(src, dst, &TreeOptions::new()), in process"
+                "cow_copy::tree::copy_tree(src, dst, &TreeOptions::new()), in process; for update-* with CopyOptions::update(Update::IfDifferent)"
             }
             (Tool::Std, false) => "std::fs::copy(src, dst)",
             (Tool::Std, true) => "a recursive walk calling std::fs::copy per file",
@@ -80,11 +81,23 @@ impl Tool {
     }
 
     /// Copies a tree (merging into an existing destination, overwriting
-    /// files).
-    pub(crate) fn copy_tree(self, src: &Path, dst: &Path) -> io::Result<()> {
+    /// files). With `update`, cow leaves identical files alone
+    /// (`Update::IfDifferent`); the other tools have no such notion and
+    /// overwrite every file.
+    pub(crate) fn copy_tree(self, src: &Path, dst: &Path, update: bool) -> io::Result<()> {
         match self {
             Tool::Cow => {
-                let report = copy_tree(src, dst, &TreeOptions::new())
+                let mut opts = TreeOptions::new();
+                if update {
+                    opts = opts.copy_options(CopyOptions::new().update(Update::IfDifferent));
+                }
+                if let Some(j) = std::env::var("COW_BENCH_TREE_JOBS")
+                    .ok()
+                    .and_then(|v| v.parse().ok())
+                {
+                    opts = opts.jobs(j);
+                }
+                let report = copy_tree(src, dst, &opts)
                     .map_err(|e| io::Error::new(e.kind(), e.to_string()))?;
                 if report.is_complete() {
                     Ok(())

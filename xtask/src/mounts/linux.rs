@@ -35,7 +35,7 @@ pub(super) fn mount(
     state: &mut State,
 ) -> Result<(PathBuf, String), String> {
     if !rustix::process::geteuid().is_root() {
-        return Err("not root (loop devices and mounts need root: run `sudo -E env PATH=\"$PATH\" cargo xtask test`)".into());
+        return Err(super::NOT_ROOT.into());
     }
     let mount_bin = tool("mount")?;
     let mnt = root.join("mnt").join(spec.name);

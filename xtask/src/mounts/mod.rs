@@ -97,6 +97,10 @@ pub(crate) const SPECS: [Spec; 5] = [
     },
 ];
 
+/// The skip reason when we are not root.
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+pub(crate) const NOT_ROOT: &str = "not root";
+
 /// The filesystems the test-support ledger knows and `--require` accepts.
 pub(crate) const REQUIRABLE: [&str; 4] = ["btrfs", "xfs", "ext4", "tmpfs"];
 
