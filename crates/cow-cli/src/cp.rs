@@ -472,11 +472,10 @@ fn copy_one(
             ));
         }
         SourceKind::Dir | SourceKind::Symlink | SourceKind::Other => {
-            let opts = s
-                .tree
-                .clone()
-                .dereference(deref)
-                .progress(progress.observer());
+            let mut opts = s.tree.clone().dereference(deref);
+            if let Some(observer) = progress.observer() {
+                opts = opts.progress(observer);
+            }
             result.outcome = match copy_tree(src, dst, &opts) {
                 Ok(r) => Outcome::Tree(Box::new(r)),
                 Err(TreeError::Incomplete { report }) => Outcome::Tree(report),

@@ -94,23 +94,19 @@ impl Progress {
         }
     }
 
-    /// The observer to hand to the tree copy.
-    pub(crate) fn observer(&self) -> ProgressFn {
-        match &self.shared {
-            None => Arc::new(|_| {}),
-            Some(s) => {
-                let s = s.clone();
-                Arc::new(move |p| {
-                    // Snapshots from different workers may arrive out of
-                    // order: keep the largest.
-                    let c = &s.current;
-                    c.files_done.fetch_max(p.files_done, Ordering::Relaxed);
-                    c.files_total.fetch_max(p.files_total, Ordering::Relaxed);
-                    c.bytes_done.fetch_max(p.bytes_done, Ordering::Relaxed);
-                    c.bytes_total.fetch_max(p.bytes_total, Ordering::Relaxed);
-                })
-            }
-        }
+    /// The observer to hand to the tree copy (`None` when nothing is shown:
+    /// the walk then skips work it only does for progress).
+    pub(crate) fn observer(&self) -> Option<ProgressFn> {
+        let s = self.shared.clone()?;
+        Some(Arc::new(move |p| {
+            // Snapshots from different workers may arrive out of order:
+            // keep the largest.
+            let c = &s.current;
+            c.files_done.fetch_max(p.files_done, Ordering::Relaxed);
+            c.files_total.fetch_max(p.files_total, Ordering::Relaxed);
+            c.bytes_done.fetch_max(p.bytes_done, Ordering::Relaxed);
+            c.bytes_total.fetch_max(p.bytes_total, Ordering::Relaxed);
+        }))
     }
 
     /// One SOURCE is finished.

@@ -249,7 +249,8 @@ pub(super) fn copy_tree(
         walker.entry(
             CWD,
             &src_c,
-            &st,
+            kind_of(&st),
+            Some(&st),
             parent.as_fd(),
             name,
             Path::new(""),
@@ -418,7 +419,11 @@ fn make_dir(parent: BorrowedFd<'_>, name: &CStr, src_st: &Stat) -> Result<DstDir
 /// One entry of a listing.
 struct Child {
     name: CString,
-    st: Stat,
+    kind: FileType,
+    /// The entry's status; `None` for regular files and directories whose
+    /// type the directory listing gave, when nothing else needs it (the
+    /// engine and the directory walk stat what they open anyway).
+    st: Option<Stat>,
 }
 
 /// The state of a multiply-linked source file (by (device, inode)).
@@ -503,6 +508,11 @@ impl<'a> Walker<'a> {
         } else {
             AtFlags::SYMLINK_NOFOLLOW
         };
+        // Regular files and directories skip the stat when the listing
+        // says what they are and nothing needs their status up front.
+        let stat_all = self.follow_all
+            || self.shared.opts.preserve_hard_links
+            || self.shared.opts.progress.is_some();
         let mut out = Vec::new();
         let (mut files, mut bytes) = (0u64, 0u64);
         while let Some(ent) = dir.read() {
@@ -517,6 +527,16 @@ impl<'a> Walker<'a> {
             if name == c"." || name == c".." {
                 continue;
             }
+            let listed = ent.file_type();
+            if !stat_all && matches!(listed, FileType::RegularFile | FileType::Directory) {
+                files += u64::from(listed == FileType::RegularFile);
+                out.push(Child {
+                    name: name.to_owned(),
+                    kind: listed,
+                    st: None,
+                });
+                continue;
+            }
             match rfs::statat(src, name, stat_flags) {
                 Ok(st) => {
                     if kind_of(&st) == FileType::RegularFile {
@@ -525,7 +545,8 @@ impl<'a> Walker<'a> {
                     }
                     out.push(Child {
                         name: name.to_owned(),
-                        st,
+                        kind: kind_of(&st),
+                        st: Some(st),
                     });
                 }
                 Err(e) => {
@@ -559,7 +580,8 @@ impl<'a> Walker<'a> {
             self.entry(
                 src,
                 &c.name,
-                &c.st,
+                c.kind,
+                c.st.as_ref(),
                 dst,
                 &c.name,
                 &crel,
@@ -580,25 +602,59 @@ impl<'a> Walker<'a> {
         &self,
         src_dir: BorrowedFd<'_>,
         src_name: &CStr,
-        st: &Stat,
+        kind: FileType,
+        st: Option<&Stat>,
         dst_dir: BorrowedFd<'_>,
         dst_name: &CStr,
         rel: &Path,
         follow: bool,
         anc: Option<&Ancestors<'_>>,
     ) {
-        match kind_of(st) {
+        // Regular files and directories may come without a status; every
+        // other kind was stat'ed by the listing (or is the root).
+        let need = |st: Option<&Stat>| -> Option<Stat> {
+            match st {
+                Some(s) => Some(*s),
+                None => match rfs::statat(src_dir, src_name, AtFlags::SYMLINK_NOFOLLOW) {
+                    Ok(s) => Some(s),
+                    Err(e) => {
+                        self.fail(rel, EntryKind::File, "stat", e);
+                        None
+                    }
+                },
+            }
+        };
+        if !matches!(kind, FileType::Directory | FileType::RegularFile) {
+            let Some(st) = need(st) else { return };
+            return self.entry_stat(src_dir, src_name, &st, dst_dir, dst_name, rel);
+        }
+        match kind {
             FileType::Directory => self.dir(src_dir, src_name, dst_dir, dst_name, rel, follow, anc),
             FileType::RegularFile => {
                 self.file(src_dir, src_name, st, dst_dir, dst_name, rel, follow)
             }
+            _ => unreachable!("only directories and regular files get here"),
+        }
+    }
+
+    /// Copies an entry that is neither a directory nor a regular file.
+    fn entry_stat(
+        &self,
+        src_dir: BorrowedFd<'_>,
+        src_name: &CStr,
+        st: &Stat,
+        dst_dir: BorrowedFd<'_>,
+        dst_name: &CStr,
+        rel: &Path,
+    ) {
+        match kind_of(st) {
             FileType::Symlink => self.symlink(src_dir, src_name, st, dst_dir, dst_name, rel),
             FileType::Fifo => self.fifo(st, dst_dir, dst_name, rel),
             FileType::CharacterDevice | FileType::BlockDevice => {
                 self.special(st, dst_dir, dst_name, rel, EntryKind::Device)
             }
             FileType::Socket => self.special(st, dst_dir, dst_name, rel, EntryKind::Socket),
-            FileType::Unknown => self.fail(
+            FileType::Directory | FileType::RegularFile | FileType::Unknown => self.fail(
                 rel,
                 EntryKind::File,
                 "copy (unknown file type)",
@@ -710,14 +766,17 @@ impl<'a> Walker<'a> {
         &self,
         src_dir: BorrowedFd<'_>,
         src_name: &CStr,
-        st: &Stat,
+        st: Option<&Stat>,
         dst_dir: BorrowedFd<'_>,
         dst_name: &CStr,
         rel: &Path,
         follow: bool,
     ) {
-        let len = size_of(st);
-        if self.shared.opts.preserve_hard_links && nlink_of(st) > 1 && self.dst_root.is_some() {
+        let len = st.map_or(0, size_of);
+        // With hard-link preservation the listing always has the status.
+        if let Some(st) = st.filter(|st| {
+            self.shared.opts.preserve_hard_links && nlink_of(st) > 1 && self.dst_root.is_some()
+        }) {
             let key = id_of(st);
             match self.claim(key) {
                 Claim::Link(first) => {
@@ -735,6 +794,13 @@ impl<'a> Walker<'a> {
             }
         }
         let r = self.copy_file(src_dir, src_name, dst_dir, dst_name, follow);
+        // A skipped or failed file counts its length; learn it if unknown.
+        let len = match (&r, st) {
+            (Err(_), None) => {
+                rfs::statat(src_dir, src_name, AtFlags::SYMLINK_NOFOLLOW).map_or(0, |s| size_of(&s))
+            }
+            _ => len,
+        };
         self.shared.file_result(rel, len, r);
     }
 
