@@ -195,10 +195,15 @@ pub(crate) fn finish_len(
     real_end: Option<u64>,
     _written: u64,
 ) -> Result<(u64, bool), CopyError> {
-    let len = real_end.unwrap_or(job.len);
+    let mut len = real_end.unwrap_or(job.len);
     let now = fault!(Site::Stat, job.src.metadata())
         .map_err(|e| CopyError::io("stat", job.src_path, e))?
         .len();
+    if real_end.is_none() && now < len {
+        // The walk ran out of data early because the source shrank: its
+        // lost tail is not a hole to keep.
+        len = now;
+    }
     if job.dst_regular {
         fault_r!(Site::Ftruncate, job.dst.set_len(len))
             .map_err(|e| CopyError::io("set the length of", job.dst_path, e))?;
