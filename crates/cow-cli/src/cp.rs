@@ -187,7 +187,8 @@ pub(crate) struct CpArgs {
     #[arg(long)]
     stats: bool,
 
-    /// Print the full report as one JSON document on stdout.
+    /// Print the full report as one JSON document on stdout (with every
+    /// entry and each file's engine report).
     #[arg(long)]
     json: bool,
 }
@@ -343,7 +344,7 @@ fn settings(args: &CpArgs) -> Result<Settings, String> {
         .fail_fast(args.fail_fast)
         .preserve_hard_links(attrs.links)
         .copy_special(copy_special)
-        .record_entries(args.verbose);
+        .record_entries(args.verbose || args.json);
     if let Some(j) = args.jobs {
         tree = tree.jobs(j as usize);
     }

@@ -243,6 +243,12 @@ fs_test!(json_report, [btrfs, xfs, ext4, tmpfs], |dir, fs| {
     assert_eq!(v["totals"]["symlinks"], 1);
     let tree = &v["sources"][0]["tree"];
     assert_eq!(tree["method"], "walk");
+    // Every entry, with each file's engine report.
+    let entries = tree["entries"].as_array().unwrap();
+    assert_eq!(entries.len(), 5, "{tree}");
+    let g = entries.iter().find(|e| e["path"] == "sub/g").unwrap();
+    assert_eq!(g["kind"], "file");
+    assert_eq!(g["report"]["len"], 70_000);
     let data = v["totals"]["bytes_cloned"].as_u64().unwrap()
         + v["totals"]["bytes_copied"].as_u64().unwrap();
     assert_eq!(data, 75_000);

@@ -4,9 +4,9 @@
 //! copying mode, times, xattrs and ACLs of every entry. It is used only when
 //! that is what the options ask for: the destination does not exist, clones
 //! are allowed, mode, timestamps and xattrs are preserved, symlinks inside
-//! the tree are not followed, and neither hard-link preservation nor
-//! per-entry records were asked for. Otherwise, or when the call declines
-//! (not APFS, another volume), the normal walk runs.
+//! the tree are not followed, and hard-link preservation was not asked for
+//! (the report then has no per-entry records). Otherwise, or when the call
+//! declines (not APFS, another volume), the normal walk runs.
 
 use std::io;
 use std::path::Path;
@@ -25,7 +25,6 @@ fn allowed(opts: &TreeOptions) -> bool {
         && p.xattrs
         && opts.dereference != Dereference::Always
         && !opts.preserve_hard_links
-        && !opts.record_entries
 }
 
 /// Clones `src` to `dst` in one call when allowed; `None` means "walk".
