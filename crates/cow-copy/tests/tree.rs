@@ -790,3 +790,32 @@ fn remove_deep(root: &Path, name: &str, levels: usize) {
         unlinkat(&parent, name, AtFlags::REMOVEDIR).unwrap();
     }
 }
+
+#[test]
+fn cross_filesystem_trees() {
+    for (from, to) in [
+        (Fs::Btrfs, Fs::Ext4),
+        (Fs::Tmpfs, Fs::Xfs),
+        (Fs::Ext4, Fs::Btrfs),
+    ] {
+        let name = format!("cross_filesystem_trees {from}->{to}");
+        let (Some(a), Some(b)) = (
+            cow_test_support::dir_on(from, &name),
+            cow_test_support::dir_on(to, &name),
+        ) else {
+            continue;
+        };
+        let src = a.path().join("src");
+        let dst = b.path().join("dst");
+        fixture(&src);
+        let r = copy_tree(&src, &dst, &opts_p()).unwrap_or_else(|e| panic!("{from}->{to}: {e}"));
+        assert_eq!(snapshot(&src), snapshot(&dst), "{from}->{to}");
+        assert_eq!(
+            r.totals.bytes_cloned, 0,
+            "nothing can be shared across filesystems"
+        );
+        assert_eq!(ino(&dst.join("hard-1")), ino(&dst.join("a/b/hard-2")));
+        cleanup(&src);
+        cleanup(&dst);
+    }
+}
