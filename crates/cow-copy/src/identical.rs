@@ -85,8 +85,14 @@ pub enum NotPossible {
     /// Not allowed: the file to be changed is not writable by this user, or
     /// a descriptor lacks the needed access (`EPERM`, `EACCES`, `EBADF`).
     Permission,
-    /// A file is being executed or is a swap file (`ETXTBSY`).
+    /// A file is being executed, is a swap file, or is being sent by btrfs
+    /// (`ETXTBSY`, `EAGAIN`).
     Busy,
+    /// The file to be changed is on a read-only mount or in a read-only
+    /// btrfs snapshot (`EROFS`).
+    ReadOnly,
+    /// No room for the metadata that sharing needs (`ENOSPC`, `EDQUOT`).
+    NoSpace,
     /// The kernel refused the range (`EINVAL`: e.g. alignment rules).
     Invalid,
     /// The kernel reported success but shared no bytes.
@@ -99,7 +105,9 @@ impl fmt::Display for NotPossible {
             NotPossible::Unsupported => "the filesystem cannot dedupe",
             NotPossible::DifferentFilesystem => "the files are on different filesystems",
             NotPossible::Permission => "no permission to dedupe",
-            NotPossible::Busy => "a file is busy (being executed or a swap file)",
+            NotPossible::Busy => "a file is busy (being executed, a swap file, or being sent)",
+            NotPossible::ReadOnly => "the file to share into is read-only (mount or snapshot)",
+            NotPossible::NoSpace => "no space for the shared extents' metadata",
             NotPossible::Invalid => "the kernel refused the range",
             NotPossible::NoProgress => "the kernel shared no bytes",
         })
@@ -364,9 +372,10 @@ pub fn same_extents(a: &File, b: &File, len: u64) -> io::Result<bool> {
 /// short answer (btrfs shares at most 16 MiB per call on older kernels) is
 /// continued from where it stopped. Each
 /// request's per-file status is read: a difference stops the loop
-/// ([`DedupeResult::Differs`]), a refusal for lack of support, permission or
-/// alignment gives [`DedupeResult::NotPossible`]; other errors (`EIO`,
-/// `ENOMEM`, ...) are returned. No byte of either file changes in any case.
+/// ([`DedupeResult::Differs`]), a refusal for lack of support, permission,
+/// alignment, a read-only or busy file or metadata space gives
+/// [`DedupeResult::NotPossible`]; other errors (`EIO`, `ENOMEM`, ...) are
+/// returned. No byte of either file changes in any case.
 pub fn dedupe_into(keep: &File, other: &File, len: u64) -> io::Result<DedupeResult> {
     sys::dedupe_into(keep, other, len)
 }

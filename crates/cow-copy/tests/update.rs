@@ -444,3 +444,62 @@ fs_test!(report_says_why_the_copy_ran, [btrfs, tmpfs], |dir| {
             .all(|f| f.strategy != Strategy::Skipped)
     );
 });
+
+/// A read-only bind mount of `dir` at `at`, unmounted on drop.
+struct RoBind(std::path::PathBuf);
+
+impl RoBind {
+    fn new(dir: &Path, at: &Path) -> RoBind {
+        fs::create_dir_all(at).unwrap();
+        let ok = Command::new("mount")
+            .arg("--bind")
+            .arg(dir)
+            .arg(at)
+            .status()
+            .unwrap();
+        assert!(ok.success(), "mount --bind");
+        let guard = RoBind(at.to_path_buf());
+        let ok = Command::new("mount")
+            .args(["-o", "remount,bind,ro"])
+            .arg(at)
+            .status()
+            .unwrap();
+        assert!(ok.success(), "remount ro");
+        guard
+    }
+}
+
+impl Drop for RoBind {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+fs_test!(dedupe_from_a_read_only_mount_skips, [btrfs, xfs], |dir| {
+    // Updating from a read-only mount: the source cannot be made to share
+    // anything (EROFS), the identical destination is still skipped, and the
+    // report says why it was not deduplicated. (A read-only btrfs *snapshot*
+    // is different: btrfs lets dedupe change which blocks it references.)
+    let (stage, ro) = (dir.join("stage"), dir.join("ro"));
+    fs::create_dir(&stage).unwrap();
+    let data = pattern((2 * MIB) as usize, 14);
+    write_synced(&stage.join("f"), &data);
+    let dst = dir.join("installed");
+    write_synced(&dst, &data);
+    let ino = fs::metadata(&dst).unwrap().ino();
+    let mount = RoBind::new(&stage, &ro);
+    let report = update(Update::IfDifferentDedupe, &ro.join("f"), &dst);
+    drop(mount);
+    assert_eq!(report.strategy, Strategy::Skipped, "{report:?}");
+    assert!(
+        report
+            .fallbacks
+            .iter()
+            .any(|f| f.strategy == Strategy::Deduped
+                && f.reason.contains("not deduplicated")
+                && f.reason.contains("read-only")),
+        "{report:?}"
+    );
+    assert_eq!(fs::metadata(&dst).unwrap().ino(), ino);
+    assert_eq!(fs::read(&dst).unwrap(), data);
+});

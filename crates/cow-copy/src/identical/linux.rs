@@ -54,7 +54,9 @@ fn not_possible(e: &io::Error) -> Option<NotPossible> {
         Errno::OPNOTSUPP | Errno::NOTTY | Errno::NOSYS => NotPossible::Unsupported,
         Errno::XDEV => NotPossible::DifferentFilesystem,
         Errno::PERM | Errno::ACCESS | Errno::BADF => NotPossible::Permission,
-        Errno::TXTBSY => NotPossible::Busy,
+        Errno::TXTBSY | Errno::AGAIN => NotPossible::Busy,
+        Errno::ROFS => NotPossible::ReadOnly,
+        Errno::NOSPC | Errno::DQUOT => NotPossible::NoSpace,
         Errno::INVAL | Errno::ISDIR => NotPossible::Invalid,
         _ => return None,
     })
