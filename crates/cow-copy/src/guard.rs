@@ -230,6 +230,25 @@ pub(crate) fn open_in_place(
             Err(e) => Err(map_err(e, "create destination")),
         };
     }
+    // A FIFO or device is opened write-only and blocking, like any writer:
+    // opening it read-write first would count as a writer and wake a
+    // waiting reader with an early end of file.
+    let at = if follow {
+        rustix::fs::AtFlags::empty()
+    } else {
+        rustix::fs::AtFlags::SYMLINK_NOFOLLOW
+    };
+    if let Ok(st) = rustix::fs::statat(dir, name, at) {
+        use rustix::fs::FileType as T;
+        if matches!(
+            T::from_raw_mode(st.st_mode as _),
+            T::Fifo | T::CharacterDevice | T::BlockDevice
+        ) {
+            let fd = rustix::fs::openat(dir, name, base | OFlags::WRONLY | nofollow, Mode::empty())
+                .map_err(|e| map_err(e, "open destination"))?;
+            return Ok(Some(finish(fd, false, display)?));
+        }
+    }
     for _ in 0..8 {
         // Existing file: read-write so the update policy can compare and
         // dedupe; write-only if reading is not allowed.
@@ -278,7 +297,9 @@ pub(crate) fn open_in_place(
                         }
                         // Follow it and create its target, like std.
                         match create(OFlags::empty()) {
-                            Ok(Some(fd)) => return Ok(Some(finish_created(dir, name, fd, display)?)),
+                            Ok(Some(fd)) => {
+                                return Ok(Some(finish_created(dir, name, fd, display)?));
+                            }
                             Ok(None) => continue,
                             Err(e) => return Err(map_err(e, "create destination")),
                         }

@@ -818,3 +818,40 @@ fs_test!(
         );
     }
 );
+
+fs_test!(
+    reflink_always_into_a_fifo_refuses,
+    [btrfs, xfs, ext4, tmpfs],
+    |dir| {
+        let src = dir.join("src");
+        write_pattern(&src, 10_000, 15);
+        let fifo = dir.join("fifo");
+        assert!(
+            Command::new("mkfifo")
+                .arg(&fifo)
+                .status()
+                .unwrap()
+                .success()
+        );
+        // A reader, so opening the FIFO for writing does not wait forever.
+        let reader = std::thread::spawn({
+            let fifo = fifo.clone();
+            move || fs::read(&fifo).unwrap()
+        });
+        let e = CopyOptions::new()
+            .reflink(Reflink::Always)
+            .copy(&src, &fifo)
+            .unwrap_err();
+        assert!(matches!(e, CopyError::ReflinkUnsupported { .. }), "{e}");
+        // Close our end: the reader sees EOF and got nothing.
+        assert!(reader.join().unwrap().is_empty());
+        // Without `always` the FIFO gets the bytes.
+        let reader = std::thread::spawn({
+            let fifo = fifo.clone();
+            move || fs::read(&fifo).unwrap()
+        });
+        let r = CopyOptions::new().copy(&src, &fifo).unwrap();
+        assert_eq!(r.len, 10_000);
+        assert_eq!(reader.join().unwrap(), fs::read(&src).unwrap());
+    }
+);

@@ -11,10 +11,20 @@ use crate::{CopyError, Reflink, errno};
 
 /// Runs the platform clone.
 pub(crate) fn step(job: &mut Job<'_>) -> Step {
+    let always = job.opts.reflink == Reflink::Always;
+    if always && !job.dst_regular {
+        // A FIFO or device cannot share blocks; `always` never copies.
+        return Step::Failed(CopyError::ReflinkUnsupported {
+            path: job.dst_path.to_path_buf(),
+            source: std::io::Error::new(
+                std::io::ErrorKind::Unsupported,
+                "the destination is not a regular file",
+            ),
+        });
+    }
     if job.opts.reflink == Reflink::Never || !job.dst_regular {
         return Step::Declined(None);
     }
-    let always = job.opts.reflink == Reflink::Always;
     if always && job.in_place && job.dst_has_content {
         if let Err(e) = crate::platform::clone_probe(job) {
             return Step::Failed(CopyError::ReflinkUnsupported {

@@ -22,6 +22,7 @@ const CHUNK: u64 = 1 << 30;
 pub(crate) fn step(job: &mut Job<'_>) -> Step {
     if job.opts.reflink == Reflink::Never
         || job.opts.sparse == Sparse::Always
+        || !job.dst_regular
         || job.len == 0
         || !crate::platform::HAS_COPY_RANGE
     {

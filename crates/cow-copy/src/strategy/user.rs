@@ -7,7 +7,7 @@
 //! that is not a regular file (FIFO, device) gets the bytes as a stream.
 
 use std::fs::File;
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::os::fd::AsFd;
 use std::os::unix::fs::FileExt;
 
@@ -148,10 +148,11 @@ fn write_skipping_zeros(dst: &File, chunk: &[u8], off: u64, bs: u64) -> io::Resu
 /// length to set.
 fn stream(job: &mut Job<'_>) -> Result<Outcome, CopyError> {
     let mut buf = vec![0u8; BUF];
-    let mut src = job.src;
     let mut written = 0u64;
     loop {
-        let n = match src.read(&mut buf) {
+        // Explicit offsets: earlier steps may have moved the file position
+        // (SEEK_DATA/SEEK_HOLE).
+        let n = match job.src.read_at(&mut buf, written) {
             Ok(0) => break,
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
