@@ -121,6 +121,10 @@ pub(crate) fn copy_range(
     if *off_in >= job.len {
         return Ok(0);
     }
+    // fcopyfile works from the descriptors' current offsets, which the
+    // SEEK_DATA/SEEK_HOLE walk moved: start both at 0.
+    rustix::fs::seek(job.src.as_fd(), rustix::fs::SeekFrom::Start(0))?;
+    rustix::fs::seek(job.dst.as_fd(), rustix::fs::SeekFrom::Start(0))?;
     fcopyfile(
         job.src.as_fd(),
         job.dst.as_fd(),
