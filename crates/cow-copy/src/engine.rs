@@ -25,8 +25,27 @@ pub(crate) fn copy_paths(
     dst: &Path,
 ) -> Result<CopyReport, CopyError> {
     let source = guard::open_source(CWD, src, src, opts.follow_symlinks)?;
+    reject_trailing_slash(dst)?;
     let (dir, name) = open_parent(CWD, dst, dst)?;
     copy_into(opts, &source, src, dir.as_fd(), &name, dst, true)
+}
+
+/// `dst/` names a directory: never create a file called `dst` for it.
+fn reject_trailing_slash(dst: &Path) -> Result<(), CopyError> {
+    use std::os::unix::ffi::OsStrExt;
+    if dst.as_os_str().as_bytes().last() != Some(&b'/') {
+        return Ok(());
+    }
+    if std::fs::metadata(dst).is_ok_and(|m| m.is_dir()) {
+        return Err(CopyError::DestinationIsDirectory {
+            path: dst.to_path_buf(),
+        });
+    }
+    Err(CopyError::io(
+        "open destination",
+        dst,
+        std::io::Error::from(rustix::io::Errno::NOTDIR),
+    ))
 }
 
 /// `CopyOptions::copy_at`: names relative to directory descriptors; a

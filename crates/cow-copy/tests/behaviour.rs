@@ -855,3 +855,24 @@ fs_test!(
         assert_eq!(reader.join().unwrap(), fs::read(&src).unwrap());
     }
 );
+
+fs_test!(
+    trailing_slash_destination,
+    [btrfs, xfs, ext4, tmpfs],
+    |dir| {
+        let src = dir.join("src");
+        fs::write(&src, b"x").unwrap();
+        fs::write(dir.join("file"), b"old").unwrap();
+        let before = names_in(dir);
+        let e = cow_copy::copy(&src, format!("{}/file/", dir.display())).unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::NotADirectory, "{e}");
+        let e = cow_copy::copy(&src, format!("{}/new/", dir.display())).unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::NotADirectory, "{e}");
+        let e = CopyOptions::new()
+            .copy(&src, Path::new(&format!("{}/", dir.display())))
+            .unwrap_err();
+        assert!(matches!(e, CopyError::DestinationIsDirectory { .. }), "{e}");
+        assert_eq!(names_in(dir), before);
+        assert_eq!(fs::read(dir.join("file")).unwrap(), b"old");
+    }
+);
