@@ -504,16 +504,18 @@ fn is_root() -> bool {
     rustix::process::geteuid().is_root()
 }
 
-/// The filesystem type of `dir` (`stat -f -c %T`), or `dir`.
+/// The filesystem type of `dir` (`findmnt -T`, else `stat -f`), or `dir`.
 fn fs_type(dir: &Path) -> String {
-    Command::new("stat")
-        .args(["-f", "-c", "%T"])
-        .arg(dir)
-        .output()
-        .ok()
-        .filter(|o| o.status.success())
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
-        .filter(|s| !s.is_empty() && !s.contains('/'))
+    let ask = |cmd: &mut Command| {
+        cmd.arg(dir)
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+            .filter(|s| !s.is_empty() && !s.contains('/'))
+    };
+    ask(Command::new("findmnt").args(["-n", "-o", "FSTYPE", "-T"]))
+        .or_else(|| ask(Command::new("stat").args(["-f", "-c", "%T"])))
         .unwrap_or_else(|| "dir".into())
 }
 
