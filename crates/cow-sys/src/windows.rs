@@ -29,7 +29,9 @@ use std::ptr::{null, null_mut};
 
 use windows_sys::Wdk::Storage::FileSystem::{FileFsSizeInformation, NtQueryVolumeInformationFile};
 use windows_sys::Win32::Foundation::{HANDLE, RtlNtStatusToDosError};
-use windows_sys::Win32::Storage::FileSystem::GetVolumeInformationByHandleW;
+use windows_sys::Win32::Storage::FileSystem::{
+    BY_HANDLE_FILE_INFORMATION, GetFileInformationByHandle, GetVolumeInformationByHandleW,
+};
 use windows_sys::Win32::System::IO::{DeviceIoControl, IO_STATUS_BLOCK};
 use windows_sys::Win32::System::Ioctl::{
     FILE_SET_SPARSE_BUFFER, FSCTL_DUPLICATE_EXTENTS_TO_FILE, FSCTL_GET_INTEGRITY_INFORMATION,
@@ -298,4 +300,30 @@ pub fn cluster_size(h: BorrowedHandle<'_>) -> io::Result<u32> {
         .checked_mul(info.bytes_per_sector)
         .filter(|&n| n != 0)
         .ok_or_else(|| io::Error::other("the volume reports no cluster size"))
+}
+
+/// The identity of an open file: the volume serial number and the file
+/// index, Windows' equivalent of (dev, ino).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct FileId {
+    /// Serial number of the volume holding the file.
+    pub volume_serial: u32,
+    /// The file's index on that volume (stable while the file is open).
+    pub index: u64,
+}
+
+/// The [`FileId`] of an open file (`GetFileInformationByHandle`): two
+/// handles with equal ids name the same file, whatever paths led to them.
+pub fn file_id(h: BorrowedHandle<'_>) -> io::Result<FileId> {
+    let mut info = BY_HANDLE_FILE_INFORMATION::default();
+    // SAFETY: `info` is a live, writable BY_HANDLE_FILE_INFORMATION, the
+    // only thing the call writes; the handle is borrowed and open.
+    let ok = unsafe { GetFileInformationByHandle(raw(h), &mut info) };
+    if ok == 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(FileId {
+        volume_serial: info.dwVolumeSerialNumber,
+        index: (u64::from(info.nFileIndexHigh) << 32) | u64::from(info.nFileIndexLow),
+    })
 }

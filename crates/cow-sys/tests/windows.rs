@@ -192,3 +192,19 @@ fn duplicate_extents_clones_on_refs_and_fails_elsewhere() {
         assert!(info.cluster_size_in_bytes >= 4096, "{info:?}");
     }
 }
+
+#[test]
+fn file_id_names_the_file_not_the_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = dir.path().join("a");
+    let b = dir.path().join("b");
+    let link = dir.path().join("a-link");
+    std::fs::write(&a, b"one").unwrap();
+    std::fs::write(&b, b"two").unwrap();
+    std::fs::hard_link(&a, &link).unwrap();
+    let id = |p: &std::path::Path| file_id(File::open(p).unwrap().as_handle()).unwrap();
+    assert_eq!(id(&a), id(&a), "two handles to one file");
+    assert_eq!(id(&a), id(&link), "a hard link is the same file");
+    assert_ne!(id(&a), id(&b), "different files");
+    assert_eq!(id(&a).volume_serial, id(&b).volume_serial, "same volume");
+}

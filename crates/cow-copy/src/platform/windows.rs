@@ -8,12 +8,13 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io;
+use std::os::windows::fs::OpenOptionsExt;
 use std::os::windows::io::AsHandle;
 use std::path::{Path, PathBuf};
 
 use cow_sys::windows::{
-    FILE_SUPPORTS_BLOCK_REFCOUNTING, cluster_size, duplicate_extents, get_integrity_information,
-    set_integrity_information, set_sparse, volume_flags,
+    FILE_SUPPORTS_BLOCK_REFCOUNTING, cluster_size, duplicate_extents, file_id,
+    get_integrity_information, set_integrity_information, set_sparse, volume_flags,
 };
 
 use crate::report::{CopyReport, Destination, Fallback, Strategy};
@@ -57,16 +58,21 @@ pub(crate) fn copy_paths(
             });
         }
         Ok(_) => {
-            // Windows has no (dev, ino) in std yet: compare the final
-            // resolved paths of both existing files.
-            let (a, b) = (fs::canonicalize(src), fs::canonicalize(dst));
-            if let (Ok(a), Ok(b)) = (a, b) {
-                if a == b {
-                    return Err(CopyError::SameFile {
-                        src: src.to_path_buf(),
-                        dst: dst.to_path_buf(),
-                    });
-                }
+            // Compare (volume serial, file index) of the open source and
+            // of the destination opened without data access: never paths.
+            let dst_file = OpenOptions::new()
+                .access_mode(0)
+                .open(dst)
+                .map_err(|e| CopyError::io("open destination", dst, e))?;
+            let a = file_id(src_file.as_handle())
+                .map_err(|e| CopyError::io("identify source", src, e))?;
+            let b = file_id(dst_file.as_handle())
+                .map_err(|e| CopyError::io("identify destination", dst, e))?;
+            if a == b {
+                return Err(CopyError::SameFile {
+                    src: src.to_path_buf(),
+                    dst: dst.to_path_buf(),
+                });
             }
             if opts.overwrite == Overwrite::NoClobber {
                 return Err(CopyError::DestinationExists {
