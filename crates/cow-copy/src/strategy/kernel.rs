@@ -48,11 +48,7 @@ pub(crate) fn step(job: &mut Job<'_>) -> Step {
         let to_eof = end >= job.len;
         let mut off = start;
         while to_eof || off < end {
-            let want = if to_eof {
-                CHUNK
-            } else {
-                (end - off).min(CHUNK)
-            };
+            let want = crate::strategy::ranges::request(off, end, to_eof, CHUNK);
             let mut off_in = off;
             let mut off_out = off;
             match crate::platform::copy_range(job, &mut off_in, &mut off_out, want as usize) {

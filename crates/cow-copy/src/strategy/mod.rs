@@ -2,6 +2,7 @@
 
 pub(crate) mod clone;
 pub(crate) mod kernel;
+pub(crate) mod ranges;
 pub(crate) mod user;
 
 use std::fs::File;
@@ -12,6 +13,7 @@ use rustix::fs::SeekFrom;
 use rustix::io::Errno;
 
 use crate::fault::{Site, fault};
+use ranges::Seek;
 
 /// A run of data in the source: `start..end`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -27,37 +29,35 @@ pub(crate) struct Segment {
 /// if the file grew.
 pub(crate) fn data_segments(file: &File, len: u64) -> io::Result<Option<Vec<Segment>>> {
     let fd = file.as_fd();
-    let mut out = Vec::new();
-    let mut off = 0u64;
-    while off < len {
-        let start = match fault!(Site::SeekData, rustix::fs::seek(fd, SeekFrom::Data(off))) {
-            Ok(d) => d,
-            // No more data after `off`.
-            Err(Errno::NXIO) => break,
-            Err(e)
-                if off == 0
-                    && (e == Errno::INVAL || e == Errno::OPNOTSUPP || e == Errno::NOTSUP) =>
+    let seek = |how: SeekFrom| match how {
+        SeekFrom::Data(_) => fault!(Site::SeekData, rustix::fs::seek(fd, how)),
+        _ => fault!(Site::SeekHole, rustix::fs::seek(fd, how)),
+    };
+    let answer = |r: Result<u64, Errno>| match r {
+        Ok(o) => Ok(Seek::At(o)),
+        Err(Errno::NXIO) => Ok(Seek::End),
+        Err(e) => Err(e),
+    };
+    let mut first = true;
+    let walked = ranges::walk_segments(
+        len,
+        |off| {
+            let r = seek(SeekFrom::Data(off));
+            // No SEEK_DATA here at all: the whole file is data.
+            if std::mem::take(&mut first)
+                && matches!(r, Err(e) if e == Errno::INVAL || e == Errno::OPNOTSUPP || e == Errno::NOTSUP)
             {
-                return Ok(None);
+                return Err(None);
             }
-            Err(e) => return Err(e.into()),
-        };
-        if start >= len {
-            break;
-        }
-        let end = match fault!(Site::SeekHole, rustix::fs::seek(fd, SeekFrom::Hole(start))) {
-            Ok(h) => h.min(len),
-            // Truncated under us: nothing more.
-            Err(Errno::NXIO) => break,
-            Err(e) => return Err(e.into()),
-        };
-        if end <= start {
-            break;
-        }
-        out.push(Segment { start, end });
-        off = end;
+            answer(r).map_err(Some)
+        },
+        |off| answer(seek(SeekFrom::Hole(off))).map_err(Some),
+    );
+    match walked {
+        Ok(v) => Ok(Some(v)),
+        Err(None) => Ok(None),
+        Err(Some(e)) => Err(e.into()),
     }
-    Ok(Some(out))
 }
 
 /// The segments to copy under the sparse policy: the data segments, or the

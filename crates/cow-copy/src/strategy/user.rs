@@ -55,11 +55,7 @@ fn copy(job: &mut Job<'_>) -> Result<Outcome, CopyError> {
         let to_eof = end >= job.len;
         let mut off = start;
         while to_eof || off < end {
-            let want = if to_eof {
-                BUF
-            } else {
-                (end - off).min(BUF as u64) as usize
-            };
+            let want = super::ranges::request(off, end, to_eof, BUF as u64) as usize;
             let want = crate::fault::clamp(Site::Read, want);
             let n = match fault!(Site::Read, job.src.read_at(&mut buf[..want], off)) {
                 Ok(n) => n,
@@ -116,30 +112,11 @@ fn zero_block_size(job: &Job<'_>) -> Option<u64> {
 /// (the destination is empty there, so those stay holes). Returns (written,
 /// skipped).
 fn write_skipping_zeros(dst: &File, chunk: &[u8], off: u64, bs: u64) -> io::Result<(u64, u64)> {
+    let (ranges, skipped) = super::ranges::nonzero_ranges(chunk, off, bs);
     let mut written = 0u64;
-    let mut skipped = 0u64;
-    let mut pos = 0usize;
-    let mut pending: Option<usize> = None;
-    while pos < chunk.len() {
-        let abs = off + pos as u64;
-        let next_boundary = ((abs / bs) + 1) * bs;
-        let len = ((next_boundary - abs) as usize).min(chunk.len() - pos);
-        let piece = &chunk[pos..pos + len];
-        let whole_block = abs % bs == 0 && len as u64 == bs;
-        if whole_block && piece.iter().all(|&b| b == 0) {
-            if let Some(p) = pending.take() {
-                crate::fault::write_all_at(dst, &chunk[p..pos], off + p as u64)?;
-                written += (pos - p) as u64;
-            }
-            skipped += len as u64;
-        } else if pending.is_none() {
-            pending = Some(pos);
-        }
-        pos += len;
-    }
-    if let Some(p) = pending {
-        crate::fault::write_all_at(dst, &chunk[p..], off + p as u64)?;
-        written += (chunk.len() - p) as u64;
+    for r in ranges {
+        crate::fault::write_all_at(dst, &chunk[r.clone()], off + r.start as u64)?;
+        written += r.len() as u64;
     }
     Ok((written, skipped))
 }
