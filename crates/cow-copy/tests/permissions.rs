@@ -43,8 +43,7 @@ fn temps_seen_at(dir: &Path, opts: CopyOptions, site: Site) -> Vec<(String, u32)
     fault::disarm();
     r.unwrap();
     assert_eq!(fired, vec![(site, 1)], "the hook did not run");
-    let v = seen.lock().unwrap().clone();
-    v
+    seen.lock().unwrap().clone()
 }
 
 fs_test!(
