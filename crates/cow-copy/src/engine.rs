@@ -185,8 +185,12 @@ fn copy_into(
         Ok(report) => Ok(report),
         Err(e) => {
             if created {
-                guard::remove_if_same(dir, name, &job.dst);
-                Err(e)
+                if guard::remove_if_same(dir, name, &job.dst) {
+                    Err(e)
+                } else {
+                    // The partial new file stays: say so.
+                    Err(incomplete(e, &job))
+                }
             } else if job.truncated {
                 Err(incomplete(e, &job))
             } else {

@@ -352,16 +352,21 @@ fn finish(fd: OwnedFd, created: bool, display: &Path) -> Result<InPlace, CopyErr
 
 #[allow(clippy::unnecessary_cast)] // st_dev/st_ino types differ by platform
 /// Removes `name` from `dir` only if it is still the file `file` (so a
-/// concurrent replacement is never deleted).
-pub(crate) fn remove_if_same(dir: BorrowedFd<'_>, name: &OsStr, file: &File) {
-    let Ok(ours) = file.metadata() else { return };
+/// concurrent replacement is never deleted). Returns `false` when our file
+/// may still be there (it could not be checked or removed).
+pub(crate) fn remove_if_same(dir: BorrowedFd<'_>, name: &OsStr, file: &File) -> bool {
+    let Ok(ours) = file.metadata() else {
+        return false;
+    };
     if let Ok(st) = rustix::fs::statat(dir, name, rustix::fs::AtFlags::SYMLINK_NOFOLLOW) {
         if st.st_dev as u64 == ours.dev() && st.st_ino as u64 == ours.ino() {
-            let _ = fault!(
+            return fault!(
                 Site::Unlink,
                 rustix::fs::unlinkat(dir, name, rustix::fs::AtFlags::empty())
-            );
+            )
+            .is_ok();
         }
     }
     let _ = file.as_fd();
+    true
 }

@@ -384,6 +384,75 @@ fn matrix(fs: Fs, dir: &Path) {
                 }
             }
 
+            // A failure whose cleanup fails too (the unlink of the new file
+            // or of the temporary): whatever stays must be said or obvious.
+            if case.existing.is_none() || case.opts.is_atomic() {
+                let first_data = [Site::IoctlClone, Site::CopyFileRange, Site::Write]
+                    .into_iter()
+                    .find(|s| calls.contains_key(s));
+                if let Some(site) = first_data {
+                    tally.cases += 1;
+                    let eio = Errno::IO.raw_os_error();
+                    let (r, fired) = case.run(vec![
+                        Fault {
+                            site,
+                            nth: 1,
+                            action: Action::Fail(eio),
+                        },
+                        Fault {
+                            site: Site::Unlink,
+                            nth: 1,
+                            action: Action::Fail(eio),
+                        },
+                    ]);
+                    for (s, _) in &fired {
+                        *tally.fired.entry(*s).or_default() += 1;
+                    }
+                    let mut bad = Vec::new();
+                    let dst = dir.join("dst");
+                    match &r {
+                        Ok(rep) => bad.push(format!("succeeded after EIO: {rep:?}")),
+                        Err(e) => {
+                            let msg = e.to_string();
+                            if e.raw_os_error() != Some(eio) {
+                                bad.push(format!("not the first error: {msg}"));
+                            }
+                            if fired.len() != 2 {
+                                bad.push(format!("the cleanup was not tried: {fired:?}"));
+                            }
+                            if let Some(old) = case.existing {
+                                if fs::read(&dst).ok().as_deref() != Some(old) {
+                                    bad.push("atomic failure changed the destination".into());
+                                }
+                            } else if dst.exists() && !matches!(e, CopyError::Incomplete { .. }) {
+                                bad.push(format!(
+                                    "a partial new destination stays and the error does not say so: {msg}"
+                                ));
+                            }
+                        }
+                    }
+                    for n in names_in(dir) {
+                        if n == "src" || n == "dst" {
+                            continue;
+                        }
+                        if !(n.starts_with(".dst") && n.contains(cow_copy::TEMP_MARKER)) {
+                            bad.push(format!("unrecognisable leftover {n:?}"));
+                        }
+                        let _ = fs::remove_file(dir.join(&n));
+                    }
+                    if bad.is_empty() {
+                        tally.passed += 1;
+                        tally.failed_cleanly += 1;
+                    } else {
+                        tally.violations.push(format!(
+                            "{}: {}",
+                            case.label(&format!("{site:?}#1 EIO + Unlink#1 EIO")),
+                            bad.join("; ")
+                        ));
+                    }
+                }
+            }
+
             // Short I/O: every read, write and copy_file_range moves at most
             // K bytes; the copy must still be exact.
             if shape != "dense-small" {
