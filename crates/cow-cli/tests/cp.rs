@@ -484,3 +484,34 @@ fn rustix_is_root() -> bool {
         .find(|l| l.starts_with("Uid:"))
         .is_some_and(|l| l.split_whitespace().nth(2) == Some("0"))
 }
+
+fs_test!(low_open_file_limit, [tmpfs, btrfs], |dir| {
+    // Many directories in flight on many workers must not run out of file
+    // descriptors: the walk budgets them and caps the workers.
+    if Command::new("prlimit").arg("--version").output().is_err() {
+        eprintln!("SKIP low_open_file_limit: prlimit is not installed");
+        return;
+    }
+    for a in 0..20 {
+        for b in 0..20 {
+            let d = dir.join(format!("src/{a}/{b}"));
+            fs::create_dir_all(&d).unwrap();
+            fs::write(d.join("f"), format!("{a}/{b}")).unwrap();
+        }
+    }
+    for (limit, jobs) in [("20:20", "8"), ("40:40", "64")] {
+        let dst = format!("dst-{jobs}");
+        let o = Command::new("prlimit")
+            .arg(format!("--nofile={limit}"))
+            .arg(env!("CARGO_BIN_EXE_cow"))
+            .args(["cp", "-r", "-j", jobs, "src", &dst])
+            .current_dir(dir)
+            .output()
+            .unwrap();
+        ok(&o);
+        assert_eq!(
+            fs::read_to_string(dir.join(format!("{dst}/19/19/f"))).unwrap(),
+            "19/19"
+        );
+    }
+});

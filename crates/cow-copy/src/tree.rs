@@ -911,9 +911,8 @@ fn into_inner<T>(m: std::sync::Mutex<T>) -> T {
     m.into_inner().unwrap_or_else(|p| p.into_inner())
 }
 
-/// Runs `f` on a pool of `opts.worker_count()` threads (or inline for one).
-pub(crate) fn with_pool<R: Send>(opts: &TreeOptions, f: impl FnOnce(bool) -> R + Send) -> R {
-    let n = opts.worker_count();
+/// Runs `f` on a pool of `n` threads (or inline for one).
+pub(crate) fn with_pool<R: Send>(n: usize, f: impl FnOnce(bool) -> R + Send) -> R {
     if n <= 1 {
         return f(false);
     }

@@ -13,6 +13,7 @@ use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex};
 
 use rayon::prelude::*;
@@ -316,7 +317,8 @@ pub(super) fn copy_tree(
     };
 
     let walker = Walker::new(shared, opts, Some(root.fd.as_fd()), true);
-    super::with_pool(opts, |parallel| {
+    let workers = walker.workers;
+    super::with_pool(workers, |parallel| {
         let walker = Walker { parallel, ..walker };
         walker.shared.totals.bump(Count::Dirs);
         walker.shared.record(
@@ -458,6 +460,50 @@ struct Walker<'a> {
     dst_root: Option<BorrowedFd<'a>>,
     links: Mutex<HashMap<Id, LinkState>>,
     link_done: Condvar,
+    /// Worker threads.
+    workers: usize,
+    /// Directory descriptors held by the walk right now.
+    open_dirs: AtomicUsize,
+    /// Above this many, subdirectories are walked one at a time (see
+    /// [`Walker::copy_contents`]).
+    dir_budget: usize,
+}
+
+/// How many directory descriptors the parallel walk may hold: the open-file
+/// limit minus what the process and each worker need besides (a listing
+/// and the source, destination and temporary file of a copy), at least 4.
+fn dir_budget(workers: usize) -> usize {
+    open_file_limit().saturating_sub(16 + 4 * workers).max(4)
+}
+
+/// The soft limit on open files.
+fn open_file_limit() -> usize {
+    let lim = rustix::process::getrlimit(rustix::process::Resource::Nofile);
+    lim.current
+        .map_or(usize::MAX, |n| usize::try_from(n).unwrap_or(usize::MAX))
+}
+
+/// The workers asked for, fewer when the open-file limit could not feed
+/// them (each needs a few descriptors, and the walk needs some per level).
+fn workers_for(opts: &TreeOptions) -> usize {
+    let fit = open_file_limit().saturating_sub(32) / 8;
+    opts.worker_count().min(fit).max(1)
+}
+
+/// Counts two directory descriptors (source and destination) while alive.
+struct DirPair<'w>(&'w AtomicUsize);
+
+impl<'w> DirPair<'w> {
+    fn new(counter: &'w AtomicUsize) -> Self {
+        counter.fetch_add(2, Ordering::Relaxed);
+        DirPair(counter)
+    }
+}
+
+impl Drop for DirPair<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(2, Ordering::Relaxed);
+    }
 }
 
 impl<'a> Walker<'a> {
@@ -478,6 +524,9 @@ impl<'a> Walker<'a> {
             dst_root,
             links: Mutex::new(HashMap::new()),
             link_done: Condvar::new(),
+            workers: workers_for(opts),
+            open_dirs: AtomicUsize::new(0),
+            dir_budget: dir_budget(workers_for(opts)),
         }
     }
 
@@ -589,10 +638,19 @@ impl<'a> Walker<'a> {
                 Some(anc),
             );
         };
-        if self.parallel && children.len() > 1 {
+        if !self.parallel || children.len() <= 1 {
+            children.iter().for_each(each);
+        } else if self.open_dirs.load(Ordering::Relaxed) < self.dir_budget {
             children.par_iter().for_each(each);
         } else {
-            children.iter().for_each(each);
+            // Each directory in flight holds two descriptors, and rayon's
+            // work stealing can nest many of them on one thread: near the
+            // budget, files are still copied in parallel but subdirectories
+            // are walked one at a time (no new stealable directory jobs).
+            let (dirs, others): (Vec<&Child>, Vec<&Child>) =
+                children.iter().partition(|c| c.kind == FileType::Directory);
+            others.par_iter().for_each(|c| each(c));
+            dirs.into_iter().for_each(each);
         }
     }
 
@@ -676,6 +734,7 @@ impl<'a> Walker<'a> {
     ) {
         // O_NOFOLLOW: a directory swapped for a symlink since it was listed
         // fails here (ELOOP/ENOTDIR) instead of being followed.
+        let _held = DirPair::new(&self.open_dirs);
         let src = match rfs::openat(src_dir, src_name, dir_flags(follow), Mode::empty()) {
             Ok(fd) => fd,
             Err(e) => return self.fail(rel, EntryKind::Dir, "open directory", e),

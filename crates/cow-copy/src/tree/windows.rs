@@ -59,7 +59,7 @@ pub(super) fn copy_tree(
         no_clobber: opts.copy.overwrite_policy() == Overwrite::NoClobber,
         parallel: false,
     };
-    super::with_pool(opts, |parallel| {
+    super::with_pool(opts.worker_count(), |parallel| {
         let walker = Walker { parallel, ..walker };
         walker.entry(src, &meta, dst, Path::new(""));
         Ok(walker.shared.finish())
