@@ -12,6 +12,7 @@ use rustix::io::Errno;
 use cow_sys::linux::{DedupeStatus, FiemapExtentFlags, FiemapFlags, dedupe_one, fiemap_all};
 
 use super::{DedupeResult, NotPossible};
+use crate::fault::{Site, fault};
 
 /// Largest range handed to one `FIDEDUPERANGE` call (the kernel accepts
 /// more, but its comparison reads page by page without read-ahead, so each
@@ -19,7 +20,8 @@ use super::{DedupeResult, NotPossible};
 const MAX_DEDUPE_REQUEST: u64 = 64 << 20;
 
 pub(super) fn read_at(f: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
-    f.read_at(buf, offset)
+    let n = crate::fault::clamp(Site::Read, buf.len());
+    fault!(Site::Read, f.read_at(&mut buf[..n], offset))
 }
 
 /// Asks the kernel to start reading `offset..offset + len` now (best
@@ -80,7 +82,7 @@ struct Run {
 /// prove a shortcut costs more than the shortcut saves; unwritten data shows
 /// as delayed allocation and the answer is simply "cannot tell".
 fn physical_runs(f: &File) -> io::Result<Option<(Vec<Run>, bool)>> {
-    let extents = match fiemap_all(f.as_fd(), FiemapFlags::empty()) {
+    let extents = match fault!(Site::Fiemap, fiemap_all(f.as_fd(), FiemapFlags::empty())) {
         Ok(x) => x,
         // No FIEMAP here (tmpfs, FUSE, ...): cannot tell.
         Err(e) if not_possible(&e).is_some() => return Ok(None),
@@ -154,7 +156,10 @@ pub(super) fn dedupe_into(keep: &File, other: &File, len: u64) -> io::Result<Ded
         // compare faulting them in one by one.
         prefetch(keep, offset, request);
         prefetch(other, offset, request);
-        match dedupe_one(keep.as_fd(), offset, request, other.as_fd(), offset) {
+        match fault!(
+            Site::IoctlDedupe,
+            dedupe_one(keep.as_fd(), offset, request, other.as_fd(), offset)
+        ) {
             Ok(DedupeStatus::Same { bytes_deduped: 0 }) => {
                 return Ok(DedupeResult::NotPossible {
                     reason: NotPossible::NoProgress,
