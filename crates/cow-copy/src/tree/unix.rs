@@ -418,6 +418,20 @@ fn make_dir(parent: BorrowedFd<'_>, name: &CStr, src_st: &Stat) -> Result<DstDir
     }
 }
 
+/// A temporary sibling name for `name` (`.NAME.cow-tmp-PID-N`), or `None`
+/// when it would be too long for a directory entry.
+fn temp_name(name: &CStr) -> Option<CString> {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let mut bytes = b".".to_vec();
+    bytes.extend_from_slice(name.to_bytes());
+    bytes.extend_from_slice(crate::TEMP_MARKER.as_bytes());
+    bytes.extend_from_slice(format!("{}-{n}", std::process::id()).as_bytes());
+    (bytes.len() <= 255)
+        .then(|| CString::new(bytes).ok())
+        .flatten()
+}
+
 /// One entry of a listing.
 struct Child {
     name: CString,
@@ -1030,9 +1044,9 @@ impl<'a> Walker<'a> {
         rel: &Path,
         kind: EntryKind,
         op: &'static str,
-        create: impl Fn() -> Result<(), Errno>,
+        create: impl Fn(&CStr) -> Result<(), Errno>,
     ) -> Option<EntryAction> {
-        match create() {
+        match create(dst_name) {
             Ok(()) => Some(EntryAction::Created),
             Err(Errno::EXIST) => {
                 let existing = match rfs::statat(dst_dir, dst_name, AtFlags::SYMLINK_NOFOLLOW) {
@@ -1057,11 +1071,22 @@ impl<'a> Walker<'a> {
                 if self.no_clobber {
                     return Some(EntryAction::Skipped);
                 }
+                // Create the new entry under a temporary name and rename it
+                // over the old one: the destination is never missing.
+                let tmp = temp_name(dst_name);
+                if let Some(tmp) = tmp.filter(|t| create(t).is_ok()) {
+                    match rfs::renameat(dst_dir, &tmp, dst_dir, dst_name) {
+                        Ok(()) => return Some(EntryAction::Replaced),
+                        Err(_) => {
+                            let _ = rfs::unlinkat(dst_dir, &tmp, AtFlags::empty());
+                        }
+                    }
+                }
                 if let Err(e) = rfs::unlinkat(dst_dir, dst_name, AtFlags::empty()) {
                     self.fail(rel, kind, "remove existing destination", e);
                     return None;
                 }
-                match create() {
+                match create(dst_name) {
                     Ok(()) => Some(EntryAction::Replaced),
                     Err(e) => {
                         self.fail(rel, kind, op, e);
@@ -1119,7 +1144,7 @@ impl<'a> Walker<'a> {
             rel,
             EntryKind::Symlink,
             "create symlink",
-            || rfs::symlinkat(target.as_c_str(), dst_dir, dst_name),
+            |name| rfs::symlinkat(target.as_c_str(), dst_dir, name),
         );
         if self.created(rel, EntryKind::Symlink, action, Count::Symlinks) {
             let p = self.preserve;
@@ -1161,7 +1186,7 @@ impl<'a> Walker<'a> {
             rel,
             EntryKind::Fifo,
             "create FIFO",
-            || sys::mkfifoat(dst_dir, dst_name, mode),
+            |name| sys::mkfifoat(dst_dir, name, mode),
         );
         if self.created(rel, EntryKind::Fifo, action, Count::Fifos) {
             // Opening a FIFO for reading with O_NONBLOCK does not wait for a
@@ -1196,10 +1221,14 @@ impl<'a> Walker<'a> {
             );
             return;
         }
-        let action =
-            self.create_non_dir(dst_dir, dst_name, rel, kind, "create special file", || {
-                sys::mknodat(dst_dir, dst_name, st)
-            });
+        let action = self.create_non_dir(
+            dst_dir,
+            dst_name,
+            rel,
+            kind,
+            "create special file",
+            |name| sys::mknodat(dst_dir, name, st),
+        );
         if self.created(rel, kind, action, Count::Specials) {
             let p = self.preserve;
             let mut mode = mode_of(st) & MODE_BITS;
