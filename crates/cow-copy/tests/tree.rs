@@ -342,6 +342,16 @@ fs_test!(
         assert_eq!(fs::read_link(dst.join("sub/link")).unwrap(), Path::new("x"));
         assert!(dst.join("sub/only-dst").exists());
         assert_eq!(r.totals.skipped, 0);
+        // The symlink was replaced through a temporary sibling: none is left.
+        let names: Vec<_> = fs::read_dir(dst.join("sub"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert!(
+            names.iter().all(|n| !n.contains(cow_copy::TEMP_MARKER)),
+            "{names:?}"
+        );
+        assert_eq!(names.len(), 4, "{names:?}");
     }
 );
 
