@@ -1,6 +1,8 @@
 //! std::fs::copy's own expectations, the same-file guard, bad inputs,
 //! reflink=always, atomic replacement and metadata, on real filesystems.
 
+#![cfg(target_os = "linux")]
+
 mod common;
 
 use std::fs;

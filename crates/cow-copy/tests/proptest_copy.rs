@@ -1,6 +1,8 @@
 //! Random sizes and sparse layouts x option combinations x filesystem:
 //! byte-equal destination, holes kept where asked, and a truthful report.
 
+#![cfg(target_os = "linux")]
+
 mod common;
 
 use std::fs;

@@ -1,6 +1,8 @@
 //! Invariant 1 and 4-6: bytes, sizes, holes, clones and the report's truth on
 //! every real filesystem.
 
+#![cfg(target_os = "linux")]
+
 mod common;
 
 use common::*;
