@@ -21,6 +21,25 @@ pub(crate) fn drop_caches() -> io::Result<()> {
     fs::write("/proc/sys/vm/drop_caches", b"3\n")
 }
 
+/// Syncs the filesystem holding `path` until its used space stops moving
+/// (XFS and btrfs free a removed file's extents in the background; without
+/// this the next run's "used" growth would include a late free). Gives up
+/// after about half a second.
+pub(crate) fn settle(path: &Path) -> io::Result<()> {
+    syncfs(path)?;
+    let mut last = used_bytes(path)?;
+    for _ in 0..25 {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        syncfs(path)?;
+        let now = used_bytes(path)?;
+        if now == last {
+            break;
+        }
+        last = now;
+    }
+    Ok(())
+}
+
 /// Bytes the filesystem holding `path` reports as used (blocks minus free
 /// blocks).
 pub(crate) fn used_bytes(path: &Path) -> io::Result<u64> {

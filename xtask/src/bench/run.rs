@@ -193,8 +193,8 @@ pub(crate) fn run(args: &Args) -> Result<i32, String> {
              right after a build or a download"
                 .into()
         },
-        sync: "syncfs on the filesystem before each run and after it; the copy's time \
-               excludes the sync, \"with sync\" adds the sync after it (writeback of \
+        sync: "syncfs on the filesystem before each run (repeated until its used space \
+               stops moving) and after it; the copy's time excludes the sync, \"with sync\" adds the sync after it (writeback of \
                what the copy dirtied)"
             .into(),
         order: "A/B interleaved: each round runs every tool once, the order rotating by \
@@ -433,7 +433,7 @@ fn one_run(
         workloads::run_cp(&["-a", "--reflink=auto"], old, &p.dst)
             .map_err(|e| ctx("resetting the destination to the older copy", e))?;
     }
-    measure::syncfs(&fs.path).map_err(|e| ctx("syncfs", e))?;
+    measure::settle(&fs.path).map_err(|e| ctx("syncfs", e))?;
     if args.drop_caches {
         measure::drop_caches().map_err(|e| ctx("dropping caches", e))?;
     }
