@@ -1,8 +1,9 @@
 //! An interrupted copy: `cow cp --atomic` over an existing destination,
 //! SIGKILLed at many different moments. The destination is always either
 //! the old file or the new one, never a mix; a killed run can leave only a
-//! temporary named `.NAME.cow-tmp-XXXXXX`, mode 0600, and the next
-//! `cow cp --atomic` to the same destination still works.
+//! temporary named `.NAME.cow-tmp-XXXXXX`, mode 0600 until its data is
+//! complete, and later `cow cp --atomic` runs to the same destination still
+//! work.
 #![cfg(target_os = "linux")]
 
 use std::fs;
@@ -33,7 +34,8 @@ fn kill_loop(dir: &Path, label: &str, extra: &[&str]) {
     let full = t.elapsed();
     fs::remove_file(dir.join("probe")).unwrap();
 
-    let (mut saw_old, mut saw_new, mut leftovers) = (0, 0, 0);
+    let (mut saw_old, mut saw_new) = (0, 0);
+    let mut leftovers = std::collections::BTreeSet::new();
     let runs = 20u32;
     for i in 0..runs {
         fs::write(&dst, &old).unwrap();
@@ -65,34 +67,42 @@ fn kill_loop(dir: &Path, label: &str, extra: &[&str]) {
         for e in fs::read_dir(dir).unwrap() {
             let e = e.unwrap();
             let name = e.file_name().to_string_lossy().into_owned();
-            if name == "big" || name == "dst" {
+            if name == "big" || name == "dst" || leftovers.contains(&name) {
                 continue;
             }
             assert!(
                 name.starts_with(".dst") && name.contains(MARKER),
                 "{label}: run {i}: unrecognisable leftover {name:?}"
             );
+            // Private while incomplete; the final mode (the source's) is set
+            // only once all the data is there, right before the rename.
             let mode = e.metadata().unwrap().mode() & 0o777;
-            assert_eq!(
-                mode, 0o600,
-                "{label}: leftover {name} is readable by others"
-            );
-            leftovers += 1;
-            fs::remove_file(e.path()).unwrap();
+            if mode != 0o600 {
+                assert_eq!(mode, 0o644, "{label}: leftover {name} has mode {mode:o}");
+                assert!(
+                    fs::read(e.path()).unwrap() == new,
+                    "{label}: leftover {name} got its final mode before its data"
+                );
+            }
+            leftovers.insert(name);
         }
     }
     eprintln!(
-        "{label}: one copy takes {full:?}; {runs} kills: {saw_old} left the old file, {saw_new} the new one, {leftovers} left a temporary"
+        "{label}: one copy takes {full:?}; {runs} kills: {saw_old} left the old file, {saw_new} the new one, {} left a temporary",
+        leftovers.len()
     );
-    // After all that, a normal run still works.
     let st = Command::new(env!("CARGO_BIN_EXE_cow"))
         .args(["cp", "--atomic"])
         .arg(&src)
         .arg(&dst)
         .status()
         .unwrap();
+    // After all that, with the leftovers still there, a normal run works.
     assert!(st.success());
     assert!(fs::read(&dst).unwrap() == new);
+    for name in leftovers {
+        fs::remove_file(dir.join(name)).unwrap();
+    }
 }
 
 fs_test!(
