@@ -643,26 +643,29 @@ fn swap_race(dir: &Path, swap_destination: bool) {
         src.clone()
     };
     let (stop2, swaps2, outside2) = (stop.clone(), swaps.clone(), outside.clone());
-    let swapper = std::thread::spawn(move || {
-        let mut k = 0usize;
-        while !stop2.load(Ordering::Relaxed) {
-            let name = format!("sub{}", k % 8);
-            k += 1;
-            let real = side.join(&name);
-            let moved = side.join(format!("{name}.moved"));
-            for target in [real.clone(), real.join("inner")] {
-                let moved_t = target.with_extension("moved");
-                if fs::rename(&target, &moved_t).is_ok() {
-                    let _ = symlink(&outside2, &target);
-                    swaps2.fetch_add(1, Ordering::Relaxed);
-                    std::thread::yield_now();
-                    let _ = fs::remove_file(&target);
-                    let _ = fs::rename(&moved_t, &target);
+    let swapper = Swapper(
+        stop.clone(),
+        Some(std::thread::spawn(move || {
+            let mut k = 0usize;
+            while !stop2.load(Ordering::Relaxed) {
+                let name = format!("sub{}", k % 8);
+                k += 1;
+                let real = side.join(&name);
+                let moved = side.join(format!("{name}.moved"));
+                for target in [real.clone(), real.join("inner")] {
+                    let moved_t = target.with_extension("moved");
+                    if fs::rename(&target, &moved_t).is_ok() {
+                        let _ = symlink(&outside2, &target);
+                        swaps2.fetch_add(1, Ordering::Relaxed);
+                        std::thread::yield_now();
+                        let _ = fs::remove_file(&target);
+                        let _ = fs::rename(&moved_t, &target);
+                    }
                 }
+                let _ = moved;
             }
-            let _ = moved;
-        }
-    });
+        })),
+    );
     let mut runs = 0;
     while swaps.load(Ordering::Relaxed) < 200 && runs < 20 {
         let _ = fs::remove_dir_all(&dst);
@@ -687,8 +690,7 @@ fn swap_race(dir: &Path, swap_destination: bool) {
             }
         }
     }
-    stop.store(true, Ordering::Relaxed);
-    swapper.join().unwrap();
+    drop(swapper);
     assert!(swaps.load(Ordering::Relaxed) > 0, "the swapper never ran");
     // The destination is stable now: it must not hold the outside files.
     for (p, _) in file_list(&dst) {
@@ -699,6 +701,22 @@ fn swap_race(dir: &Path, swap_destination: bool) {
         );
     }
     assert_eq!(file_list(&outside), outside_before);
+}
+
+/// Stops and joins the swapper thread when dropped, also when the test
+/// panics, so the test directory can be removed.
+struct Swapper(
+    Arc<std::sync::atomic::AtomicBool>,
+    Option<std::thread::JoinHandle<()>>,
+);
+
+impl Drop for Swapper {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+        if let Some(h) = self.1.take() {
+            let _ = h.join();
+        }
+    }
 }
 
 fs_test!(symlink_swap_race_source, [btrfs, xfs, ext4, tmpfs], |dir| {
