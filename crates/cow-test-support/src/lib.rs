@@ -245,8 +245,7 @@ pub fn pattern(len: usize, seed: u64) -> Vec<u8> {
 /// Creates `path` with `len` bytes of [`pattern`] content.
 pub fn write_pattern(path: &Path, len: usize, seed: u64) -> Vec<u8> {
     let data = pattern(len, seed);
-    std::fs::write(path, &data)
-        .unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
+    std::fs::write(path, &data).unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
     data
 }
 
