@@ -174,6 +174,16 @@ pub(crate) fn run(args: &Args) -> Result<i32, String> {
     for (name, why) in &skipped {
         eprintln!("xtask bench: SKIPPED {name}: {why}");
     }
+    if filesystems.is_empty() {
+        if let Some(mut tfs) = session {
+            test::finish_cleanup(&mut tfs);
+        }
+        eprintln!(
+            "xtask bench: nothing to measure: no filesystem could be mounted (run as root, \
+             or bench a directory with --dir PATH)"
+        );
+        return Ok(2);
+    }
 
     let header = Header {
         date: utc_now(),
