@@ -1,6 +1,8 @@
 //! `cow dedupe` on real filesystems: identical files end up sharing every
 //! block, different files are refused and left alone.
 
+#![cfg(target_os = "linux")]
+
 use std::fs::{self, File};
 use std::path::Path;
 use std::process::{Command, Output};

@@ -5,6 +5,8 @@
 //! exact and say nothing changed; an error must name the path; no copy
 //! may hang and no temporary may be left.
 
+#![cfg(target_os = "linux")]
+
 use std::fs;
 use std::os::unix::fs::FileExt;
 use std::path::Path;

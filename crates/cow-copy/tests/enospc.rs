@@ -5,6 +5,8 @@
 //! the error is ENOSPC (`StorageFull`) and names the path; no temporary is
 //! left and the space the failed copy took is given back.
 
+#![cfg(target_os = "linux")]
+
 use std::fs;
 use std::io::Write;
 use std::path::Path;

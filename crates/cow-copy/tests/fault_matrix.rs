@@ -9,6 +9,8 @@
 //! Needs the `fault-injection` feature, which the crate's dev-dependency on
 //! itself turns on for every test build.
 
+#![cfg(target_os = "linux")]
+
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::fs;

@@ -6,6 +6,8 @@
 //! The temporary is inspected from inside the copy through the
 //! fault-injection seam (a hook that runs at the first data call).
 
+#![cfg(target_os = "linux")]
+
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;

@@ -2,6 +2,8 @@
 //! is skipped or deduplicated, a different one is copied as usual. Every test
 //! runs on real filesystems.
 
+#![cfg(target_os = "linux")]
+
 use std::fs::{self, File};
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;

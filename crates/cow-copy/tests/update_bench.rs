@@ -16,6 +16,8 @@
 //! copy clones) are both measured. Every run starts from the same state: the
 //! installed subvolume is re-made as a snapshot of the pristine one.
 
+#![cfg(target_os = "linux")]
+
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
 use std::process::Command;

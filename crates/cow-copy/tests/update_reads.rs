@@ -3,6 +3,8 @@
 //! the check costs at most one block per file. On btrfs and XFS the copy
 //! itself is a clone, which reads nothing, so the count is the check's.
 
+#![cfg(target_os = "linux")]
+
 use std::fs::{self, File};
 use std::path::Path;
 

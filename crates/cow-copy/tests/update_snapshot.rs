@@ -3,6 +3,8 @@
 //! Updating with `Update::IfDifferent` keeps the unchanged files shared with
 //! the snapshot; a plain copy of the same staging tree breaks the sharing.
 
+#![cfg(target_os = "linux")]
+
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
