@@ -8,6 +8,8 @@
 //! cow dedupe a b                         # share the blocks of two equal files
 //! ```
 
+#![forbid(unsafe_code)]
+
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};

@@ -24,6 +24,8 @@
 //! `COW_TEST_LEDGER`, which `cargo xtask test` counts per filesystem. A test
 //! never runs on a stand-in: no variable, no test.
 
+#![forbid(unsafe_code)]
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
