@@ -7,7 +7,7 @@ use std::fs::{self, File};
 use std::path::Path;
 use std::process::{Command, Output};
 
-use cow_test_support::{Fs, fs_test, pattern};
+use cow_test_support::{Fs, btrfs, btrfs_du, fs_test, pattern};
 
 const MIB: usize = 1 << 20;
 
@@ -27,28 +27,9 @@ fn write_synced(path: &Path, data: &[u8]) {
 /// btrfs `filesystem du -s --raw`: exclusive + shared among the files
 /// under `dir` only.
 fn btrfs_usage(dir: &Path) -> u64 {
-    let sync = Command::new("btrfs")
-        .args(["filesystem", "sync"])
-        .arg(dir)
-        .status()
-        .unwrap();
-    assert!(sync.success());
-    let out = Command::new("btrfs")
-        .args(["filesystem", "du", "-s", "--raw"])
-        .arg(dir)
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    let text = String::from_utf8_lossy(&out.stdout);
-    let cols: Vec<u64> = text
-        .lines()
-        .last()
-        .unwrap()
-        .split_whitespace()
-        .take(3)
-        .map(|c| c.parse().unwrap())
-        .collect();
-    cols[1] + cols[2]
+    btrfs(&["filesystem", "sync"], &[dir]);
+    let (_, exclusive, shared) = btrfs_du(dir);
+    exclusive + shared
 }
 
 fs_test!(identical_files_share_everything, [btrfs, xfs], |dir, fs| {

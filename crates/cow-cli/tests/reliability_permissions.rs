@@ -10,7 +10,7 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 use std::process::{Command, Output};
 
-use cow_test_support::{Fs, fs_test, write_pattern};
+use cow_test_support::{Fs, fs_test, names_in, write_pattern};
 
 const NOBODY: u32 = 65534;
 
@@ -69,15 +69,6 @@ fn usable(dir: &Path, test: &str) -> bool {
     }
 }
 
-fn names(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    v.sort();
-    v
-}
-
 #[track_caller]
 fn refused(o: &Output, path: &str, what: &str) {
     let err = String::from_utf8_lossy(&o.stderr);
@@ -121,7 +112,7 @@ fs_test!(
             args.extend(["secret", "public/out"]);
             let o = as_nobody(dir, &args);
             refused(&o, "secret", &format!("unreadable source {atomic:?}"));
-            assert!(names(&public).is_empty(), "{:?}", names(&public));
+            assert!(names_in(&public).is_empty(), "{:?}", names_in(&public));
         }
         assert_eq!(fs::read(&secret).unwrap(), secret_data);
 
@@ -139,7 +130,7 @@ fs_test!(
                 let o = as_nobody(dir, &args);
                 refused(&o, target, &format!("unwritable directory {atomic:?}"));
             }
-            assert_eq!(names(&rootdir), ["theirs"]);
+            assert_eq!(names_in(&rootdir), ["theirs"]);
             assert_eq!(fs::read(&theirs).unwrap(), theirs_data);
         }
 
@@ -156,7 +147,7 @@ fs_test!(
             refused(&o, "sticky/victim", &format!("sticky directory {atomic:?}"));
             assert_eq!(fs::read(&victim).unwrap(), victim_data);
             assert_eq!(fs::metadata(&victim).unwrap().uid(), 0);
-            assert_eq!(names(&sticky), ["victim"], "a temporary was left");
+            assert_eq!(names_in(&sticky), ["victim"], "a temporary was left");
         }
 
         // Where nobody may write: works, and the copy is nobody's.

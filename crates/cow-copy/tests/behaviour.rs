@@ -12,16 +12,7 @@ use std::process::Command;
 
 use common::*;
 use cow_copy::{CopyError, CopyOptions, Destination, Overwrite, Preserve, Reflink, Strategy};
-use cow_test_support::{Fs, fs_test, write_pattern};
-
-fn names_in(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    v.sort();
-    v
-}
+use cow_test_support::{Fs, fs_test, names_in, write_pattern};
 
 fn no_temporaries(dir: &Path) {
     for n in names_in(dir) {

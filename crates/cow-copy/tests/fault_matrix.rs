@@ -19,7 +19,7 @@ use std::time::Instant;
 
 use cow_copy::fault::{self, Action, Fault, Site};
 use cow_copy::{CopyError, CopyOptions, CopyReport, Preserve, Reflink, Strategy, Update};
-use cow_test_support::{Fs, fs_test, write_pattern, write_sparse};
+use cow_test_support::{Fs, fs_test, names_in, write_pattern, write_sparse};
 use rustix::io::Errno;
 
 /// The errnos every site is failed with.
@@ -106,15 +106,6 @@ fn indices(n: u64) -> Vec<u64> {
     if n > 3 {
         v.push(n);
     }
-    v
-}
-
-fn names_in(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    v.sort();
     v
 }
 

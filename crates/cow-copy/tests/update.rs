@@ -44,20 +44,8 @@ fn update(policy: Update, src: &Path, dst: &Path) -> cow_copy::CopyReport {
 /// move with whatever else runs on them, so they are not measured.
 fn btrfs_usage(dir: &Path) -> u64 {
     rustix::fs::sync();
-    let out = Command::new("btrfs")
-        .args(["filesystem", "du", "-s", "--raw"])
-        .arg(dir)
-        .output()
-        .expect("btrfs filesystem du");
-    assert!(out.status.success(), "{out:?}");
-    let text = String::from_utf8_lossy(&out.stdout);
-    let last = text.lines().last().unwrap().to_owned();
-    let cols: Vec<u64> = last
-        .split_whitespace()
-        .take(3)
-        .map(|c| c.parse().unwrap())
-        .collect();
-    cols[1] + cols[2]
+    let (_, exclusive, shared) = cow_test_support::btrfs_du(dir);
+    exclusive + shared
 }
 
 fn decide(src: &Path, dst: &Path, dedupe: bool) -> Decision {

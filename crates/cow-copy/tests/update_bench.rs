@@ -20,30 +20,15 @@
 
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Instant;
 
 use cow_copy::tree::{TreeOptions, copy_tree};
 use cow_copy::{CopyOptions, Update};
-use cow_test_support::{Fs, dir_on, pattern};
+use cow_test_support::{Fs, btrfs, dir_on, pattern};
 
 const FILES: usize = 1000;
 /// Runs per measurement; the median is printed.
 const REPS: usize = 3;
-
-fn btrfs(args: &[&str], paths: &[&Path]) -> String {
-    let out = Command::new("btrfs")
-        .args(args)
-        .args(paths)
-        .output()
-        .expect("run btrfs");
-    assert!(
-        out.status.success(),
-        "btrfs {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
 
 /// Bytes of the installed tree no longer stored in the same blocks as the
 /// snapshot it was made from.

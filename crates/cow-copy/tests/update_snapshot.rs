@@ -7,41 +7,18 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use cow_copy::{CopyOptions, Strategy, Update};
-use cow_test_support::{Fs, dir_on, pattern};
+use cow_test_support::{Fs, btrfs, btrfs_du, dir_on, pattern};
 
 const FILES: usize = 200;
 const MIB: u64 = 1 << 20;
 
-fn btrfs(args: &[&str], paths: &[&Path]) -> String {
-    let out = Command::new("btrfs")
-        .args(args)
-        .args(paths)
-        .output()
-        .expect("run btrfs");
-    assert!(
-        out.status.success(),
-        "btrfs {args:?} {paths:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// `btrfs filesystem du -s --raw DIR`: (total, exclusive, set shared).
+/// `btrfs filesystem du -s --raw DIR` after a sync: (total, exclusive, set
+/// shared).
 fn du(dir: &Path) -> (u64, u64, u64) {
     btrfs(&["filesystem", "sync"], &[dir]);
-    let text = btrfs(&["filesystem", "du", "-s", "--raw"], &[dir]);
-    let cols: Vec<u64> = text
-        .lines()
-        .last()
-        .unwrap()
-        .split_whitespace()
-        .take(3)
-        .map(|c| c.parse().unwrap())
-        .collect();
-    (cols[0], cols[1], cols[2])
+    btrfs_du(dir)
 }
 
 /// File `i`'s size: 4 KiB .. 640 KiB plus a ragged tail, about 64 MiB for

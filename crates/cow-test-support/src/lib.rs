@@ -272,6 +272,46 @@ pub fn write_sparse(path: &Path, len: u64, data: &[(u64, u64)], seed: u64) -> Ve
     content
 }
 
+/// The names in `dir`, sorted.
+pub fn names_in(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+/// Runs `btrfs ARGS PATHS`, asserts it succeeded and returns its stdout.
+pub fn btrfs(args: &[&str], paths: &[&Path]) -> String {
+    let out = std::process::Command::new("btrfs")
+        .args(args)
+        .args(paths)
+        .output()
+        .expect("run btrfs");
+    assert!(
+        out.status.success(),
+        "btrfs {args:?} {paths:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// `btrfs filesystem du -s --raw DIR`: (total, exclusive, set shared) of
+/// the files under `dir`. It does not sync first.
+pub fn btrfs_du(dir: &Path) -> (u64, u64, u64) {
+    let text = btrfs(&["filesystem", "du", "-s", "--raw"], &[dir]);
+    let cols: Vec<u64> = text
+        .lines()
+        .last()
+        .unwrap()
+        .split_whitespace()
+        .take(3)
+        .map(|c| c.parse().unwrap())
+        .collect();
+    (cols[0], cols[1], cols[2])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
