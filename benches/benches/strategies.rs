@@ -141,6 +141,41 @@ fn time_copy(
     });
 }
 
+/// A named copy function to time.
+type Copier<'a> = (&'a str, &'a dyn Fn(&Path, &Path) -> u64);
+
+/// Sets the group's throughput to `len` and times each copier from `src`
+/// to `dst`, named `(name, len)`.
+fn time_copies(
+    group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    len: u64,
+    src: &Path,
+    dst: &Path,
+    copiers: &[Copier<'_>],
+) {
+    group.throughput(Throughput::Bytes(len));
+    for (name, copy) in copiers {
+        time_copy(group, BenchmarkId::new(*name, len), src, dst, copy);
+    }
+}
+
+/// Writes a dense `len`-byte source `{prefix}-{len}` in `dir`, times the
+/// copiers into `{prefix}-{len}.dst`, then removes both.
+fn time_dense_copies(
+    group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    dir: &Path,
+    prefix: &str,
+    len: u64,
+    copiers: &[Copier<'_>],
+) {
+    let src = dir.join(format!("{prefix}-{len}"));
+    let dst = dir.join(format!("{prefix}-{len}.dst"));
+    write_dense(&src, len);
+    time_copies(group, len, &src, &dst, copiers);
+    let _ = std::fs::remove_file(&src);
+    let _ = std::fs::remove_file(&dst);
+}
+
 fn cow(reflink: Reflink) -> impl Fn(&Path, &Path) -> u64 {
     move |s, d| CopyOptions::new().reflink(reflink).copy(s, d).unwrap().len
 }
@@ -188,21 +223,10 @@ fn kernel_copy(c: &mut Criterion) {
     if big() {
         sizes.push(256 * MIB);
     }
+    let auto = cow(Reflink::Auto);
     for len in sizes {
-        let src = dir.path().join(format!("dense-{len}"));
-        let dst = dir.path().join(format!("dense-{len}.dst"));
-        write_dense(&src, len);
-        g.throughput(Throughput::Bytes(len));
-        time_copy(
-            &mut g,
-            BenchmarkId::new("cow", len),
-            &src,
-            &dst,
-            cow(Reflink::Auto),
-        );
-        time_copy(&mut g, BenchmarkId::new("std", len), &src, &dst, std_copy);
-        let _ = std::fs::remove_file(&src);
-        let _ = std::fs::remove_file(&dst);
+        let copiers: [Copier<'_>; 2] = [("cow", &auto), ("std", &std_copy)];
+        time_dense_copies(&mut g, dir.path(), "dense", len, &copiers);
     }
     g.finish();
 }
@@ -214,42 +238,18 @@ fn sparse_walk(c: &mut Criterion) {
     let src = dir.path().join("sparse");
     let dst = dir.path().join("sparse.dst");
     write_sparse(&src, len);
-    g.throughput(Throughput::Bytes(len));
-    time_copy(
-        &mut g,
-        BenchmarkId::new("cow", len),
-        &src,
-        &dst,
-        cow(Reflink::Auto),
-    );
-    time_copy(
-        &mut g,
-        BenchmarkId::new("cow-user", len),
-        &src,
-        &dst,
-        cow(Reflink::Never),
-    );
-    time_copy(&mut g, BenchmarkId::new("std", len), &src, &dst, std_copy);
+    let (auto, never) = (cow(Reflink::Auto), cow(Reflink::Never));
+    let copiers: [Copier<'_>; 3] = [("cow", &auto), ("cow-user", &never), ("std", &std_copy)];
+    time_copies(&mut g, len, &src, &dst, &copiers);
     g.finish();
 }
 
 fn user_copy(c: &mut Criterion) {
     let dir = bench_dir();
     let mut g = c.benchmark_group("user_copy");
+    let never = cow(Reflink::Never);
     for len in [4096, MIB, 16 * MIB] {
-        let src = dir.path().join(format!("user-{len}"));
-        let dst = dir.path().join(format!("user-{len}.dst"));
-        write_dense(&src, len);
-        g.throughput(Throughput::Bytes(len));
-        time_copy(
-            &mut g,
-            BenchmarkId::new("cow-never", len),
-            &src,
-            &dst,
-            cow(Reflink::Never),
-        );
-        let _ = std::fs::remove_file(&src);
-        let _ = std::fs::remove_file(&dst);
+        time_dense_copies(&mut g, dir.path(), "user", len, &[("cow-never", &never)]);
     }
     g.finish();
 }
