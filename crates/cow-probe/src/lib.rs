@@ -269,6 +269,20 @@ pub(crate) fn io_err(op: &'static str, path: &Path, source: impl Into<io::Error>
     }
 }
 
+/// The directory a probe of `path` works in: `path` itself when it is a
+/// directory, else its parent (`.` for a bare file name).
+#[cfg_attr(not(any(unix, windows)), allow(dead_code))]
+pub(crate) fn dir_of(path: &Path) -> Result<PathBuf, ProbeError> {
+    let meta = std::fs::metadata(path).map_err(|e| io_err("stat", path, e))?;
+    if meta.is_dir() {
+        return Ok(path.to_path_buf());
+    }
+    Ok(match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    })
+}
+
 /// Results of earlier probes, per device id.
 static CACHE: LazyLock<Mutex<HashMap<u64, Capabilities>>> =
     LazyLock::new(|| Mutex::new(HashMap::new()));

@@ -29,15 +29,7 @@ pub(crate) struct Target {
 
 impl Target {
     pub(crate) fn open(path: &Path) -> Result<Target, ProbeError> {
-        let meta = std::fs::metadata(path).map_err(|e| io_err("stat", path, e))?;
-        let dir_path = if meta.is_dir() {
-            path.to_path_buf()
-        } else {
-            match path.parent() {
-                Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-                _ => PathBuf::from("."),
-            }
-        };
+        let dir_path = crate::dir_of(path)?;
         let dir = OpenOptions::new()
             .read(true)
             .custom_flags(FILE_FLAG_BACKUP_SEMANTICS)
