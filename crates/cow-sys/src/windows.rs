@@ -221,23 +221,7 @@ pub fn set_sparse(h: BorrowedHandle<'_>, sparse: bool) -> io::Result<()> {
 /// (`GetVolumeInformationByHandleW`).
 pub fn volume_flags(h: BorrowedHandle<'_>) -> io::Result<u32> {
     let mut flags = 0u32;
-    // SAFETY: every optional buffer is null with size 0, which the API
-    // allows; `flags` is a live u32; the handle is borrowed and open.
-    let ok = unsafe {
-        GetVolumeInformationByHandleW(
-            raw(h),
-            null_mut(),
-            0,
-            null_mut(),
-            null_mut(),
-            &mut flags,
-            null_mut(),
-            0,
-        )
-    };
-    if ok == 0 {
-        return Err(io::Error::last_os_error());
-    }
+    volume_information(h, Some(&mut flags), None)?;
     Ok(flags)
 }
 
@@ -246,8 +230,27 @@ pub fn volume_flags(h: BorrowedHandle<'_>) -> io::Result<u32> {
 pub fn filesystem_name(h: BorrowedHandle<'_>) -> io::Result<String> {
     // MAX_PATH + 1 is the documented maximum.
     let mut name = [0u16; 261];
-    // SAFETY: `name` is a writable buffer of the length passed; the other
-    // optional buffers are null with size 0; the handle is borrowed and open.
+    volume_information(h, None, Some(&mut name))?;
+    let end = name.iter().position(|&c| c == 0).unwrap_or(name.len());
+    Ok(String::from_utf16_lossy(&name[..end]))
+}
+
+/// `GetVolumeInformationByHandleW` asking only for the volume flags and/or
+/// the file system name; every other optional buffer is left out.
+fn volume_information(
+    h: BorrowedHandle<'_>,
+    flags: Option<&mut u32>,
+    fs_name: Option<&mut [u16]>,
+) -> io::Result<()> {
+    let flags = flags.map_or(null_mut(), std::ptr::from_mut);
+    let (name, name_len) = match fs_name {
+        Some(n) => (n.as_mut_ptr(), n.len() as u32),
+        None => (null_mut(), 0),
+    };
+    // SAFETY: `flags` is null or a live u32; `name` is null with size 0 or
+    // a writable buffer of `name_len` u16s; the other optional buffers are
+    // null with size 0, which the API allows; the handle is borrowed and
+    // open.
     let ok = unsafe {
         GetVolumeInformationByHandleW(
             raw(h),
@@ -255,16 +258,15 @@ pub fn filesystem_name(h: BorrowedHandle<'_>) -> io::Result<String> {
             0,
             null_mut(),
             null_mut(),
-            null_mut(),
-            name.as_mut_ptr(),
-            name.len() as u32,
+            flags,
+            name,
+            name_len,
         )
     };
     if ok == 0 {
         return Err(io::Error::last_os_error());
     }
-    let end = name.iter().position(|&c| c == 0).unwrap_or(name.len());
-    Ok(String::from_utf16_lossy(&name[..end]))
+    Ok(())
 }
 
 /// Size information of the volume holding the file
