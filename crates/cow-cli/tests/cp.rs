@@ -6,7 +6,7 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
 use std::path::Path;
 use std::process::{Command, Output};
 
-use cow_test_support::{Fs, fs_test, pattern, write_pattern};
+use cow_test_support::{Fs, fs_test, mkfifo, pattern, write_pattern};
 
 /// Runs `cow cp ARGS` in `dir`.
 fn cp(dir: &Path, args: &[&str]) -> Output {
@@ -147,7 +147,7 @@ fs_test!(
 fs_test!(fifo_destination_gets_the_bytes, [btrfs, tmpfs], |dir| {
     write_pattern(&dir.join("src"), 200_000, 3);
     let fifo = dir.join("fifo");
-    rustix_mkfifo(&fifo);
+    mkfifo(&fifo);
     let reader = {
         let fifo = fifo.clone();
         std::thread::spawn(move || fs::read(fifo).unwrap())
@@ -157,11 +157,6 @@ fs_test!(fifo_destination_gets_the_bytes, [btrfs, tmpfs], |dir| {
     use std::os::unix::fs::FileTypeExt;
     assert!(fs::symlink_metadata(&fifo).unwrap().file_type().is_fifo());
 });
-
-fn rustix_mkfifo(p: &Path) {
-    let st = Command::new("mkfifo").arg(p).status().expect("mkfifo");
-    assert!(st.success());
-}
 
 fs_test!(modes_like_gnu, [btrfs, xfs, ext4, tmpfs], |dir| {
     write_pattern(&dir.join("src"), 100, 1);

@@ -12,7 +12,7 @@ use std::process::Command;
 
 use common::*;
 use cow_copy::{CopyError, CopyOptions, Destination, Overwrite, Preserve, Reflink, Strategy};
-use cow_test_support::{Fs, fs_test, names_in, write_pattern};
+use cow_test_support::{Fs, fs_test, mkfifo, names_in, write_pattern};
 
 fn no_temporaries(dir: &Path) {
     for n in names_in(dir) {
@@ -238,13 +238,7 @@ fn assert_nothing_created(dir: &Path, before: &[String]) {
 
 fs_test!(bad_sources, [btrfs, xfs, ext4, tmpfs], |dir| {
     let fifo = dir.join("fifo");
-    assert!(
-        Command::new("mkfifo")
-            .arg(&fifo)
-            .status()
-            .unwrap()
-            .success()
-    );
+    mkfifo(&fifo);
     let sock = dir.join("sock");
     let _listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
     fs::create_dir(dir.join("d")).unwrap();
@@ -809,13 +803,7 @@ fs_test!(
         let src = dir.join("src");
         write_pattern(&src, 10_000, 15);
         let fifo = dir.join("fifo");
-        assert!(
-            Command::new("mkfifo")
-                .arg(&fifo)
-                .status()
-                .unwrap()
-                .success()
-        );
+        mkfifo(&fifo);
         // A reader, so opening the FIFO for writing does not wait forever.
         let reader = std::thread::spawn({
             let fifo = fifo.clone();

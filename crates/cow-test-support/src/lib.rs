@@ -282,6 +282,16 @@ pub fn names_in(dir: &Path) -> Vec<String> {
     v
 }
 
+/// Makes a FIFO at `path` with the `mkfifo` command, asserting it worked.
+#[cfg(unix)]
+pub fn mkfifo(path: &Path) {
+    let st = std::process::Command::new("mkfifo")
+        .arg(path)
+        .status()
+        .expect("run mkfifo");
+    assert!(st.success(), "mkfifo {}: {st}", path.display());
+}
+
 /// Runs `btrfs ARGS PATHS`, asserts it succeeded and returns its stdout.
 pub fn btrfs(args: &[&str], paths: &[&Path]) -> String {
     let out = std::process::Command::new("btrfs")
