@@ -6,7 +6,7 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
 use std::path::Path;
 use std::process::{Command, Output};
 
-use cow_test_support::{Fs, fs_test, mkfifo, pattern, write_pattern};
+use cow_test_support::{Fs, fs_test, mkfifo, pattern, umask, write_pattern};
 
 /// Runs `cow cp ARGS` in `dir`.
 fn cp(dir: &Path, args: &[&str]) -> Output {
@@ -38,12 +38,6 @@ fn ok(o: &Output) {
 fn json(o: &Output) -> serde_json::Value {
     serde_json::from_slice(&o.stdout)
         .unwrap_or_else(|e| panic!("--json output does not parse: {e}\n{}", stdout(o)))
-}
-
-fn umask() -> u32 {
-    let s = fs::read_to_string("/proc/self/status").unwrap();
-    let line = s.lines().find(|l| l.starts_with("Umask:")).unwrap();
-    u32::from_str_radix(line.split_whitespace().nth(1).unwrap(), 8).unwrap()
 }
 
 fn mode(p: &Path) -> u32 {

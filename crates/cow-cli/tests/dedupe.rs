@@ -3,11 +3,11 @@
 
 #![cfg(target_os = "linux")]
 
-use std::fs::{self, File};
+use std::fs;
 use std::path::Path;
 use std::process::{Command, Output};
 
-use cow_test_support::{Fs, btrfs, btrfs_du, fs_test, pattern};
+use cow_test_support::{Fs, btrfs, btrfs_du, fs_test, pattern, write_synced};
 
 const MIB: usize = 1 << 20;
 
@@ -17,11 +17,6 @@ fn cow(args: &[&Path]) -> Output {
         .args(args)
         .output()
         .unwrap()
-}
-
-fn write_synced(path: &Path, data: &[u8]) {
-    fs::write(path, data).unwrap();
-    File::open(path).unwrap().sync_all().unwrap();
 }
 
 /// btrfs `filesystem du -s --raw`: exclusive + shared among the files

@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use cow_copy::tree::{Dereference, EntryAction, TreeError, TreeOptions, copy_tree};
 use cow_copy::{CopyOptions, Overwrite, Preserve, Reflink};
-use cow_test_support::{Fs, fs_test, write_pattern, write_sparse};
+use cow_test_support::{Fs, fs_test, umask, write_pattern, write_sparse};
 
 const MIB: u64 = 1 << 20;
 
@@ -169,12 +169,6 @@ fn xattr(p: &Path, name: &str) -> Option<Vec<u8>> {
         }
         Err(_) => None,
     }
-}
-
-fn umask() -> u32 {
-    let s = fs::read_to_string("/proc/self/status").unwrap();
-    let line = s.lines().find(|l| l.starts_with("Umask:")).unwrap();
-    u32::from_str_radix(line.split_whitespace().nth(1).unwrap(), 8).unwrap()
 }
 
 /// Makes the fixture's read-only directory writable again so the test

@@ -12,16 +12,11 @@ use std::time::{Duration, SystemTime};
 
 use cow_copy::identical::{self, Decision, DedupeResult, Evidence, ProceedReason};
 use cow_copy::{CopyOptions, Strategy, Update};
-use cow_test_support::{Fs, fs_test, pattern, write_pattern};
+use cow_test_support::{Fs, fs_test, pattern, write_pattern, write_synced};
 
 const MIB: u64 = 1 << 20;
 
 /// Writes `data` to `path` and flushes it, so extents have addresses.
-fn write_synced(path: &Path, data: &[u8]) {
-    fs::write(path, data).unwrap();
-    File::open(path).unwrap().sync_all().unwrap();
-}
-
 /// Moves the file's mtime one hour back.
 fn age(path: &Path) -> SystemTime {
     let t = SystemTime::now() - Duration::from_secs(3600);

@@ -5,11 +5,11 @@
 
 #![cfg(target_os = "linux")]
 
-use std::fs::{self, File};
+use std::fs;
 use std::path::Path;
 
 use cow_copy::{CopyOptions, Strategy, Update, identical};
-use cow_test_support::{fs_test, pattern};
+use cow_test_support::{fs_test, pattern, write_synced};
 
 const MIB: usize = 1 << 20;
 
@@ -43,11 +43,6 @@ fn counted_update(src: &Path, dst: &Path) -> (u64, Strategy) {
         .unwrap();
     let after = rchar();
     (after - before - overhead, report.strategy)
-}
-
-fn write_synced(path: &Path, data: &[u8]) {
-    fs::write(path, data).unwrap();
-    File::open(path).unwrap().sync_all().unwrap();
 }
 
 fs_test!(first_byte_difference_reads_one_block, [btrfs, xfs], |dir| {

@@ -282,6 +282,23 @@ pub fn names_in(dir: &Path) -> Vec<String> {
     v
 }
 
+/// Writes `data` to `path` and syncs it, so its extents are on disk.
+pub fn write_synced(path: &Path, data: &[u8]) {
+    std::fs::write(path, data).unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
+    std::fs::File::open(path)
+        .and_then(|f| f.sync_all())
+        .unwrap_or_else(|e| panic!("cannot sync {}: {e}", path.display()));
+}
+
+/// This process's umask, read from `/proc/self/status` (which does not
+/// change it, unlike `umask(2)`).
+#[cfg(target_os = "linux")]
+pub fn umask() -> u32 {
+    let s = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line = s.lines().find(|l| l.starts_with("Umask:")).unwrap();
+    u32::from_str_radix(line.split_whitespace().nth(1).unwrap(), 8).unwrap()
+}
+
 /// Makes a FIFO at `path` with the `mkfifo` command, asserting it worked.
 #[cfg(unix)]
 pub fn mkfifo(path: &Path) {
