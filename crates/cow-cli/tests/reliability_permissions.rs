@@ -22,6 +22,14 @@ fn is_root() -> bool {
         .unwrap_or(false)
 }
 
+/// `cp`, the `atomic` flags (none or `--atomic`), `src`, `dst`.
+fn cp_args<'a>(atomic: &[&'a str], src: &'a str, dst: &'a str) -> Vec<&'a str> {
+    let mut args = vec!["cp"];
+    args.extend_from_slice(atomic);
+    args.extend([src, dst]);
+    args
+}
+
 /// Runs `cow ARGS` as nobody in `dir`.
 fn as_nobody(dir: &Path, args: &[&str]) -> Output {
     Command::new("setpriv")
@@ -107,10 +115,7 @@ fs_test!(
         let secret_data = write_pattern(&secret, 100_000, 1);
         fs::set_permissions(&secret, fs::Permissions::from_mode(0o600)).unwrap();
         for atomic in [&[][..], &["--atomic"][..]] {
-            let mut args = vec!["cp"];
-            args.extend_from_slice(atomic);
-            args.extend(["secret", "public/out"]);
-            let o = as_nobody(dir, &args);
+            let o = as_nobody(dir, &cp_args(atomic, "secret", "public/out"));
             refused(&o, "secret", &format!("unreadable source {atomic:?}"));
             assert!(names_in(&public).is_empty(), "{:?}", names_in(&public));
         }
@@ -124,10 +129,7 @@ fs_test!(
         let theirs_data = write_pattern(&theirs, 5000, 3);
         for atomic in [&[][..], &["--atomic"][..]] {
             for target in ["rootdir/out", "rootdir/theirs"] {
-                let mut args = vec!["cp"];
-                args.extend_from_slice(atomic);
-                args.extend(["readable", target]);
-                let o = as_nobody(dir, &args);
+                let o = as_nobody(dir, &cp_args(atomic, "readable", target));
                 refused(&o, target, &format!("unwritable directory {atomic:?}"));
             }
             assert_eq!(names_in(&rootdir), ["theirs"]);
@@ -140,10 +142,7 @@ fs_test!(
         let victim_data = write_pattern(&victim, 5000, 4);
         fs::set_permissions(&victim, fs::Permissions::from_mode(0o644)).unwrap();
         for atomic in [&[][..], &["--atomic"][..]] {
-            let mut args = vec!["cp"];
-            args.extend_from_slice(atomic);
-            args.extend(["readable", "sticky/victim"]);
-            let o = as_nobody(dir, &args);
+            let o = as_nobody(dir, &cp_args(atomic, "readable", "sticky/victim"));
             refused(&o, "sticky/victim", &format!("sticky directory {atomic:?}"));
             assert_eq!(fs::read(&victim).unwrap(), victim_data);
             assert_eq!(fs::metadata(&victim).unwrap().uid(), 0);
