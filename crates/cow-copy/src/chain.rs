@@ -44,6 +44,12 @@ pub(crate) struct Job<'a> {
     pub(crate) opts: &'a CopyOptions,
     pub(crate) src: &'a File,
     pub(crate) src_path: &'a Path,
+    /// The device the source lives on.
+    #[cfg_attr(not(any(target_os = "linux", target_os = "android")), allow(dead_code))]
+    pub(crate) src_dev: u64,
+    /// The device the destination lives on, when known without a call.
+    #[cfg_attr(not(any(target_os = "linux", target_os = "android")), allow(dead_code))]
+    pub(crate) dst_dev: Option<u64>,
     /// The source's length when it was opened.
     pub(crate) len: u64,
     /// The file receiving the data (the real destination, or the atomic

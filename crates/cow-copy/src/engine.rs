@@ -24,10 +24,19 @@ pub(crate) fn copy_paths(
     src: &Path,
     dst: &Path,
 ) -> Result<CopyReport, CopyError> {
-    let source = guard::open_source(CWD, src, src, opts.follow_symlinks)?;
+    let source = guard::open_source(CWD, src, src, opts.follow_symlinks, false)?;
     reject_trailing_slash(dst)?;
     let (dir, name) = open_parent(CWD, dst, dst)?;
-    copy_into(opts, &source, src, dir.as_fd(), &name, dst, true)
+    copy_into(
+        opts,
+        &source,
+        src,
+        dir.as_fd(),
+        &name,
+        dst,
+        true,
+        Hints::default(),
+    )
 }
 
 /// `dst/` names a directory: never create a file called `dst` for it.
@@ -57,11 +66,52 @@ pub(crate) fn copy_at(
     dst_dir: BorrowedFd<'_>,
     dst_name: &Path,
 ) -> Result<CopyReport, CopyError> {
-    let source = guard::open_source(src_dir, src_name, src_name, opts.follow_symlinks)?;
+    copy_at_hinted(opts, src_dir, src_name, dst_dir, dst_name, Hints::default())
+}
+
+/// What a caller already knows about the two entries (saves system calls;
+/// every fact is still checked on the open descriptors).
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Hints {
+    /// The source entry was just listed or stat'ed as a regular file.
+    pub(crate) src_regular: bool,
+    /// The destination most likely does not exist yet (its directory was
+    /// just created): create it before looking for an existing file.
+    pub(crate) dst_new: bool,
+    /// The device of the destination's directory (so of a file created in
+    /// it).
+    pub(crate) dst_dir_dev: Option<u64>,
+}
+
+/// [`copy_at`] with [`Hints`].
+pub(crate) fn copy_at_hinted(
+    opts: &CopyOptions,
+    src_dir: BorrowedFd<'_>,
+    src_name: &Path,
+    dst_dir: BorrowedFd<'_>,
+    dst_name: &Path,
+    hints: Hints,
+) -> Result<CopyReport, CopyError> {
+    let source = guard::open_source(
+        src_dir,
+        src_name,
+        src_name,
+        opts.follow_symlinks,
+        hints.src_regular,
+    )?;
     match (dst_name.parent(), dst_name.file_name()) {
         (Some(p), Some(name)) if !p.as_os_str().is_empty() => {
             let (dir, name) = open_parent(dst_dir, dst_name, dst_name).map(|(d, _)| (d, name))?;
-            copy_into(opts, &source, src_name, dir.as_fd(), name, dst_name, false)
+            copy_into(
+                opts,
+                &source,
+                src_name,
+                dir.as_fd(),
+                name,
+                dst_name,
+                false,
+                hints,
+            )
         }
         _ => copy_into(
             opts,
@@ -71,6 +121,7 @@ pub(crate) fn copy_at(
             dst_name.as_os_str(),
             dst_name,
             false,
+            hints,
         ),
     }
 }
@@ -130,6 +181,7 @@ fn resolve_links(
 
 use std::os::unix::ffi::OsStringExt;
 
+#[allow(clippy::too_many_arguments)]
 fn copy_into(
     opts: &CopyOptions,
     source: &Source,
@@ -138,6 +190,7 @@ fn copy_into(
     name: &OsStr,
     dst_path: &Path,
     follow_dst: bool,
+    hints: Hints,
 ) -> Result<CopyReport, CopyError> {
     if opts.atomic {
         return copy_atomic(opts, source, src_path, dir, name, dst_path, follow_dst);
@@ -149,6 +202,7 @@ fn copy_into(
         follow_dst,
         opts.overwrite == Overwrite::NoClobber,
         create_mode,
+        hints.dst_new,
         dst_path,
     )?;
     let Some(dst) = opened else {
@@ -156,14 +210,23 @@ fn copy_into(
         return copy_atomic(opts, source, src_path, dir, name, dst_path, false);
     };
     // We never create the source's inode, so nothing to clean up.
-    guard::check_same(&source.meta, &dst.meta, src_path, dst_path)?;
+    // A file created just now is a new, empty regular file: never the source.
+    if let Some(meta) = &dst.meta {
+        guard::check_same(&source.meta, meta, src_path, dst_path)?;
+    }
     let created = dst.created;
-    let regular = dst.meta.is_file();
-    let has_content = regular && !created && dst.meta.len() > 0;
+    let dst_dev = match &dst.meta {
+        Some(m) => Some(m.dev()),
+        None => hints.dst_dir_dev,
+    };
+    let regular = dst.meta.as_ref().is_none_or(|m| m.is_file());
+    let has_content = regular && !created && dst.meta.as_ref().is_some_and(|m| m.len() > 0);
     let mut job = Job {
         opts,
         src: &source.file,
         src_path,
+        src_dev: source.meta.dev(),
+        dst_dev,
         len: source.meta.len(),
         dst: dst.file,
         dst_path,
@@ -325,6 +388,8 @@ fn copy_atomic(
         opts,
         src: &source.file,
         src_path,
+        src_dev: source.meta.dev(),
+        dst_dev: None,
         len: source.meta.len(),
         dst: File::from(fd),
         dst_path,

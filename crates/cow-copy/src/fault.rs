@@ -174,6 +174,13 @@ pub(crate) fn is_eintr(raw: i32) -> bool {
     io::Error::from_raw_os_error(raw).kind() == io::ErrorKind::Interrupted
 }
 
+/// Whether a fault plan is armed on this thread: never without the feature.
+#[cfg(not(feature = "fault-injection"))]
+#[inline(always)]
+pub(crate) fn armed() -> bool {
+    false
+}
+
 /// The length a read, write or `copy_file_range` at `site` may ask for:
 /// `len`, or less when the plan asks for short I/O.
 #[cfg(not(feature = "fault-injection"))]
@@ -214,7 +221,7 @@ pub(crate) fn write_all_at(f: &std::fs::File, buf: &[u8], off: u64) -> io::Resul
 #[cfg(feature = "fault-injection")]
 pub use control::{Action, Fault, arm, calls, disarm, fired};
 #[cfg(feature = "fault-injection")]
-pub(crate) use control::{clamp, inject};
+pub(crate) use control::{armed, clamp, inject};
 
 #[cfg(feature = "fault-injection")]
 mod control {
@@ -260,6 +267,7 @@ mod control {
         plan: Vec<Fault>,
         calls: [u64; Site::ALL.len()],
         fired: Vec<(Site, u64)>,
+        armed: bool,
     }
 
     thread_local! {
@@ -271,6 +279,7 @@ mod control {
         STATE.with(|s| {
             *s.borrow_mut() = State {
                 plan,
+                armed: true,
                 ..State::default()
             }
         });
@@ -278,7 +287,14 @@ mod control {
 
     /// Clears this thread's plan and counts.
     pub fn disarm() {
-        arm(Vec::new());
+        STATE.with(|s| *s.borrow_mut() = State::default());
+    }
+
+    /// Whether a plan is armed on this thread (per-process caches that
+    /// would change the call counts or remember an injected error are
+    /// bypassed then).
+    pub(crate) fn armed() -> bool {
+        STATE.with(|s| s.borrow().armed)
     }
 
     /// Calls made per site on this thread since [`arm`] (sites with calls).

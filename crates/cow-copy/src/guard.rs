@@ -49,20 +49,26 @@ pub(crate) fn open_source(
     name: &Path,
     display: &Path,
     follow: bool,
+    known_regular: bool,
 ) -> Result<Source, CopyError> {
-    let at = if follow {
-        rustix::fs::AtFlags::empty()
-    } else {
-        rustix::fs::AtFlags::SYMLINK_NOFOLLOW
-    };
-    let st = fault!(Site::Stat, rustix::fs::statat(dir, name, at))
-        .map_err(|e| CopyError::io("open source", display, e.into()))?;
-    let ft = rustix::fs::FileType::from_raw_mode(st.st_mode as _);
-    if ft != rustix::fs::FileType::RegularFile {
-        return Err(CopyError::NotARegularFile {
-            path: display.to_path_buf(),
-            kind: raw_kind_name(ft),
-        });
+    // The look before the open is skipped only when the caller has just
+    // seen the entry as a regular file (a tree walk's listing): the window
+    // between that look and the open is the same one this stat would have.
+    if !known_regular {
+        let at = if follow {
+            rustix::fs::AtFlags::empty()
+        } else {
+            rustix::fs::AtFlags::SYMLINK_NOFOLLOW
+        };
+        let st = fault!(Site::Stat, rustix::fs::statat(dir, name, at))
+            .map_err(|e| CopyError::io("open source", display, e.into()))?;
+        let ft = rustix::fs::FileType::from_raw_mode(st.st_mode as _);
+        if ft != rustix::fs::FileType::RegularFile {
+            return Err(CopyError::NotARegularFile {
+                path: display.to_path_buf(),
+                kind: raw_kind_name(ft),
+            });
+        }
     }
     let mut flags = OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOCTTY | OFlags::NONBLOCK;
     if !follow {
@@ -175,7 +181,9 @@ fn is_symlink(dir: BorrowedFd<'_>, name: &OsStr) -> bool {
 /// The destination opened for writing in place.
 pub(crate) struct InPlace {
     pub(crate) file: File,
-    pub(crate) meta: Metadata,
+    /// The destination's status; `None` for a file this call created
+    /// (an empty regular file, a new inode).
+    pub(crate) meta: Option<Metadata>,
     pub(crate) created: bool,
 }
 
@@ -188,6 +196,7 @@ pub(crate) fn open_in_place(
     follow: bool,
     no_clobber: bool,
     create_mode: u32,
+    likely_new: bool,
     display: &Path,
 ) -> Result<Option<InPlace>, CopyError> {
     let base = OFlags::CLOEXEC | OFlags::NOCTTY;
@@ -223,12 +232,20 @@ pub(crate) fn open_in_place(
     };
     if no_clobber {
         return match create(OFlags::EXCL) {
-            Ok(Some(fd)) => Ok(Some(finish_created(dir, name, fd, display)?)),
+            Ok(Some(fd)) => Ok(Some(created_new(fd))),
             Ok(None) => Err(CopyError::DestinationExists {
                 path: display.to_path_buf(),
             }),
             Err(e) => Err(map_err(e, "create destination")),
         };
+    }
+    if likely_new {
+        // Most likely nothing is there (a tree copy into a directory it
+        // made): try to create it first. Anything else falls through to the
+        // careful path below, which decides as if this try had not happened.
+        if let Ok(Some(fd)) = create(OFlags::EXCL) {
+            return Ok(Some(created_new(fd)));
+        }
     }
     // A FIFO or device is opened write-only and blocking, like any writer:
     // opening it read-write first would count as a writer and wake a
@@ -275,7 +292,7 @@ pub(crate) fn open_in_place(
                 if meta.is_file() {
                     return Ok(Some(InPlace {
                         file: f,
-                        meta,
+                        meta: Some(meta),
                         created: false,
                     }));
                 }
@@ -288,7 +305,7 @@ pub(crate) fn open_in_place(
                 return Ok(Some(finish(fd, false, display)?));
             }
             Err(Errno::NOENT) => match create(OFlags::EXCL) {
-                Ok(Some(fd)) => return Ok(Some(finish_created(dir, name, fd, display)?)),
+                Ok(Some(fd)) => return Ok(Some(created_new(fd))),
                 Ok(None) => {
                     // Appeared meanwhile, or a dangling symlink.
                     if is_symlink(dir, name) {
@@ -298,7 +315,8 @@ pub(crate) fn open_in_place(
                         // Follow it and create its target, like std.
                         match create(OFlags::empty()) {
                             Ok(Some(fd)) => {
-                                return Ok(Some(finish_created(dir, name, fd, display)?));
+                                // Without O_EXCL: look at what was opened.
+                                return Ok(Some(finish_created_checked(dir, name, fd, display)?));
                             }
                             Ok(None) => continue,
                             Err(e) => return Err(map_err(e, "create destination")),
@@ -323,9 +341,19 @@ pub(crate) fn open_in_place(
     ))
 }
 
-/// [`finish`] for a file this call just created (`O_EXCL`): if it cannot
-/// be examined, the new, empty entry is removed again.
-fn finish_created(
+/// The result for a file this call just created with `O_EXCL`: a new,
+/// empty regular file that cannot be the source, so nothing to stat.
+fn created_new(fd: OwnedFd) -> InPlace {
+    InPlace {
+        file: File::from(fd),
+        meta: None,
+        created: true,
+    }
+}
+
+/// [`finish`] for a file created through a symlink (without `O_EXCL`):
+/// stat it like an existing one; if that fails, remove the new entry.
+fn finish_created_checked(
     dir: BorrowedFd<'_>,
     name: &OsStr,
     fd: OwnedFd,
@@ -345,7 +373,7 @@ fn finish(fd: OwnedFd, created: bool, display: &Path) -> Result<InPlace, CopyErr
         .map_err(|e| CopyError::io("stat destination", display, e))?;
     Ok(InPlace {
         file,
-        meta,
+        meta: Some(meta),
         created,
     })
 }

@@ -27,16 +27,33 @@ pub(crate) const HAS_COPY_RANGE: bool = true;
 /// reads the destination's extents back to report only shared bytes as
 /// cloned (btrfs copies small files inline instead of sharing them).
 pub(crate) fn clone(job: &mut Job<'_>) -> Result<Outcome, CloneError> {
+    // FICLONE answers EXDEV across filesystems before a filesystem can
+    // answer EOPNOTSUPP, so such a refusal is about the source's device; it
+    // is reused only when the destination is known to be on that device.
+    let dev = (!crate::fault::armed()).then_some(job.src_dev);
+    if job.dst_dev.is_some() && job.dst_dev == dev {
+        if let Some(raw) = dev.and_then(no_clone::known) {
+            return Err(CloneError::Known(io::Error::from_raw_os_error(raw)));
+        }
+    }
     job.prepare_write().map_err(CloneError::Failed)?;
-    fault!(Site::IoctlClone, ficlone(job.dst.as_fd(), job.src.as_fd()))
-        .map_err(|e| CloneError::from_io(job, "clone into", e))?;
-    let len = fault!(Site::Stat, job.dst.metadata())
-        .map_err(|e| CloneError::Failed(crate::CopyError::io("stat", job.dst_path, e)))?
-        .len();
-    let (cloned, copied) = match shared_bytes(job, len) {
-        Ok(v) => v,
-        // No FIEMAP: the ioctl succeeded, trust it.
-        Err(_) => (len, 0),
+    fault!(Site::IoctlClone, ficlone(job.dst.as_fd(), job.src.as_fd())).map_err(|e| {
+        if let (Some(dev), Some(raw)) = (dev, e.raw_os_error()) {
+            no_clone::remember(dev, raw);
+        }
+        CloneError::from_io(job, "clone into", e)
+    })?;
+    let meta = fault!(Site::Stat, job.dst.metadata())
+        .map_err(|e| CloneError::Failed(crate::CopyError::io("stat", job.dst_path, e)))?;
+    let len = meta.len();
+    let (cloned, copied) = if surely_shared(&meta) {
+        (len, 0)
+    } else {
+        match shared_bytes(job, len) {
+            Ok(v) => v,
+            // No FIEMAP: the ioctl succeeded, trust it.
+            Err(_) => (len, 0),
+        }
     };
     Ok(Outcome {
         strategy: classify(cloned, copied),
@@ -46,6 +63,45 @@ pub(crate) fn clone(job: &mut Job<'_>) -> Result<Outcome, CloneError> {
         len,
         size_changed: len != job.len,
     })
+}
+
+/// Devices whose filesystem refused `FICLONE` as a whole (no clone support
+/// at all), remembered per process so later files skip the call.
+mod no_clone {
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+
+    static DEVICES: Mutex<Option<HashMap<u64, i32>>> = Mutex::new(None);
+
+    /// The errno `dev` refused clones with, if it did.
+    pub(super) fn known(dev: u64) -> Option<i32> {
+        let map = DEVICES.lock().unwrap_or_else(|p| p.into_inner());
+        map.as_ref().and_then(|m| m.get(&dev).copied())
+    }
+
+    /// Records `raw` for `dev` when it means "this filesystem cannot clone"
+    /// (not EINVAL or ETXTBSY, which can be about one file).
+    pub(super) fn remember(dev: u64, raw: i32) {
+        use rustix::io::Errno;
+        let e = Errno::from_raw_os_error(raw);
+        if e == Errno::OPNOTSUPP || e == Errno::NOTTY || e == Errno::NOSYS {
+            let mut map = DEVICES.lock().unwrap_or_else(|p| p.into_inner());
+            map.get_or_insert_with(HashMap::new).insert(dev, raw);
+        }
+    }
+}
+
+/// Whether a successful `FICLONE` surely shared every byte of the
+/// destination (`meta`, just after the clone), so reading the extents back
+/// can be skipped. The only unshared data a clone makes is a btrfs inline
+/// extent: at most one filesystem block, at offset 0, and in a file larger
+/// than a block only when a hole of at least one block follows it. So a
+/// destination larger than a block with no hole (its allocation covers its
+/// length) has none. Anything else is read back.
+fn surely_shared(meta: &std::fs::Metadata) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let block = meta.blksize().max(4096);
+    meta.len() > block && meta.blocks().saturating_mul(512) >= meta.len()
 }
 
 /// (shared, not shared) data bytes of the destination's first `len` bytes.

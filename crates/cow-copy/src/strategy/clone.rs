@@ -49,6 +49,20 @@ pub(crate) fn step(job: &mut Job<'_>) -> Step {
                 }))
             }
         }
+        Err(CloneError::Known(e)) => {
+            if always {
+                Step::Failed(CopyError::ReflinkUnsupported {
+                    path: job.dst_path.to_path_buf(),
+                    source: e,
+                })
+            } else {
+                Step::Declined(Some(Fallback {
+                    strategy: Strategy::Cloned,
+                    errno: e.raw_os_error(),
+                    reason: format!("clone declined: device known not to clone ({e})"),
+                }))
+            }
+        }
         Err(CloneError::Failed(e)) => Step::Failed(e),
     }
 }
@@ -57,6 +71,10 @@ pub(crate) fn step(job: &mut Job<'_>) -> Step {
 pub(crate) enum CloneError {
     /// Refused before anything was written (a fallback errno).
     Refused(std::io::Error),
+    /// Not tried: an earlier call on the same device was refused with this
+    /// filesystem-wide error.
+    #[cfg_attr(not(any(target_os = "linux", target_os = "android")), allow(dead_code))]
+    Known(std::io::Error),
     /// Failed for good.
     #[cfg_attr(
         not(any(target_os = "linux", target_os = "android", target_os = "macos")),

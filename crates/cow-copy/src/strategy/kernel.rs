@@ -32,7 +32,15 @@ pub(crate) fn step(job: &mut Job<'_>) -> Step {
         Ok(s) => s,
         Err(e) => return Step::Failed(CopyError::io("find data in", job.src_path, e)),
     };
-    if let Err(e) = job.prepare_sized_write() {
+    // One run of data from 0 to the end leaves no hole for an early length
+    // to protect: the copy itself gives the destination its length.
+    let dense = matches!(segments[..], [Segment { start: 0, end }] if end == job.len);
+    let prepared = if dense {
+        job.prepare_write()
+    } else {
+        job.prepare_sized_write()
+    };
+    if let Err(e) = prepared {
         return Step::Failed(e);
     }
     let mut written = 0u64;
@@ -77,6 +85,20 @@ pub(crate) fn step(job: &mut Job<'_>) -> Step {
                 }
             }
         }
+    }
+    if real_end == Some(job.len) && job.dst_regular {
+        // The last call met the end of file exactly where the source ended
+        // when it was opened, and the destination has that length (sized
+        // before the copy, or written from 0 to the end): no need to stat
+        // the source and set the length again.
+        return Step::Done(Outcome {
+            strategy: Strategy::KernelCopy,
+            bytes_cloned: 0,
+            bytes_copied: written,
+            hole_bytes: job.len.saturating_sub(written),
+            len: job.len,
+            size_changed: false,
+        });
     }
     match crate::strategy::user::finish_len(job, real_end, written) {
         Ok((len, size_changed)) => Step::Done(Outcome {

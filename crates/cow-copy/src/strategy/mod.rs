@@ -38,6 +38,17 @@ pub(crate) fn data_segments(file: &File, len: u64) -> io::Result<Option<Vec<Segm
         Err(Errno::NXIO) => Ok(Seek::End),
         Err(e) => Err(e),
     };
+    // Most files are one run of data: a single SEEK_HOLE from 0 says so.
+    match seek(SeekFrom::Hole(0)) {
+        Ok(h) if h >= len => return Ok(Some(vec![Segment { start: 0, end: len }])),
+        // No SEEK_HOLE here at all: the whole file is data.
+        Err(e) if e == Errno::INVAL || e == Errno::OPNOTSUPP || e == Errno::NOTSUP => {
+            return Ok(None);
+        }
+        Err(e) if e != Errno::NXIO => return Err(e.into()),
+        // A hole before `len` (or the file shrank): walk it.
+        _ => {}
+    }
     let mut first = true;
     let walked = ranges::walk_segments(
         len,

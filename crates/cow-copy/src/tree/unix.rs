@@ -257,6 +257,7 @@ pub(super) fn copy_tree(
             Path::new(""),
             follow_root,
             None,
+            DirHint::default(),
         );
         return Ok(walker.finish());
     }
@@ -301,6 +302,7 @@ pub(super) fn copy_tree(
                     .map_err(|e| setup_err("open destination directory", dst, e))?,
                 created: false,
                 restore: None,
+                dev: None,
             },
             Dest::Named { .. } => unreachable!("named destinations have a parent"),
         },
@@ -335,7 +337,16 @@ pub(super) fn copy_tree(
             id: src_id,
             parent: None,
         };
-        walker.copy_contents(src_fd.as_fd(), root.fd.as_fd(), Path::new(""), &node);
+        walker.copy_contents(
+            src_fd.as_fd(),
+            root.fd.as_fd(),
+            DirHint {
+                new: root.created,
+                dev: root.dev,
+            },
+            Path::new(""),
+            &node,
+        );
         walker.finish_dir(src_fd.as_fd(), &src_st, &root, Path::new(""));
         Ok(walker.finish())
     })
@@ -369,6 +380,18 @@ struct DstDir {
     /// The mode to restore after the children were written, when the walk
     /// had to add owner `rwx` to fill it.
     restore: Option<u32>,
+    /// The directory's device, when it was stat'ed anyway.
+    dev: Option<u64>,
+}
+
+/// What the walk knows about a destination directory, for the files copied
+/// into it.
+#[derive(Clone, Copy, Debug, Default)]
+struct DirHint {
+    /// The walk created it (its entries most likely do not exist yet).
+    new: bool,
+    /// Its device.
+    dev: Option<u64>,
 }
 
 enum MakeDirError {
@@ -398,6 +421,7 @@ fn make_dir(parent: BorrowedFd<'_>, name: &CStr, src_st: &Stat) -> Result<DstDir
                 fd,
                 created: true,
                 restore,
+                dev: Some(st.st_dev as u64),
             })
         }
         Err(Errno::EXIST) => {
@@ -412,6 +436,7 @@ fn make_dir(parent: BorrowedFd<'_>, name: &CStr, src_st: &Stat) -> Result<DstDir
                 fd,
                 created: false,
                 restore: None,
+                dev: Some(st.st_dev as u64),
             })
         }
         Err(e) => Err(MakeDirError::Io("create directory", e)),
@@ -629,6 +654,7 @@ impl<'a> Walker<'a> {
         &self,
         src: BorrowedFd<'_>,
         dst: BorrowedFd<'_>,
+        dst_new: DirHint,
         rel: &Path,
         anc: &Ancestors<'_>,
     ) {
@@ -650,6 +676,7 @@ impl<'a> Walker<'a> {
                 &crel,
                 self.follow_all,
                 Some(anc),
+                dst_new,
             );
         };
         if !self.parallel || children.len() <= 1 {
@@ -681,6 +708,7 @@ impl<'a> Walker<'a> {
         rel: &Path,
         follow: bool,
         anc: Option<&Ancestors<'_>>,
+        dst_new: DirHint,
     ) {
         // Regular files and directories may come without a status; every
         // other kind was stat'ed by the listing (or is the root).
@@ -702,9 +730,9 @@ impl<'a> Walker<'a> {
         }
         match kind {
             FileType::Directory => self.dir(src_dir, src_name, dst_dir, dst_name, rel, follow, anc),
-            FileType::RegularFile => {
-                self.file(src_dir, src_name, st, dst_dir, dst_name, rel, follow)
-            }
+            FileType::RegularFile => self.file(
+                src_dir, src_name, st, dst_dir, dst_name, rel, follow, dst_new,
+            ),
             _ => unreachable!("only directories and regular files get here"),
         }
     }
@@ -793,7 +821,11 @@ impl<'a> Walker<'a> {
             None,
         );
         let node = Ancestors { id, parent: anc };
-        self.copy_contents(src.as_fd(), dst.fd.as_fd(), rel, &node);
+        let hint = DirHint {
+            new: dst.created,
+            dev: dst.dev,
+        };
+        self.copy_contents(src.as_fd(), dst.fd.as_fd(), hint, rel, &node);
         self.finish_dir(src.as_fd(), &st, &dst, rel);
     }
 
@@ -844,6 +876,7 @@ impl<'a> Walker<'a> {
         dst_name: &CStr,
         rel: &Path,
         follow: bool,
+        dst_new: DirHint,
     ) {
         let len = st.map_or(0, size_of);
         // With hard-link preservation the listing always has the status.
@@ -858,7 +891,7 @@ impl<'a> Walker<'a> {
                     }
                 }
                 Claim::Mine => {
-                    let r = self.copy_file(src_dir, src_name, dst_dir, dst_name, follow);
+                    let r = self.copy_file(src_dir, src_name, dst_dir, dst_name, follow, dst_new);
                     self.settle(key, r.is_ok().then(|| rel.to_path_buf()));
                     self.shared.file_result(rel, len, r);
                     return;
@@ -866,7 +899,7 @@ impl<'a> Walker<'a> {
                 Claim::Copy => {}
             }
         }
-        let r = self.copy_file(src_dir, src_name, dst_dir, dst_name, follow);
+        let r = self.copy_file(src_dir, src_name, dst_dir, dst_name, follow, dst_new);
         // A skipped or failed file counts its length; learn it if unknown.
         let len = match (&r, st) {
             (Err(_), None) => {
@@ -884,13 +917,27 @@ impl<'a> Walker<'a> {
         dst_dir: BorrowedFd<'_>,
         dst_name: &CStr,
         follow: bool,
+        dst_new: DirHint,
     ) -> Result<crate::CopyReport, crate::CopyError> {
         let opts = if follow {
             &self.file_opts_follow
         } else {
             &self.file_opts
         };
-        opts.copy_at(src_dir, os_name(src_name), dst_dir, os_name(dst_name))
+        // The entry was listed (or stat'ed) as a regular file just now.
+        let hints = crate::engine::Hints {
+            src_regular: true,
+            dst_new: dst_new.new,
+            dst_dir_dev: dst_new.dev,
+        };
+        crate::engine::copy_at_hinted(
+            opts,
+            src_dir,
+            os_name(src_name),
+            dst_dir,
+            os_name(dst_name),
+            hints,
+        )
     }
 
     /// Decides who copies a multiply-linked file: the first worker to see
