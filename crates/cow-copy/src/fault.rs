@@ -218,10 +218,15 @@ pub(crate) fn write_all_at(f: &std::fs::File, buf: &[u8], off: u64) -> io::Resul
     }
 }
 
+#[cfg(all(
+    feature = "fault-injection",
+    any(target_os = "linux", target_os = "android")
+))]
+pub(crate) use control::armed;
 #[cfg(feature = "fault-injection")]
 pub use control::{Action, Fault, arm, calls, disarm, fired};
 #[cfg(feature = "fault-injection")]
-pub(crate) use control::{armed, clamp, inject};
+pub(crate) use control::{clamp, inject};
 
 #[cfg(feature = "fault-injection")]
 mod control {
@@ -267,6 +272,7 @@ mod control {
         plan: Vec<Fault>,
         calls: [u64; Site::ALL.len()],
         fired: Vec<(Site, u64)>,
+        #[cfg_attr(not(any(target_os = "linux", target_os = "android")), allow(dead_code))]
         armed: bool,
     }
 
@@ -293,6 +299,7 @@ mod control {
     /// Whether a plan is armed on this thread (per-process caches that
     /// would change the call counts or remember an injected error are
     /// bypassed then).
+    #[cfg_attr(not(any(target_os = "linux", target_os = "android")), allow(dead_code))]
     pub(crate) fn armed() -> bool {
         STATE.with(|s| s.borrow().armed)
     }
