@@ -36,32 +36,12 @@ pub(crate) fn step(job: &mut Job<'_>) -> Step {
     match crate::platform::clone(job) {
         Ok(outcome) => Step::Done(outcome),
         Err(CloneError::Refused(e)) => {
-            if always {
-                Step::Failed(CopyError::ReflinkUnsupported {
-                    path: job.dst_path.to_path_buf(),
-                    source: e,
-                })
-            } else {
-                Step::Declined(Some(Fallback {
-                    strategy: Strategy::Cloned,
-                    errno: e.raw_os_error(),
-                    reason: format!("clone refused: {e}"),
-                }))
-            }
+            let why = format!("clone refused: {e}");
+            refused(job, always, e, why)
         }
         Err(CloneError::Known(e)) => {
-            if always {
-                Step::Failed(CopyError::ReflinkUnsupported {
-                    path: job.dst_path.to_path_buf(),
-                    source: e,
-                })
-            } else {
-                Step::Declined(Some(Fallback {
-                    strategy: Strategy::Cloned,
-                    errno: e.raw_os_error(),
-                    reason: format!("clone declined: device known not to clone ({e})"),
-                }))
-            }
+            let why = format!("clone declined: device known not to clone ({e})");
+            refused(job, always, e, why)
         }
         Err(CloneError::Failed(e)) => Step::Failed(e),
     }
@@ -96,4 +76,20 @@ impl CloneError {
             CloneError::Failed(CopyError::io(op, job.dst_path, e))
         }
     }
+}
+
+/// A clone the filesystem will not do: a failure under `reflink = always`,
+/// otherwise a recorded fallback to the next strategy.
+fn refused(job: &Job<'_>, always: bool, e: std::io::Error, why: String) -> Step {
+    if always {
+        return Step::Failed(CopyError::ReflinkUnsupported {
+            path: job.dst_path.to_path_buf(),
+            source: e,
+        });
+    }
+    Step::Declined(Some(Fallback {
+        strategy: Strategy::Cloned,
+        errno: e.raw_os_error(),
+        reason: why,
+    }))
 }

@@ -1196,24 +1196,7 @@ impl<'a> Walker<'a> {
         if self.created(rel, EntryKind::Symlink, action, Count::Symlinks) {
             let p = self.preserve;
             if p.ownership {
-                let (uid, gid) = owner_of(st);
-                if rfs::chownat(
-                    dst_dir,
-                    dst_name,
-                    Some(uid),
-                    Some(gid),
-                    AtFlags::SYMLINK_NOFOLLOW,
-                )
-                .is_err()
-                {
-                    let _ = rfs::chownat(
-                        dst_dir,
-                        dst_name,
-                        None,
-                        Some(gid),
-                        AtFlags::SYMLINK_NOFOLLOW,
-                    );
-                }
+                chown_entry(st, dst_dir, dst_name);
             }
             if p.timestamps {
                 if let Err(e) =
@@ -1279,26 +1262,9 @@ impl<'a> Walker<'a> {
         if self.created(rel, kind, action, Count::Specials) {
             let p = self.preserve;
             let mut mode = mode_of(st) & MODE_BITS;
-            if p.ownership {
-                let (uid, gid) = owner_of(st);
-                if rfs::chownat(
-                    dst_dir,
-                    dst_name,
-                    Some(uid),
-                    Some(gid),
-                    AtFlags::SYMLINK_NOFOLLOW,
-                )
-                .is_err()
-                {
-                    let _ = rfs::chownat(
-                        dst_dir,
-                        dst_name,
-                        None,
-                        Some(gid),
-                        AtFlags::SYMLINK_NOFOLLOW,
-                    );
-                    mode &= !SUID_SGID;
-                }
+            // Without the owner, setuid/setgid are dropped.
+            if p.ownership && !chown_entry(st, dst_dir, dst_name) {
+                mode &= !SUID_SGID;
             }
             // The entry was just created by mknodat and is not a symlink;
             // chmodat has no working no-follow form on Linux.
@@ -1451,4 +1417,17 @@ mod xattr {
     ) -> Result<(), (String, Errno)> {
         Err((String::from("(all)"), Errno::OPNOTSUPP))
     }
+}
+
+/// Gives a just-created entry (never followed) the owner of `st`; when the
+/// user cannot be kept, keeps at least the group. Returns whether the full
+/// owner was kept.
+fn chown_entry(st: &Stat, dst_dir: BorrowedFd<'_>, dst_name: &CStr) -> bool {
+    let (uid, gid) = owner_of(st);
+    let nofollow = AtFlags::SYMLINK_NOFOLLOW;
+    if rfs::chownat(dst_dir, dst_name, Some(uid), Some(gid), nofollow).is_ok() {
+        return true;
+    }
+    let _ = rfs::chownat(dst_dir, dst_name, None, Some(gid), nofollow);
+    false
 }
