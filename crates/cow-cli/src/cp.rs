@@ -32,9 +32,10 @@ Differences from GNU cp:
   * Devices and sockets are skipped with a warning unless -a or --copy-special.
   * A FIFO source is recreated only with -r/-a; without it, it is an error
     (GNU cp would read from it).
-  * --update takes all, none or identical (no 'older'); -u is not supported.
-    identical leaves a destination with the same content untouched (no write:
-    its blocks stay shared with snapshots); --dedupe also shares the blocks.
+  * --update also takes identical: it leaves a destination with the same
+    content untouched (no write: its blocks stay shared with snapshots);
+    --dedupe also shares the blocks. -u and --update=older compare
+    modification times to the nanosecond.
   * -n skips existing files silently (exit 0).
   * --preserve=context is not supported; SELinux labels travel as xattrs with
     --preserve=xattr.
@@ -72,6 +73,8 @@ pub(crate) enum UpdateArg {
     All,
     /// Keep them (like -n).
     None,
+    /// Replace only files older than their source (-u).
+    Older,
     /// Replace only files whose content differs.
     Identical,
 }
@@ -133,11 +136,17 @@ pub(crate) struct CpArgs {
     #[arg(short = 'H')]
     dereference_command_line: bool,
 
-    /// Which existing destination files to replace: all, none, or
-    /// identical (leave files whose content is already the same untouched:
-    /// no write, so their blocks stay shared with snapshots).
-    #[arg(long, value_enum, value_name = "WHICH", require_equals = true)]
+    /// Which existing destination files to replace: all, none, older
+    /// (the default of a bare --update), or identical (leave files whose
+    /// content is already the same untouched: no write, so their blocks stay
+    /// shared with snapshots).
+    #[arg(long, value_enum, value_name = "WHICH", num_args = 0..=1, require_equals = true, default_missing_value = "older")]
     update: Option<UpdateArg>,
+
+    /// Same as --update=older: replace only destination files older than
+    /// their source (missing ones are copied).
+    #[arg(short = 'u')]
+    update_older: bool,
 
     /// With --update=identical: also make the source share the identical
     /// destination's blocks (FIDEDUPERANGE).
@@ -298,7 +307,15 @@ fn settings(args: &CpArgs) -> Result<Settings, String> {
     if args.no_clobber {
         overwrite = Overwrite::NoClobber;
     }
+    if args.update_older {
+        match args.update {
+            None | Some(UpdateArg::Older) => {}
+            Some(_) => return Err("-u means --update=older; give one of them".into()),
+        }
+    }
     match args.update {
+        Some(UpdateArg::Older) => update = Update::IfOlder,
+        None if args.update_older => update = Update::IfOlder,
         Some(UpdateArg::None) => overwrite = Overwrite::NoClobber,
         Some(UpdateArg::Identical) => {
             update = if args.dedupe {

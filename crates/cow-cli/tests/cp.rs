@@ -484,3 +484,57 @@ fs_test!(low_open_file_limit, [tmpfs, btrfs], |dir| {
         );
     }
 });
+
+fs_test!(
+    update_older_replaces_only_older_files,
+    [btrfs, xfs, ext4, tmpfs],
+    |dir| {
+        use std::time::{Duration, SystemTime};
+        let set = |p: &Path, t: SystemTime| {
+            fs::File::options()
+                .write(true)
+                .open(p)
+                .unwrap()
+                .set_modified(t)
+                .unwrap()
+        };
+        let now = SystemTime::now();
+        fs::create_dir_all(dir.join("a")).unwrap();
+        fs::create_dir_all(dir.join("b")).unwrap();
+        // a/old is newer than b/old; a/new is older than b/new; a/missing
+        // has no destination yet.
+        write_pattern(&dir.join("a/old"), 3000, 1);
+        write_pattern(&dir.join("b/old"), 10, 2);
+        set(&dir.join("b/old"), now - Duration::from_secs(60));
+        write_pattern(&dir.join("a/new"), 3000, 3);
+        set(&dir.join("a/new"), now - Duration::from_secs(60));
+        write_pattern(&dir.join("b/new"), 10, 4);
+        write_pattern(&dir.join("a/missing"), 3000, 5);
+
+        let o = cp(dir, &["-rTu", "--json", "a", "b"]);
+        ok(&o);
+        let v = json(&o);
+        assert_eq!(v["totals"]["files"], 2, "{v}");
+        assert_eq!(v["totals"]["skipped"], 1, "{v}");
+        assert_eq!(fs::read(dir.join("b/old")).unwrap(), pattern(3000, 1));
+        assert_eq!(
+            fs::read(dir.join("b/new")).unwrap(),
+            pattern(10, 4),
+            "newer kept"
+        );
+        assert_eq!(fs::read(dir.join("b/missing")).unwrap(), pattern(3000, 5));
+
+        // A single file, with a bare --update (= older) and -v.
+        write_pattern(&dir.join("b/new"), 10, 6);
+        let o = cp(dir, &["--update", "-v", "a/new", "b/new"]);
+        ok(&o);
+        assert!(stdout(&o).contains("skipped"), "{}", stdout(&o));
+        assert_eq!(fs::read(dir.join("b/new")).unwrap(), pattern(10, 6));
+        set(&dir.join("b/new"), now - Duration::from_secs(3600));
+        ok(&cp(dir, &["--update=older", "a/new", "b/new"]));
+        assert_eq!(fs::read(dir.join("b/new")).unwrap(), pattern(3000, 3));
+
+        // -u with another --update value is a usage error.
+        assert_eq!(code(&cp(dir, &["-u", "--update=all", "a/new", "b/x"])), 2);
+    }
+);

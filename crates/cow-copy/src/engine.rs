@@ -14,7 +14,7 @@ use crate::fault::{Site, fault, fault_r};
 use crate::guard::{self, Existing, Source};
 use crate::meta::{self, ModeRule};
 use crate::replace;
-use crate::report::{CopyReport, Destination};
+use crate::report::{CopyReport, Destination, Strategy};
 use crate::{CopyError, CopyOptions, Overwrite};
 
 /// `CopyOptions::copy`: paths relative to the working directory; a
@@ -302,7 +302,8 @@ fn run_and_finish(
 ) -> Result<CopyReport, CopyError> {
     let (outcome, fallbacks) = chain::run(job)?;
     let mut skipped = Vec::new();
-    if job.dst_regular {
+    // A destination kept because it is not older is not touched at all.
+    if job.dst_regular && outcome.strategy != Strategy::KeptNewer {
         meta::apply(
             &job.dst,
             job.dst_path,
@@ -325,6 +326,8 @@ fn run_and_finish(
         len: outcome.len,
         destination: if created {
             Destination::Created
+        } else if outcome.strategy.kept_destination() {
+            Destination::Kept
         } else {
             Destination::Replaced
         },

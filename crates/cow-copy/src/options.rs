@@ -73,6 +73,13 @@ pub enum Update {
     /// impossible (other filesystem, no permission, no support) the
     /// destination is still skipped.
     IfDifferentDedupe,
+    /// Replace an existing destination only when it is older than the
+    /// source (its modification time is earlier), like GNU `cp -u`
+    /// (`--update=older`). A destination that is as new or newer is left
+    /// completely alone, content and metadata
+    /// ([`Strategy::KeptNewer`](crate::Strategy::KeptNewer)); the times are
+    /// compared to the nanosecond. A missing destination is copied.
+    IfOlder,
 }
 
 /// Which metadata of the source the destination receives.

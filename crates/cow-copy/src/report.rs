@@ -32,6 +32,21 @@ pub enum Strategy {
     /// ([`Update::IfDifferentDedupe`](crate::Update::IfDifferentDedupe)); the
     /// destination was not written. `bytes_cloned` counts the shared bytes.
     Deduped,
+    /// The destination was at least as new as the source and was left
+    /// alone ([`Update::IfOlder`](crate::Update::IfOlder)): no byte and no
+    /// metadata written; all byte counts are 0.
+    KeptNewer,
+}
+
+impl Strategy {
+    /// Whether the destination was left in place instead of written
+    /// ([`Strategy::Skipped`], [`Strategy::Deduped`], [`Strategy::KeptNewer`]).
+    pub fn kept_destination(self) -> bool {
+        matches!(
+            self,
+            Strategy::Skipped | Strategy::Deduped | Strategy::KeptNewer
+        )
+    }
 }
 
 impl Strategy {
@@ -46,6 +61,7 @@ impl Strategy {
             Strategy::SystemCopy => "system-copy",
             Strategy::Skipped => "skipped",
             Strategy::Deduped => "deduped",
+            Strategy::KeptNewer => "kept-newer",
         }
     }
 }
@@ -65,6 +81,10 @@ pub enum Destination {
     /// It existed and its content was replaced (in place, or by an atomic
     /// rename).
     Replaced,
+    /// It existed and was left in place: its content was not written
+    /// (identical, deduplicated, or not older than the source; see
+    /// [`Strategy::kept_destination`]).
+    Kept,
 }
 
 /// A strategy that was tried and declined, and why.

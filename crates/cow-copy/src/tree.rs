@@ -377,8 +377,9 @@ pub struct TreeTotals {
     pub specials: u64,
     /// Hard links made to earlier copies.
     pub hard_links: u64,
-    /// Entries left alone (existing destination with no-clobber, devices and
-    /// sockets not copied).
+    /// Entries left alone (existing destination with no-clobber or not
+    /// older than the source with `Update::IfOlder`, devices and sockets not
+    /// copied).
     pub skipped: u64,
     /// Files left alone because the destination already had the same
     /// content (`Update::IfDifferent*`); also counted in `skipped`.
@@ -836,6 +837,14 @@ impl<'a> Shared<'a> {
         result: Result<CopyReport, crate::CopyError>,
     ) {
         match result {
+            Ok(r) if r.strategy == Strategy::KeptNewer => {
+                // `Update::IfOlder`: the destination is not older; untouched.
+                self.totals.bump(Count::Skipped);
+                self.totals.add_skipped_bytes(r.len);
+                let len = r.len;
+                self.record(rel, EntryKind::File, EntryAction::Skipped, Some(r));
+                self.file_done(len);
+            }
             Ok(r) if matches!(r.strategy, Strategy::Skipped | Strategy::Deduped) => {
                 // The destination already held this content: nothing written.
                 self.totals.bump(Count::Skipped);
@@ -853,6 +862,7 @@ impl<'a> Shared<'a> {
                 let action = match r.destination {
                     crate::Destination::Created => EntryAction::Created,
                     crate::Destination::Replaced => EntryAction::Replaced,
+                    crate::Destination::Kept => EntryAction::Skipped,
                 };
                 let len = r.len;
                 if !r.metadata_skipped.is_empty() {

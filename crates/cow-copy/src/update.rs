@@ -41,6 +41,7 @@ pub(crate) fn step(job: &mut Job<'_>) -> Step {
         Update::All => return Step::Declined(None),
         Update::IfDifferent => false,
         Update::IfDifferentDedupe => true,
+        Update::IfOlder => return older_step(job),
     };
     // Only an existing regular file still holding its old content can be
     // identical (an atomic copy writes a new temporary: nothing to compare).
@@ -105,6 +106,52 @@ pub(crate) fn step(job: &mut Job<'_>) -> Step {
     }
 }
 
+/// [`Update::IfOlder`] in place: an existing destination that is not older
+/// than the source is kept, untouched.
+fn older_step(job: &mut Job<'_>) -> Step {
+    if !job.in_place || job.truncated {
+        return Step::Declined(None);
+    }
+    let src_meta = match job.src.metadata() {
+        Ok(m) => m,
+        Err(e) => return Step::Failed(CopyError::io("stat source", job.src_path, e)),
+    };
+    let dst_meta = match job.dst.metadata() {
+        Ok(m) => m,
+        Err(e) => return Step::Failed(CopyError::io("stat destination", job.dst_path, e)),
+    };
+    if is_older(&dst_meta, &src_meta) {
+        return Step::Declined(Some(older_fallback()));
+    }
+    Step::Done(kept_newer(src_meta.len()))
+}
+
+/// Whether `dst` was modified before `src` (to the nanosecond).
+fn is_older(dst: &Metadata, src: &Metadata) -> bool {
+    (dst.mtime(), dst.mtime_nsec()) < (src.mtime(), src.mtime_nsec())
+}
+
+/// The outcome of a destination kept because it is not older.
+fn kept_newer(len: u64) -> Outcome {
+    Outcome {
+        strategy: Strategy::KeptNewer,
+        bytes_cloned: 0,
+        bytes_copied: 0,
+        hole_bytes: 0,
+        len,
+        size_changed: false,
+    }
+}
+
+/// Why [`Update::IfOlder`] let the copy go ahead.
+fn older_fallback() -> Fallback {
+    Fallback {
+        strategy: Strategy::KeptNewer,
+        errno: None,
+        reason: "the destination is older than the source".to_string(),
+    }
+}
+
 /// What [`before_atomic`] found.
 pub(crate) enum Atomic {
     /// The destination is identical and was left in place: the copy is done.
@@ -130,6 +177,24 @@ pub(crate) fn before_atomic(
         Update::All => return Ok(Atomic::Proceed(None)),
         Update::IfDifferent => false,
         Update::IfDifferentDedupe => true,
+        Update::IfOlder => {
+            // `old` is the entry's status: a destination that is not older is
+            // left as it is, so nothing needs to be opened.
+            if is_older(old, &source.meta) {
+                return Ok(Atomic::Proceed(Some(older_fallback())));
+            }
+            return Ok(Atomic::Done(CopyReport {
+                strategy: Strategy::KeptNewer,
+                bytes_cloned: 0,
+                bytes_copied: 0,
+                hole_bytes: 0,
+                len: source.meta.len(),
+                destination: Destination::Kept,
+                size_changed: false,
+                fallbacks: Vec::new(),
+                metadata_skipped: Vec::new(),
+            }));
+        }
     };
     if !old.is_file() {
         return Ok(Atomic::Proceed(None));
@@ -215,7 +280,7 @@ pub(crate) fn before_atomic(
             0
         },
         len,
-        destination: Destination::Replaced,
+        destination: Destination::Kept,
         size_changed: false,
         fallbacks,
         metadata_skipped: skipped,

@@ -488,3 +488,110 @@ fs_test!(dedupe_from_a_read_only_mount_skips, [btrfs, xfs], |dir| {
     assert_eq!(fs::metadata(&dst).unwrap().ino(), ino);
     assert_eq!(fs::read(&dst).unwrap(), data);
 });
+
+/// Sets `path`'s mtime to `t`.
+fn set_mtime(path: &Path, t: SystemTime) {
+    File::options()
+        .write(true)
+        .open(path)
+        .unwrap()
+        .set_modified(t)
+        .unwrap();
+}
+
+fs_test!(
+    if_older_keeps_a_newer_destination_untouched,
+    [btrfs, xfs, ext4, tmpfs],
+    |dir, _fs| {
+        for atomic in [false, true] {
+            let (src, dst) = (
+                dir.join(format!("src{atomic}")),
+                dir.join(format!("dst{atomic}")),
+            );
+            write_pattern(&src, 100_000, 1);
+            write_pattern(&dst, 5_000, 2);
+            age(&src);
+            fs::set_permissions(&dst, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+            let before = fs::metadata(&dst).unwrap();
+
+            // -p semantics too: a kept destination gets no metadata either.
+            let mut opts = CopyOptions::new().update(Update::IfOlder).atomic(atomic);
+            opts = opts.preserve(cow_copy::Preserve::all());
+            let report = opts.copy(&src, &dst).unwrap();
+            assert_eq!(
+                report.strategy,
+                Strategy::KeptNewer,
+                "atomic={atomic} {report:?}"
+            );
+            assert_eq!(report.destination, cow_copy::Destination::Kept);
+            assert_eq!((report.bytes_cloned, report.bytes_copied), (0, 0));
+            assert_eq!(report.len, 100_000);
+
+            let after = fs::metadata(&dst).unwrap();
+            assert_eq!(after.ino(), before.ino(), "same inode");
+            assert_eq!(after.mode(), before.mode(), "mode untouched");
+            assert_eq!(after.modified().unwrap(), before.modified().unwrap());
+            assert_eq!(
+                fs::read(&dst).unwrap(),
+                pattern(5_000, 2),
+                "content untouched"
+            );
+        }
+    }
+);
+
+fs_test!(
+    if_older_replaces_an_older_destination_and_copies_a_missing_one,
+    [btrfs, xfs, ext4, tmpfs],
+    |dir, _fs| {
+        for atomic in [false, true] {
+            let (src, dst) = (
+                dir.join(format!("src{atomic}")),
+                dir.join(format!("dst{atomic}")),
+            );
+            write_pattern(&src, 100_000, 1);
+            let opts = CopyOptions::new().update(Update::IfOlder).atomic(atomic);
+
+            // Missing: copied.
+            let report = opts.copy(&src, &dst).unwrap();
+            assert_eq!(report.destination, cow_copy::Destination::Created);
+            assert_eq!(fs::read(&dst).unwrap(), pattern(100_000, 1));
+
+            // One nanosecond older: replaced.
+            write_pattern(&dst, 5_000, 2);
+            let t = fs::metadata(&src).unwrap().modified().unwrap();
+            set_mtime(&dst, t - Duration::from_nanos(1));
+            let report = opts.copy(&src, &dst).unwrap();
+            assert_eq!(
+                report.destination,
+                cow_copy::Destination::Replaced,
+                "{report:?}"
+            );
+            assert_ne!(report.strategy, Strategy::KeptNewer);
+            assert_eq!(fs::read(&dst).unwrap(), pattern(100_000, 1));
+
+            // The same time to the nanosecond: not older, kept.
+            write_pattern(&dst, 5_000, 3);
+            set_mtime(&dst, t);
+            let report = opts.copy(&src, &dst).unwrap();
+            assert_eq!(report.strategy, Strategy::KeptNewer, "{report:?}");
+            assert_eq!(fs::read(&dst).unwrap(), pattern(5_000, 3));
+        }
+    }
+);
+
+fs_test!(
+    identical_skip_reports_the_destination_as_kept,
+    [btrfs, xfs, ext4, tmpfs],
+    |dir, _fs| {
+        let (src, dst) = (dir.join("a"), dir.join("b"));
+        write_pattern(&src, 70_000, 4);
+        write_pattern(&dst, 70_000, 4);
+        let report = update(Update::IfDifferent, &src, &dst);
+        assert_eq!(report.strategy, Strategy::Skipped);
+        assert_eq!(report.destination, cow_copy::Destination::Kept);
+        write_pattern(&dst, 70_000, 5);
+        let report = update(Update::IfDifferent, &src, &dst);
+        assert_eq!(report.destination, cow_copy::Destination::Replaced);
+    }
+);

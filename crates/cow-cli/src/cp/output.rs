@@ -76,6 +76,11 @@ pub(crate) fn print_result(r: &SourceResult, verbose: bool) {
                 println!("{} -> {} ({n} bytes written into the FIFO)", q(src), q(dst));
             }
         }
+        Outcome::File(rep) if rep.strategy == Strategy::KeptNewer => {
+            if verbose {
+                println!("skipped {} (not older than the source)", q(dst));
+            }
+        }
         Outcome::File(rep) => {
             for m in &rep.metadata_skipped {
                 eprintln!("cow cp: warning: {}: {m}", dst.display());
@@ -126,6 +131,10 @@ pub(crate) fn totals(results: &[SourceResult]) -> TreeTotals {
     for r in results {
         match &r.outcome {
             Outcome::Tree(rep) => t.add(&rep.totals),
+            Outcome::File(rep) if rep.strategy == Strategy::KeptNewer => {
+                t.skipped += 1;
+                t.bytes_skipped += rep.len;
+            }
             Outcome::File(rep) if matches!(rep.strategy, Strategy::Skipped | Strategy::Deduped) => {
                 t.skipped += 1;
                 t.identical += 1;

@@ -18,7 +18,7 @@ use cow_sys::windows::{
 };
 
 use crate::report::{CopyReport, Destination, Fallback, Strategy};
-use crate::{CopyError, CopyOptions, Overwrite, Reflink, errno};
+use crate::{CopyError, CopyOptions, Overwrite, Reflink, Update, errno};
 
 /// One duplicate-extents call stays below 4 GiB.
 const MAX_CHUNK: u64 = (4 << 30) - (1 << 20);
@@ -57,7 +57,7 @@ pub(crate) fn copy_paths(
                 path: dst.to_path_buf(),
             });
         }
-        Ok(_) => {
+        Ok(dst_meta) => {
             // Compare (volume serial, file index) of the open source and
             // of the destination opened without data access: never paths.
             let dst_file = OpenOptions::new()
@@ -77,6 +77,23 @@ pub(crate) fn copy_paths(
             if opts.overwrite == Overwrite::NoClobber {
                 return Err(CopyError::DestinationExists {
                     path: dst.to_path_buf(),
+                });
+            }
+            if opts.update == Update::IfOlder
+                && let (Ok(d), Ok(s)) = (dst_meta.modified(), src_meta.modified())
+                && d >= s
+            {
+                // Not older than the source: left alone, like GNU `cp -u`.
+                return Ok(CopyReport {
+                    strategy: Strategy::KeptNewer,
+                    bytes_cloned: 0,
+                    bytes_copied: 0,
+                    hole_bytes: 0,
+                    len: src_meta.len(),
+                    destination: Destination::Kept,
+                    size_changed: false,
+                    fallbacks: Vec::new(),
+                    metadata_skipped: Vec::new(),
                 });
             }
             true
