@@ -188,6 +188,59 @@ fs_test!(modes_like_gnu, [btrfs, xfs, ext4, tmpfs], |dir| {
     assert_eq!(mode(&dir.join("tree3")), 0o775);
 });
 
+/// `name` of `p` itself (symlinks not followed), or `None`.
+fn lxattr(p: &Path, name: &str) -> Option<Vec<u8>> {
+    let mut buf = vec![0u8; 256];
+    let n = rustix::fs::lgetxattr(p, name, &mut buf[..]).ok()?;
+    buf.truncate(n);
+    Some(buf)
+}
+
+fs_test!(
+    symlink_xattrs_with_a,
+    [btrfs, xfs, ext4, tmpfs],
+    |dir, fs| {
+        // trusted.* is allowed on symlinks (user.* is not) and root may set it.
+        small_tree(dir);
+        let name = "trusted.cow_test";
+        let link = dir.join("a/link");
+        if let Err(e) = rustix::fs::lsetxattr(&link, name, b"moo", rustix::fs::XattrFlags::empty())
+        {
+            eprintln!(
+                "NOTE {}: the filesystem refuses {name} on a symlink ({e}); checking that -a copies the tree without it",
+                fs.name()
+            );
+            let o = cp(dir, &["-a", "a", "b"]);
+            ok(&o);
+            assert_eq!(fs::read_link(dir.join("b/link")).unwrap(), Path::new("f"));
+            assert_eq!(lxattr(&dir.join("b/link"), name), None);
+            return;
+        }
+        let o = cp(dir, &["-a", "a", "b"]);
+        ok(&o);
+        assert!(!stderr(&o).contains("warning"), "{}", stderr(&o));
+        assert_eq!(fs::read_link(dir.join("b/link")).unwrap(), Path::new("f"));
+        assert_eq!(
+            lxattr(&dir.join("b/link"), name).as_deref(),
+            Some(&b"moo"[..])
+        );
+        // The link was not followed: its target did not get the attribute.
+        assert_eq!(lxattr(&dir.join("b/f"), name), None);
+        // --preserve=xattr alone, and a symlink given on the command line.
+        ok(&cp(dir, &["-r", "--preserve=xattr", "a", "c"]));
+        assert_eq!(
+            lxattr(&dir.join("c/link"), name).as_deref(),
+            Some(&b"moo"[..])
+        );
+        ok(&cp(dir, &["-a", "a/link", "d"]));
+        assert_eq!(fs::read_link(dir.join("d")).unwrap(), Path::new("f"));
+        assert_eq!(lxattr(&dir.join("d"), name).as_deref(), Some(&b"moo"[..]));
+        // Without xattr preservation it is not copied.
+        ok(&cp(dir, &["-r", "a", "e"]));
+        assert_eq!(lxattr(&dir.join("e/link"), name), None);
+    }
+);
+
 fs_test!(no_clobber_and_update_none, [btrfs, ext4], |dir| {
     write_pattern(&dir.join("src"), 100, 1);
     write_pattern(&dir.join("dst"), 10, 2);

@@ -841,3 +841,146 @@ fn cross_filesystem_trees() {
         cleanup(&dst);
     }
 }
+
+/// The symlink xattr the tests below use: `trusted.*` is one of the
+/// namespaces Linux allows on symlinks (`user.*` is refused), and root may
+/// set it.
+const LINK_ATTR: &str = "trusted.cow_test";
+
+/// Every xattr name of `p` itself (not followed), sorted.
+fn xattr_names(p: &Path) -> Vec<String> {
+    let mut buf = vec![0u8; 64 * 1024];
+    let n = rustix::fs::llistxattr(p, &mut buf[..])
+        .unwrap_or_else(|e| panic!("llistxattr {}: {e}", p.display()));
+    let mut names: Vec<String> = buf[..n]
+        .split(|b| *b == 0)
+        .filter(|s| !s.is_empty())
+        .map(|s| String::from_utf8_lossy(s).into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+/// A tree with symlinks carrying `LINK_ATTR`: `src/file` (its target, with
+/// no xattr), `src/sub/link -> ../file`, `src/dangling -> nowhere`.
+/// Returns the symlinks whose xattr the filesystem accepted, each with its
+/// value; an empty list when it refuses them (said on stderr).
+fn symlink_tree(fs: Fs, src: &Path) -> Vec<(&'static str, Vec<u8>)> {
+    fs::create_dir_all(src.join("sub")).unwrap();
+    write_pattern(&src.join("file"), 1000, 1);
+    symlink("../file", src.join("sub/link")).unwrap();
+    symlink("nowhere", src.join("dangling")).unwrap();
+    let mut set = Vec::new();
+    for (rel, value) in [("sub/link", &b"link value"[..]), ("dangling", b"dangling")] {
+        let p = src.join(rel);
+        match rustix::fs::lsetxattr(&p, LINK_ATTR, value, rustix::fs::XattrFlags::empty()) {
+            Ok(()) => set.push((rel, value.to_vec())),
+            Err(e) => eprintln!(
+                "NOTE {}: the source filesystem refuses {LINK_ATTR} on the symlink {rel}: {e}; \
+                 checking only that the copy is complete and adds no xattr",
+                fs.name()
+            ),
+        }
+    }
+    // Not followed: the target has no xattr of that name.
+    assert_eq!(xattr(&src.join("file"), LINK_ATTR), None);
+    set
+}
+
+fs_test!(
+    symlink_xattrs_preserved,
+    [btrfs, xfs, ext4, tmpfs],
+    |dir, fs| {
+        let src = dir.join("src");
+        let dst = dir.join("dst");
+        let set = symlink_tree(fs, &src);
+        // An older copy whose symlink is replaced (through a temporary
+        // sibling) must get the xattr too.
+        fs::create_dir_all(dst.join("sub")).unwrap();
+        symlink("old target", dst.join("sub/link")).unwrap();
+
+        let r = copy_tree(&src, &dst, &opts_p()).unwrap_or_else(|e| panic!("{e}"));
+        assert!(r.is_complete(), "{:?}", r.failures);
+        assert!(r.warnings.is_empty(), "{:?}", r.warnings);
+        assert_eq!(r.totals.symlinks, 2, "{:?}", r.totals);
+        for rel in ["sub/link", "dangling"] {
+            assert_eq!(
+                fs::read_link(dst.join(rel)).unwrap(),
+                fs::read_link(src.join(rel)).unwrap(),
+                "target of {rel}"
+            );
+            assert_eq!(
+                xattr_names(&dst.join(rel)),
+                xattr_names(&src.join(rel)),
+                "xattr names of {rel}"
+            );
+        }
+        for (rel, value) in &set {
+            assert_eq!(
+                xattr(&dst.join(rel), LINK_ATTR).as_deref(),
+                Some(&value[..]),
+                "{LINK_ATTR} of {rel}"
+            );
+        }
+        // Neither link was followed: no target got the attribute (the
+        // dangling one would have been created otherwise).
+        assert_eq!(xattr(&dst.join("file"), LINK_ATTR), None);
+        assert_eq!(xattr(&src.join("file"), LINK_ATTR), None);
+        assert!(!dst.join("nowhere").exists() && !src.join("nowhere").exists());
+
+        // The root of the copy a symlink itself (reached by path, not
+        // through a directory descriptor).
+        let root = dir.join("root-copy");
+        let r =
+            copy_tree(&src.join("sub/link"), &root, &opts_p()).unwrap_or_else(|e| panic!("{e}"));
+        assert!(r.is_complete() && r.warnings.is_empty(), "{r:?}");
+        assert_eq!(fs::read_link(&root).unwrap(), Path::new("../file"));
+        assert_eq!(
+            xattr(&root, LINK_ATTR),
+            xattr(&src.join("sub/link"), LINK_ATTR)
+        );
+        if set.is_empty() {
+            assert_eq!(xattr_names(&dst.join("sub/link")), Vec::<String>::new());
+        }
+    }
+);
+
+fs_test!(
+    symlink_xattrs_not_copied_without_preserve,
+    [btrfs, xfs, ext4, tmpfs],
+    |dir, fs| {
+        let src = dir.join("src");
+        let set = symlink_tree(fs, &src);
+        let everything_but_xattrs = Preserve {
+            xattrs: false,
+            ..Preserve::all()
+        };
+        for (i, preserve) in [Preserve::none(), everything_but_xattrs]
+            .into_iter()
+            .enumerate()
+        {
+            let dst = dir.join(format!("dst{i}"));
+            let opts = TreeOptions::new().copy_options(CopyOptions::new().preserve(preserve));
+            let r = copy_tree(&src, &dst, &opts).unwrap_or_else(|e| panic!("{e}"));
+            assert!(r.is_complete() && r.warnings.is_empty(), "{r:?}");
+            for rel in ["sub/link", "dangling"] {
+                assert_eq!(
+                    fs::read_link(dst.join(rel)).unwrap(),
+                    fs::read_link(src.join(rel)).unwrap()
+                );
+                assert_eq!(
+                    xattr(&dst.join(rel), LINK_ATTR),
+                    None,
+                    "{rel} ({preserve:?})"
+                );
+            }
+        }
+        // The source still has them: the test had something to not copy.
+        for (rel, value) in &set {
+            assert_eq!(
+                xattr(&src.join(rel), LINK_ATTR).as_deref(),
+                Some(&value[..])
+            );
+        }
+    }
+);
