@@ -14,7 +14,7 @@ use std::fs::File;
 use std::os::fd::BorrowedFd;
 use std::path::Path;
 
-use crate::fault::{Site, fault_r};
+use crate::fault::{Site, fault};
 use crate::report::{Fallback, Strategy};
 use crate::{CopyError, CopyOptions, Reflink, Sparse};
 
@@ -91,8 +91,7 @@ impl Job<'_> {
     /// write.
     pub(crate) fn prepare_write(&mut self) -> Result<(), CopyError> {
         if self.dst_has_content && self.dst_regular {
-            // std's set_len restarts after EINTR.
-            fault_r!(Site::Ftruncate, self.dst.set_len(0))
+            fault!(Site::Ftruncate, self.dst.set_len(0))
                 .map_err(|e| CopyError::io("truncate destination", self.dst_path, e))?;
             self.dst_has_content = false;
             self.truncated = true;
@@ -107,7 +106,7 @@ impl Job<'_> {
     pub(crate) fn prepare_sized_write(&mut self) -> Result<(), CopyError> {
         self.prepare_write()?;
         if self.dst_regular && self.len > 0 {
-            fault_r!(Site::Ftruncate, self.dst.set_len(self.len))
+            fault!(Site::Ftruncate, self.dst.set_len(self.len))
                 .map_err(|e| CopyError::io("set the length of", self.dst_path, e))?;
             self.truncated = true;
         }

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use rustix::fs::{CWD, Mode};
 
 use crate::chain::{self, Job};
-use crate::fault::{Site, fault, fault_r};
+use crate::fault::{Site, fault};
 use crate::guard::{self, Existing, Source};
 use crate::meta::{self, ModeRule};
 use crate::replace;
@@ -314,7 +314,7 @@ fn run_and_finish(
             &mut skipped,
         )?;
         if job.opts.fsync {
-            fault_r!(Site::Fsync, job.dst.sync_all())
+            fault!(Site::Fsync, job.dst.sync_all())
                 .map_err(|e| CopyError::io("fsync", job.dst_path, e))?;
         }
     }

@@ -1,10 +1,10 @@
 //! Fault injection: a test-only seam in front of each system call the
 //! single-file engine makes.
 //!
-//! Every call site in the engine is written as `fault!(Site::X, call)` (or
-//! `fault_r!` where the standard library restarts the call after `EINTR`).
-//! Without the `fault-injection` cargo feature (the default) the macros
-//! expand to the call itself: no branch, no thread-local, no cost.
+//! Every call site in the engine is written as `fault!(Site::X, call)`, which
+//! also restarts the call after `EINTR`. Without the `fault-injection` cargo
+//! feature (the default) the macro expands to the call and that restart: no
+//! thread-local, no cost.
 //!
 //! With the feature, each site first consults a per-thread plan (so tests
 //! running in parallel threads do not disturb each other) that can make the
@@ -121,58 +121,63 @@ impl Injected for rustix::io::Errno {
     }
 }
 
+/// An error that may mean "interrupted by a signal before anything
+/// happened: make the call again" (`EINTR`).
+pub(crate) trait Restart {
+    /// Whether this is `EINTR`.
+    fn interrupted(&self) -> bool;
+}
+
+impl Restart for io::Error {
+    fn interrupted(&self) -> bool {
+        self.kind() == io::ErrorKind::Interrupted
+    }
+}
+
+#[cfg(unix)]
+impl Restart for rustix::io::Errno {
+    fn interrupted(&self) -> bool {
+        *self == rustix::io::Errno::INTR
+    }
+}
+
 /// `fault!(site, call)`: the call, unless the plan fails this call of
-/// `site` (then the injected errno, as the call's error type).
+/// `site` (then the injected errno, as the call's error type). A call that
+/// fails with `EINTR`, real or injected, is made again: every site is a call
+/// that did nothing when interrupted (no bytes moved, nothing created), so
+/// restarting it is what the standard library does for its own calls.
 #[cfg(feature = "fault-injection")]
 macro_rules! fault {
-    ($site:expr, $call:expr) => {
-        match $crate::fault::inject($site) {
-            Some(raw) => Err($crate::fault::Injected::injected(raw)),
-            None => $call,
-        }
-    };
-}
-
-/// `fault!(site, call)`: without the feature, just the call.
-#[cfg(not(feature = "fault-injection"))]
-macro_rules! fault {
-    ($site:expr, $call:expr) => {{
-        let _ = $site;
-        $call
-    }};
-}
-
-/// `fault_r!(site, call)`: like [`fault!`] for a call that the standard
-/// library restarts after `EINTR` (`File::set_len`, `sync_all`,
-/// `set_permissions`): an injected `EINTR` is restarted the same way.
-#[cfg(feature = "fault-injection")]
-macro_rules! fault_r {
     ($site:expr, $call:expr) => {
         loop {
-            match $crate::fault::inject($site) {
-                Some(raw) if $crate::fault::is_eintr(raw) => continue,
-                Some(raw) => break Err($crate::fault::Injected::injected(raw)),
-                None => break $call,
+            let r = match $crate::fault::inject($site) {
+                Some(raw) => Err($crate::fault::Injected::injected(raw)),
+                None => $call,
+            };
+            match r {
+                Err(ref e) if $crate::fault::Restart::interrupted(e) => continue,
+                r => break r,
             }
         }
     };
 }
 
-/// `fault_r!(site, call)`: without the feature, just the call.
+/// `fault!(site, call)`: without the feature, the call, restarted after
+/// `EINTR`.
 #[cfg(not(feature = "fault-injection"))]
-macro_rules! fault_r {
+macro_rules! fault {
     ($site:expr, $call:expr) => {{
         let _ = $site;
-        $call
+        loop {
+            match $call {
+                Err(ref e) if $crate::fault::Restart::interrupted(e) => continue,
+                r => break r,
+            }
+        }
     }};
 }
 
-pub(crate) use {fault, fault_r};
-
-/// Whether `raw` is `EINTR`.
-pub(crate) fn is_eintr(raw: i32) -> bool {
-    io::Error::from_raw_os_error(raw).kind() == io::ErrorKind::Interrupted
-}
+pub(crate) use fault;
 
 /// Whether a fault plan is armed on this thread: never without the feature.
 #[cfg(not(feature = "fault-injection"))]

@@ -147,7 +147,8 @@ pub(crate) fn probe(
         rustix::fs::openat(dir, name, flags, Mode::empty())
     ) {
         Ok(fd) => {
-            let meta = fault!(Site::Stat, File::from(fd).metadata())
+            let f = File::from(fd);
+            let meta = fault!(Site::Stat, f.metadata())
                 .map_err(|e| CopyError::io("stat destination", display, e))?;
             if meta.is_dir() {
                 return Err(CopyError::DestinationIsDirectory {
@@ -255,16 +256,28 @@ pub(crate) fn open_in_place(
     } else {
         rustix::fs::AtFlags::SYMLINK_NOFOLLOW
     };
-    if let Ok(st) = rustix::fs::statat(dir, name, at) {
-        use rustix::fs::FileType as T;
-        if matches!(
-            T::from_raw_mode(st.st_mode as _),
-            T::Fifo | T::CharacterDevice | T::BlockDevice
-        ) {
-            let fd = rustix::fs::openat(dir, name, base | OFlags::WRONLY | nofollow, Mode::empty())
-                .map_err(|e| map_err(e, "open destination"))?;
-            return Ok(Some(finish(fd, false, display)?));
+    match rustix::fs::statat(dir, name, at) {
+        Ok(st) => {
+            use rustix::fs::FileType as T;
+            if matches!(
+                T::from_raw_mode(st.st_mode as _),
+                T::Fifo | T::CharacterDevice | T::BlockDevice
+            ) {
+                let fd =
+                    rustix::fs::openat(dir, name, base | OFlags::WRONLY | nofollow, Mode::empty())
+                        .map_err(|e| map_err(e, "open destination"))?;
+                return Ok(Some(finish(fd, false, display)?));
+            }
         }
+        // Nothing there a moment ago: create it without first trying to
+        // open it. If something is there now (it appeared, or a dangling
+        // symlink), the careful path below decides.
+        Err(Errno::NOENT) => match create(OFlags::EXCL) {
+            Ok(Some(fd)) => return Ok(Some(created_new(fd))),
+            Ok(None) => {}
+            Err(e) => return Err(map_err(e, "create destination")),
+        },
+        Err(_) => {}
     }
     for _ in 0..8 {
         // Existing file: read-write so the update policy can compare and

@@ -6,7 +6,7 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::fault::{Site, fault, fault_r};
+use crate::fault::{Site, fault};
 use crate::{CopyError, Preserve};
 
 /// What the destination's mode should be when `preserve.mode` is off.
@@ -68,7 +68,7 @@ pub(crate) fn apply(
         mode_bits = Some(b);
     }
     if let Some(bits) = mode_bits {
-        fault_r!(
+        fault!(
             Site::Fchmod,
             dst.set_permissions(Permissions::from_mode(bits))
         )

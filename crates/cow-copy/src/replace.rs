@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use rustix::fs::{Mode, OFlags};
 use rustix::io::Errno;
 
-use crate::fault::{Site, fault, fault_r};
+use crate::fault::{Site, fault};
 
 /// The marker in temporary names.
 pub(crate) use crate::TEMP_MARKER;
@@ -112,6 +112,6 @@ pub(crate) fn sync_dir(dir: BorrowedFd<'_>) -> io::Result<()> {
             Mode::empty(),
         )
     )?;
-    // std's sync_all restarts after EINTR.
-    fault_r!(Site::Fsync, std::fs::File::from(fd).sync_all())
+    let dir = std::fs::File::from(fd);
+    fault!(Site::Fsync, dir.sync_all())
 }

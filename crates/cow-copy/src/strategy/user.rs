@@ -15,7 +15,7 @@ use rustix::fs::SeekFrom;
 use rustix::io::Errno;
 
 use crate::chain::{Job, Outcome, Step};
-use crate::fault::{Site, fault, fault_r};
+use crate::fault::{Site, fault};
 use crate::report::Strategy;
 use crate::strategy::{Segment, plan};
 use crate::{CopyError, Sparse};
@@ -183,7 +183,7 @@ pub(crate) fn finish_len(
         len = now;
     }
     if job.dst_regular {
-        fault_r!(Site::Ftruncate, job.dst.set_len(len))
+        fault!(Site::Ftruncate, job.dst.set_len(len))
             .map_err(|e| CopyError::io("set the length of", job.dst_path, e))?;
     }
     Ok((len, len != job.len || now != job.len))
