@@ -12,6 +12,7 @@ use cow_copy::{CopyError, CopyOptions, Overwrite, Preserve, Reflink, Sparse, Upd
 use crate::exit;
 
 mod fdlimit;
+mod interrupt;
 mod output;
 mod progress;
 mod target;
@@ -388,6 +389,7 @@ pub(crate) fn run(args: CpArgs) -> u8 {
         Err(msg) => return usage(&msg),
     };
     fdlimit::raise();
+    interrupt::install();
     let started = Instant::now();
     let progress = progress::Progress::start(args.progress, args.json);
     let mut results = Vec::new();

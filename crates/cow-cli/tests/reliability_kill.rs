@@ -3,7 +3,7 @@
 //! the old file or the new one, never a mix; a killed run can leave only a
 //! temporary named `.NAME.cow-tmp-XXXXXX`, mode 0600 until its data is
 //! complete, and later `cow cp --atomic` runs to the same destination still
-//! work.
+//! work. SIGINT, SIGTERM and SIGHUP (catchable) leave no temporary at all.
 #![cfg(target_os = "linux")]
 
 use std::fs;
@@ -111,5 +111,90 @@ fs_test!(
     |dir, fs| {
         kill_loop(dir, &format!("{fs} reflink=never"), &["--reflink=never"]);
         kill_loop(dir, &format!("{fs} default"), &[]);
+    }
+);
+
+/// The temporaries in `dir` (names containing the marker).
+fn temporaries(dir: &Path) -> Vec<String> {
+    fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains(MARKER))
+        .collect()
+}
+
+fs_test!(
+    reliability_signal_removes_temporary,
+    [btrfs, xfs, ext4, tmpfs],
+    |dir, fs| {
+        use rustix::process::{Pid, Signal, kill_process};
+        use std::os::unix::process::ExitStatusExt;
+        let src = dir.join("big");
+        let dst = dir.join("dst");
+        write_pattern(&src, 256 << 20, 3);
+        let old = write_pattern(&dst, 4096, 4);
+        for (sig, raw) in [(Signal::INT, 2), (Signal::TERM, 15), (Signal::HUP, 1)] {
+            // Catch the copy while its temporary exists (a fast machine may
+            // finish first: then try again).
+            let mut caught = 0;
+            for _ in 0..10 {
+                fs::write(&dst, &old).unwrap();
+                let mut child = Command::new(env!("CARGO_BIN_EXE_cow"))
+                    .args(["cp", "--atomic", "--reflink=never"])
+                    .arg(&src)
+                    .arg(&dst)
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::piped())
+                    .spawn()
+                    .unwrap();
+                let seen = loop {
+                    if !temporaries(dir).is_empty() {
+                        break true;
+                    }
+                    if child.try_wait().unwrap().is_some() {
+                        break false;
+                    }
+                    std::thread::sleep(std::time::Duration::from_micros(200));
+                };
+                if !seen {
+                    let out = child.wait_with_output().unwrap();
+                    assert!(out.status.success(), "{fs}: copy failed");
+                    continue;
+                }
+                let pid = Pid::from_raw(child.id() as i32).unwrap();
+                kill_process(pid, sig).unwrap();
+                let out = child.wait_with_output().unwrap();
+                let stderr = String::from_utf8_lossy(&out.stderr);
+                let now = fs::read(&dst).unwrap();
+                if out.status.success() {
+                    // Finished between the look and the signal: the new file.
+                    assert!(now.len() == 256 << 20, "{fs}: a finished copy is whole");
+                    assert!(temporaries(dir).is_empty());
+                    continue;
+                }
+                caught += 1;
+                assert_eq!(
+                    out.status.signal(),
+                    Some(raw),
+                    "{fs}: cow should die of signal {raw}: {:?} {stderr}",
+                    out.status
+                );
+                assert!(now == old, "{fs}: signal {raw}: the destination changed");
+                assert_eq!(
+                    temporaries(dir),
+                    Vec::<String>::new(),
+                    "{fs}: signal {raw} left a temporary"
+                );
+                assert!(
+                    stderr.contains("removed 1 unfinished temporary file"),
+                    "{fs}: {stderr}"
+                );
+            }
+            assert!(
+                caught > 0,
+                "{fs}: never caught a copy in flight for signal {raw}"
+            );
+            eprintln!("{fs}: signal {raw}: {caught} of 10 copies interrupted, no temporary left");
+        }
     }
 );

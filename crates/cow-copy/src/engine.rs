@@ -397,7 +397,7 @@ fn copy_atomic(
         dst: File::from(fd),
         dst_path,
         dst_dir: dir,
-        dst_name: &tmp,
+        dst_name: &tmp.name,
         dst_regular: true,
         dst_has_content: false,
         in_place: false,
@@ -422,7 +422,7 @@ fn copy_atomic(
                 }
             }
         }
-        replace::rename_over(dir, &tmp, name, no_clobber).map_err(|e| {
+        replace::rename_over(dir, &tmp.name, name, no_clobber).map_err(|e| {
             if e.kind() == std::io::ErrorKind::AlreadyExists {
                 CopyError::DestinationExists {
                     path: dst_path.to_path_buf(),
@@ -438,7 +438,7 @@ fn copy_atomic(
         Ok(report)
     })();
     if result.is_err() {
-        replace::remove(dir, &tmp);
+        replace::remove(dir, &tmp.name);
     }
     result
 }

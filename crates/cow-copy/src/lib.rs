@@ -91,6 +91,35 @@ pub use report::{CopyReport, Destination, Fallback, Strategy};
 /// (`.NAME.cow-tmp-XXXXXX`): tools can recognise leftovers after a crash.
 pub const TEMP_MARKER: &str = ".cow-tmp-";
 
+/// Removes the temporary files that atomic copies of this process are
+/// writing right now, and makes atomic copies started after this call fail
+/// before they create one. Returns how many files were removed.
+///
+/// For a signal handler that is about to end the process (`cow cp` calls it
+/// on SIGINT, SIGTERM and SIGHUP): without it, an interrupted atomic copy
+/// leaves its `.NAME.cow-tmp-XXXXXX` behind. The destinations are not
+/// touched: each is still the old file, or already the complete new one.
+/// Temporaries are listed by directory descriptor and name, so a directory
+/// renamed meanwhile does not redirect the removal. On Windows the list is
+/// not kept yet and this returns 0.
+///
+/// ```no_run
+/// // In a handler that runs on SIGINT, just before exiting:
+/// let removed = cow_copy::remove_temporaries();
+/// eprintln!("interrupted; removed {removed} temporary files");
+/// std::process::exit(130);
+/// ```
+pub fn remove_temporaries() -> usize {
+    #[cfg(unix)]
+    {
+        replace::remove_all()
+    }
+    #[cfg(not(unix))]
+    {
+        0
+    }
+}
+
 use std::io;
 use std::path::Path;
 

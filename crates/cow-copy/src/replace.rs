@@ -3,7 +3,8 @@
 //!
 //! The temporary is named `.NAME.cow-tmp-XXXXXX` (so a leftover after a
 //! crash is obvious), created exclusively with mode 0600 and removed on any
-//! failure.
+//! failure. While it is written it is listed, so that a process interrupted
+//! by a signal can remove it before exiting ([`crate::remove_temporaries`]).
 
 use std::ffi::{OsStr, OsString};
 use std::hash::{BuildHasher, Hasher};
@@ -51,11 +52,37 @@ pub(crate) fn temp_name(name: &OsStr) -> OsString {
     s
 }
 
+/// A temporary being written. While it lives, the file is listed for
+/// [`crate::remove_temporaries`]; dropping it takes it off the list (the file
+/// itself is renamed or removed by the copy).
+pub(crate) struct Temp {
+    /// The temporary's name in its directory.
+    pub(crate) name: OsString,
+    id: u64,
+}
+
+impl Drop for Temp {
+    fn drop(&mut self) {
+        live::forget(self.id);
+    }
+}
+
 /// Creates a fresh temporary sibling of `name` in `dir`, read-write, mode
-/// 0600.
-pub(crate) fn create_temp(dir: BorrowedFd<'_>, name: &OsStr) -> io::Result<(OwnedFd, OsString)> {
+/// 0600, and lists it for [`crate::remove_temporaries`].
+pub(crate) fn create_temp(dir: BorrowedFd<'_>, name: &OsStr) -> io::Result<(OwnedFd, Temp)> {
+    // The list keeps its own descriptor of the directory: the caller's may
+    // be closed before the temporary is removed by an interrupt.
+    let keep = dir.try_clone_to_owned()?;
     for _ in 0..64 {
         let tmp = temp_name(name);
+        // Created and listed under the list's lock, so an interrupt removes
+        // it or forbids it, never misses it.
+        let mut live = live::lock();
+        if live.closed {
+            return Err(io::Error::other(
+                "the process is being interrupted: no new temporary files",
+            ));
+        }
         match fault!(
             Site::Open,
             rustix::fs::openat(
@@ -65,7 +92,10 @@ pub(crate) fn create_temp(dir: BorrowedFd<'_>, name: &OsStr) -> io::Result<(Owne
                 Mode::from_raw_mode(0o600),
             )
         ) {
-            Ok(fd) => return Ok((fd, tmp)),
+            Ok(fd) => {
+                let id = live.add(keep, tmp.clone());
+                return Ok((fd, Temp { name: tmp, id }));
+            }
             Err(Errno::EXIST) => continue,
             Err(e) => return Err(e.into()),
         }
@@ -74,6 +104,62 @@ pub(crate) fn create_temp(dir: BorrowedFd<'_>, name: &OsStr) -> io::Result<(Owne
         io::ErrorKind::AlreadyExists,
         "could not find a free temporary name",
     ))
+}
+
+/// Removes every listed temporary and refuses new ones (see
+/// [`crate::remove_temporaries`]).
+pub(crate) fn remove_all() -> usize {
+    let mut live = live::lock();
+    live.closed = true;
+    let mut removed = 0;
+    for (_, dir, name) in live.entries.drain(..) {
+        if rustix::fs::unlinkat(&dir, &name, rustix::fs::AtFlags::empty()).is_ok() {
+            removed += 1;
+        }
+    }
+    removed
+}
+
+/// The temporaries this process is writing now.
+mod live {
+    use std::ffi::OsString;
+    use std::os::fd::OwnedFd;
+    use std::sync::{Mutex, MutexGuard};
+
+    pub(super) struct Live {
+        next: u64,
+        /// Set by an interrupt: no new temporaries.
+        pub(super) closed: bool,
+        /// (id, a descriptor of its directory, its name).
+        pub(super) entries: Vec<(u64, OwnedFd, OsString)>,
+    }
+
+    impl Live {
+        pub(super) fn add(&mut self, dir: OwnedFd, name: OsString) -> u64 {
+            let id = self.next;
+            self.next += 1;
+            self.entries.push((id, dir, name));
+            id
+        }
+    }
+
+    static LIVE: Mutex<Live> = Mutex::new(Live {
+        next: 0,
+        closed: false,
+        entries: Vec::new(),
+    });
+
+    pub(super) fn lock() -> MutexGuard<'static, Live> {
+        LIVE.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Takes `id` off the list (it was renamed or removed).
+    pub(super) fn forget(id: u64) {
+        let mut live = lock();
+        if let Some(i) = live.entries.iter().position(|e| e.0 == id) {
+            live.entries.swap_remove(i);
+        }
+    }
 }
 
 /// Renames `tmp` over `name` (or, with `no_replace`, only if `name` does not

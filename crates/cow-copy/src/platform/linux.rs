@@ -142,9 +142,9 @@ pub(crate) fn clone_probe(job: &Job<'_>) -> io::Result<()> {
         Err(e) => {
             // No O_TMPFILE here: use a named temporary.
             let _ = e;
-            let (fd, name) = crate::replace::create_temp(job.dst_dir, job.dst_name)?;
+            let (fd, tmp) = crate::replace::create_temp(job.dst_dir, job.dst_name)?;
             let r = ficlone(fd.as_fd(), job.src.as_fd());
-            let _ = rustix::fs::unlinkat(job.dst_dir, &name, rustix::fs::AtFlags::empty());
+            let _ = rustix::fs::unlinkat(job.dst_dir, &tmp.name, rustix::fs::AtFlags::empty());
             r
         }
     }
