@@ -251,6 +251,11 @@ pub(crate) fn open_in_place(
     // A FIFO or device is opened write-only and blocking, like any writer:
     // opening it read-write first would count as a writer and wake a
     // waiting reader with an early end of file.
+    let open_writer = || -> Result<InPlace, CopyError> {
+        let fd = rustix::fs::openat(dir, name, base | OFlags::WRONLY | nofollow, Mode::empty())
+            .map_err(|e| map_err(e, "open destination"))?;
+        finish(fd, false, display)
+    };
     let at = if follow {
         rustix::fs::AtFlags::empty()
     } else {
@@ -263,10 +268,7 @@ pub(crate) fn open_in_place(
                 T::from_raw_mode(st.st_mode as _),
                 T::Fifo | T::CharacterDevice | T::BlockDevice
             ) {
-                let fd =
-                    rustix::fs::openat(dir, name, base | OFlags::WRONLY | nofollow, Mode::empty())
-                        .map_err(|e| map_err(e, "open destination"))?;
-                return Ok(Some(finish(fd, false, display)?));
+                return open_writer().map(Some);
             }
         }
         // Nothing there a moment ago: create it without first trying to
@@ -312,10 +314,7 @@ pub(crate) fn open_in_place(
                 // A FIFO or device: reopen write-only and blocking, like
                 // any writer would.
                 drop(f);
-                let fd =
-                    rustix::fs::openat(dir, name, base | OFlags::WRONLY | nofollow, Mode::empty())
-                        .map_err(|e| map_err(e, "open destination"))?;
-                return Ok(Some(finish(fd, false, display)?));
+                return open_writer().map(Some);
             }
             Err(Errno::NOENT) => match create(OFlags::EXCL) {
                 Ok(Some(fd)) => return Ok(Some(created_new(fd))),

@@ -48,13 +48,9 @@ pub(crate) fn step(job: &mut Job<'_>) -> Step {
     if !job.in_place || !job.dst_regular || job.truncated {
         return Step::Declined(None);
     }
-    let src_meta = match job.src.metadata() {
+    let (src_meta, dst_meta) = match both_meta(job) {
         Ok(m) => m,
-        Err(e) => return Step::Failed(CopyError::io("stat source", job.src_path, e)),
-    };
-    let dst_meta = match job.dst.metadata() {
-        Ok(m) => m,
-        Err(e) => return Step::Failed(CopyError::io("stat destination", job.dst_path, e)),
+        Err(e) => return Step::Failed(e),
     };
     let decision = match identical::decide(job.src, &src_meta, &job.dst, &dst_meta, dedupe) {
         Ok(d) => d,
@@ -112,18 +108,27 @@ fn older_step(job: &mut Job<'_>) -> Step {
     if !job.in_place || job.truncated {
         return Step::Declined(None);
     }
-    let src_meta = match job.src.metadata() {
+    let (src_meta, dst_meta) = match both_meta(job) {
         Ok(m) => m,
-        Err(e) => return Step::Failed(CopyError::io("stat source", job.src_path, e)),
-    };
-    let dst_meta = match job.dst.metadata() {
-        Ok(m) => m,
-        Err(e) => return Step::Failed(CopyError::io("stat destination", job.dst_path, e)),
+        Err(e) => return Step::Failed(e),
     };
     if is_older(&dst_meta, &src_meta) {
         return Step::Declined(Some(older_fallback()));
     }
     Step::Done(kept_newer(src_meta.len()))
+}
+
+/// The status of the open source and destination.
+fn both_meta(job: &Job<'_>) -> Result<(Metadata, Metadata), CopyError> {
+    let src = job
+        .src
+        .metadata()
+        .map_err(|e| CopyError::io("stat source", job.src_path, e))?;
+    let dst = job
+        .dst
+        .metadata()
+        .map_err(|e| CopyError::io("stat destination", job.dst_path, e))?;
+    Ok((src, dst))
 }
 
 /// Whether `dst` was modified before `src` (to the nanosecond).

@@ -19,13 +19,7 @@ const MIB: u64 = 1 << 20;
 /// Writes `data` to `path` and flushes it, so extents have addresses.
 /// Moves the file's mtime one hour back.
 fn age(path: &Path) -> SystemTime {
-    let t = SystemTime::now() - Duration::from_secs(3600);
-    File::options()
-        .write(true)
-        .open(path)
-        .unwrap()
-        .set_modified(t)
-        .unwrap();
+    set_mtime(path, SystemTime::now() - Duration::from_secs(3600));
     fs::metadata(path).unwrap().modified().unwrap()
 }
 
@@ -499,15 +493,20 @@ fn set_mtime(path: &Path, t: SystemTime) {
         .unwrap();
 }
 
+/// A source and destination path for one `atomic` setting.
+fn pair(dir: &Path, atomic: bool) -> (std::path::PathBuf, std::path::PathBuf) {
+    (
+        dir.join(format!("src{atomic}")),
+        dir.join(format!("dst{atomic}")),
+    )
+}
+
 fs_test!(
     if_older_keeps_a_newer_destination_untouched,
     [btrfs, xfs, ext4, tmpfs],
     |dir, _fs| {
         for atomic in [false, true] {
-            let (src, dst) = (
-                dir.join(format!("src{atomic}")),
-                dir.join(format!("dst{atomic}")),
-            );
+            let (src, dst) = pair(dir, atomic);
             write_pattern(&src, 100_000, 1);
             write_pattern(&dst, 5_000, 2);
             age(&src);
@@ -545,10 +544,7 @@ fs_test!(
     [btrfs, xfs, ext4, tmpfs],
     |dir, _fs| {
         for atomic in [false, true] {
-            let (src, dst) = (
-                dir.join(format!("src{atomic}")),
-                dir.join(format!("dst{atomic}")),
-            );
+            let (src, dst) = pair(dir, atomic);
             write_pattern(&src, 100_000, 1);
             let opts = CopyOptions::new().update(Update::IfOlder).atomic(atomic);
 
