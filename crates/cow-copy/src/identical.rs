@@ -254,6 +254,11 @@ fn read_full_at(f: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
 /// read-ahead).
 const PREFETCH_WINDOW: u64 = 8 << 20;
 
+/// How much of each file [`decide`] asks to be read before comparing the
+/// first block: the kernel's usual read-ahead window, so a small file costs
+/// one read from disk however early it differs.
+const HEAD_READ_AHEAD: u64 = 128 << 10;
+
 thread_local! {
     /// The two read buffers, reused across comparisons on this thread (a
     /// fresh 1 MiB allocation per file costs page faults on every use).
@@ -263,8 +268,16 @@ thread_local! {
 
 /// Compares `start..end` of both files: the first read is `first` bytes,
 /// later ones [`BLOCK_READ`]; during the [`BLOCK_READ`] reads both files are
-/// read ahead of the comparison.
-fn compare_range(a: &File, b: &File, start: u64, end: u64, first: u64) -> io::Result<Comparison> {
+/// read ahead of the comparison, from `fetched` on (read-ahead of both was
+/// already asked for below it).
+fn compare_range(
+    a: &File,
+    b: &File,
+    start: u64,
+    end: u64,
+    first: u64,
+    fetched: u64,
+) -> io::Result<Comparison> {
     let cap = (end.saturating_sub(start)).min(BLOCK_READ.max(first)) as usize;
     BUFFERS.with(|cell| match cell.try_borrow_mut() {
         Ok(mut bufs) => {
@@ -273,17 +286,17 @@ fn compare_range(a: &File, b: &File, start: u64, end: u64, first: u64) -> io::Re
                 ba.resize(cap, 0);
                 bb.resize(cap, 0);
             }
-            compare_with(a, b, start, end, first, &mut ba[..cap], &mut bb[..cap])
+            let bufs = (&mut ba[..cap], &mut bb[..cap]);
+            compare_with(a, b, start..end, first, fetched, bufs)
         }
         // Not reentrant in practice; be correct anyway.
         Err(_) => compare_with(
             a,
             b,
-            start,
-            end,
+            start..end,
             first,
-            &mut vec![0; cap],
-            &mut vec![0; cap],
+            fetched,
+            (&mut vec![0; cap], &mut vec![0; cap]),
         ),
     })
 }
@@ -291,20 +304,20 @@ fn compare_range(a: &File, b: &File, start: u64, end: u64, first: u64) -> io::Re
 fn compare_with(
     a: &File,
     b: &File,
-    start: u64,
-    end: u64,
+    range: std::ops::Range<u64>,
     first: u64,
-    ba: &mut [u8],
-    bb: &mut [u8],
+    fetched: u64,
+    (ba, bb): (&mut [u8], &mut [u8]),
 ) -> io::Result<Comparison> {
     let mut cmp = Comparison {
         first_difference: None,
         bytes_read: 0,
     };
+    let (start, end) = (range.start, range.end);
     let mut offset = start;
     let mut chunk = first.max(1);
     // Read-ahead already requested up to here.
-    let mut fetched = start;
+    let mut fetched = fetched.max(start);
     while offset < end {
         let n = (end - offset).min(chunk) as usize;
         if chunk >= BLOCK_READ && offset + n as u64 > fetched {
@@ -345,7 +358,7 @@ pub fn same_file(a: &File, b: &File) -> io::Result<bool> {
 /// per file. A file shorter than `len` differs where it ends. Reads are
 /// positional: the files' offsets are not moved.
 pub fn compare_content(a: &File, b: &File, len: u64) -> io::Result<Comparison> {
-    compare_range(a, b, 0, len, FIRST_READ)
+    compare_range(a, b, 0, len, FIRST_READ, 0)
 }
 
 /// Whether both files are mapped, over their first `len` bytes, to the same
@@ -435,10 +448,13 @@ pub fn decide(
         });
     }
     let first = FIRST_READ.min(len);
-    // Both first blocks in flight together rather than one after the other.
-    sys::prefetch(src, 0, first);
-    sys::prefetch(dst, 0, first);
-    let head = match compare_range(src, dst, 0, first, first) {
+    // Both heads in flight together rather than one after the other, and
+    // as one read each: a small file whole (asking for the first block
+    // alone would read the rest of it in a second trip to the disk).
+    let head_ahead = HEAD_READ_AHEAD.min(len);
+    sys::prefetch(src, 0, head_ahead);
+    sys::prefetch(dst, 0, head_ahead);
+    let head = match compare_range(src, dst, 0, first, first, head_ahead) {
         Ok(c) => c,
         Err(e) if sys::is_unreadable(&e) => {
             return Ok(Decision::Proceed {
@@ -478,7 +494,7 @@ pub fn decide(
             }
         }
     }
-    let rest = compare_range(src, dst, user_from, len, BLOCK_READ)?;
+    let rest = compare_range(src, dst, user_from, len, BLOCK_READ, head_ahead)?;
     let bytes_read = head.bytes_read + rest.bytes_read;
     Ok(match rest.first_difference {
         Some(at) => Decision::Proceed {
