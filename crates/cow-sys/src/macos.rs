@@ -11,13 +11,18 @@
 //!
 //! [`log2phys_ext`] tells where a file's bytes live on the device: two files
 //! whose offsets map to the same device offsets share storage.
+//!
+//! [`mkfifoat`] and [`mknodat`] create FIFOs and device nodes relative to a
+//! directory descriptor. The C library has them only from macOS 13 on, so
+//! they are looked up at run time and answer `ENOSYS` on older systems.
 
-use std::ffi::{CString, c_void};
+use std::ffi::{CStr, CString, c_void};
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::ptr::NonNull;
+use std::sync::OnceLock;
 
 use bitflags::bitflags;
 
@@ -328,4 +333,72 @@ pub fn log2phys_ext(fd: BorrowedFd<'_>, offset: u64, len: u64) -> io::Result<Log
     // and lives across the call. The descriptor is borrowed and open.
     check(unsafe { libc::fcntl(fd.as_raw_fd(), F_LOG2PHYS_EXT, &raw mut l2p) })?;
     Ok(l2p)
+}
+
+/// `mkfifoat(2)`'s C prototype (`<sys/stat.h>`).
+type MkfifoatFn =
+    unsafe extern "C" fn(libc::c_int, *const libc::c_char, libc::mode_t) -> libc::c_int;
+
+/// `mknodat(2)`'s C prototype (`<sys/stat.h>`).
+type MknodatFn = unsafe extern "C" fn(
+    libc::c_int,
+    *const libc::c_char,
+    libc::mode_t,
+    libc::dev_t,
+) -> libc::c_int;
+
+/// The address of the C function `name` in the loaded images, or `None`
+/// when this system's libraries do not export it.
+fn runtime_symbol(name: &CStr) -> Option<NonNull<c_void>> {
+    // SAFETY: RTLD_DEFAULT is the documented pseudo-handle that searches
+    // every loaded image; `name` is a NUL-terminated string alive for the
+    // call and dlsym keeps no pointer to it.
+    NonNull::new(unsafe { libc::dlsym(libc::RTLD_DEFAULT, name.as_ptr()) })
+}
+
+/// `ENOSYS`: the running macOS has no such call.
+fn not_on_this_macos() -> io::Error {
+    io::Error::from_raw_os_error(libc::ENOSYS)
+}
+
+/// Creates the FIFO `name` relative to the directory `dir` with permission
+/// bits `mode` (less the umask), like `mkfifoat(2)`.
+///
+/// `mkfifoat` exists from macOS 13 on; it is looked up at run time (once),
+/// so the same binary runs on older systems, where this returns `ENOSYS`.
+pub fn mkfifoat(dir: BorrowedFd<'_>, name: &CStr, mode: u16) -> io::Result<()> {
+    static FUNC: OnceLock<Option<MkfifoatFn>> = OnceLock::new();
+    let func = FUNC.get_or_init(|| {
+        let addr = runtime_symbol(c"mkfifoat")?;
+        // SAFETY: the symbol named mkfifoat is libc's function, whose C
+        // prototype is exactly `MkfifoatFn`; a non-null function address
+        // is a valid function pointer.
+        Some(unsafe { std::mem::transmute::<*mut c_void, MkfifoatFn>(addr.as_ptr()) })
+    });
+    let func = func.ok_or_else(not_on_this_macos)?;
+    // SAFETY: the descriptor is borrowed and open for the call; `name` is a
+    // NUL-terminated string alive for the whole call and not kept.
+    check(unsafe { func(dir.as_raw_fd(), name.as_ptr(), mode) })
+}
+
+/// Creates the node `name` relative to the directory `dir`: `mode` holds the
+/// file type (`S_IFCHR`, `S_IFBLK`, `S_IFIFO`, ...) and the permission bits,
+/// `dev` the device number of a device node (`mknodat(2)`). Device nodes
+/// need super-user privileges (`EPERM` otherwise).
+///
+/// `mknodat` exists from macOS 13 on; it is looked up at run time (once),
+/// so the same binary runs on older systems, where this returns `ENOSYS`.
+pub fn mknodat(dir: BorrowedFd<'_>, name: &CStr, mode: u16, dev: i32) -> io::Result<()> {
+    static FUNC: OnceLock<Option<MknodatFn>> = OnceLock::new();
+    let func = FUNC.get_or_init(|| {
+        let addr = runtime_symbol(c"mknodat")?;
+        // SAFETY: the symbol named mknodat is libc's function, whose C
+        // prototype is exactly `MknodatFn`; a non-null function address is
+        // a valid function pointer.
+        Some(unsafe { std::mem::transmute::<*mut c_void, MknodatFn>(addr.as_ptr()) })
+    });
+    let func = func.ok_or_else(not_on_this_macos)?;
+    // SAFETY: the descriptor is borrowed and open for the call; `name` is a
+    // NUL-terminated string alive for the whole call and not kept.
+    check(unsafe { func(dir.as_raw_fd(), name.as_ptr(), mode, dev) })
 }

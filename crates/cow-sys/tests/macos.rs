@@ -388,3 +388,35 @@ fn log2phys_ext_maps_data_and_refuses_eof() {
         ),
     }
 }
+
+#[test]
+fn mkfifoat_and_mknodat_are_found_and_create_relative_to_the_directory() {
+    use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+    // Every macOS that CI runs is 13 or later: the calls must be found.
+    let dir = tempfile::tempdir().unwrap();
+    let d = File::open(dir.path()).unwrap();
+    mkfifoat(d.as_fd(), c"fifo", 0o600).expect("mkfifoat");
+    let m = std::fs::symlink_metadata(dir.path().join("fifo")).unwrap();
+    assert!(m.file_type().is_fifo(), "{m:?}");
+    assert_eq!(m.permissions().mode() & 0o777, 0o600);
+    let again = mkfifoat(d.as_fd(), c"fifo", 0o600).unwrap_err();
+    assert_eq!(errno(&again), libc::EEXIST, "{again}");
+    // A FIFO through mknodat; device nodes need root.
+    for (name, kind) in [(c"node-fifo", libc::S_IFIFO), (c"node-chr", libc::S_IFCHR)] {
+        match mknodat(d.as_fd(), name, kind | 0o600, 0) {
+            Ok(()) => {
+                let path = dir.path().join(name.to_str().unwrap());
+                let t = std::fs::symlink_metadata(path).unwrap().file_type();
+                assert!(
+                    if kind == libc::S_IFIFO {
+                        t.is_fifo()
+                    } else {
+                        t.is_char_device()
+                    },
+                    "{name:?}: {t:?}"
+                );
+            }
+            Err(e) => assert_eq!(errno(&e), libc::EPERM, "{name:?}: {e}"),
+        }
+    }
+}

@@ -1370,13 +1370,34 @@ mod sys {
         )
     }
 
-    // rustix has no mknodat/mkfifoat on Apple platforms.
-    #[cfg(target_vendor = "apple")]
+    // rustix has no mknodat/mkfifoat on Apple platforms; macOS 13+ has
+    // them in libc, looked up at run time by cow-sys (`ENOSYS` before 13).
+    #[cfg(target_os = "macos")]
+    #[allow(clippy::unnecessary_cast)]
+    pub(super) fn mkfifoat(dir: BorrowedFd<'_>, name: &CStr, mode: Mode) -> Result<(), Errno> {
+        cow_sys::macos::mkfifoat(dir, name, mode.as_raw_mode() as u16).map_err(to_errno)
+    }
+
+    #[cfg(target_os = "macos")]
+    #[allow(clippy::unnecessary_cast)]
+    pub(super) fn mknodat(dir: BorrowedFd<'_>, name: &CStr, st: &Stat) -> Result<(), Errno> {
+        // The file type and the permission bits, as on the other Unixes.
+        let mode = kind_of(st).as_raw_mode() as u32 | (mode_of(st) & PERM_BITS);
+        cow_sys::macos::mknodat(dir, name, mode as u16, st.st_rdev as i32).map_err(to_errno)
+    }
+
+    #[cfg(target_os = "macos")]
+    fn to_errno(e: io::Error) -> Errno {
+        e.raw_os_error().map_or(Errno::IO, Errno::from_raw_os_error)
+    }
+
+    // Other Apple platforms: not bound.
+    #[cfg(all(target_vendor = "apple", not(target_os = "macos")))]
     pub(super) fn mkfifoat(_dir: BorrowedFd<'_>, _name: &CStr, _mode: Mode) -> Result<(), Errno> {
         Err(Errno::NOSYS)
     }
 
-    #[cfg(target_vendor = "apple")]
+    #[cfg(all(target_vendor = "apple", not(target_os = "macos")))]
     pub(super) fn mknodat(_dir: BorrowedFd<'_>, _name: &CStr, _st: &Stat) -> Result<(), Errno> {
         Err(Errno::NOSYS)
     }
