@@ -116,3 +116,171 @@ fn reflink_always_without_block_cloning_creates_nothing() {
     );
     assert!(!dst.exists(), "reflink=always created {}", dst.display());
 }
+
+/// Sets `path`'s modification time.
+#[cfg(windows)]
+fn set_mtime(path: &Path, t: std::time::SystemTime) {
+    fs::File::options()
+        .write(true)
+        .open(path)
+        .unwrap()
+        .set_modified(t)
+        .unwrap();
+}
+
+#[cfg(windows)]
+fn mtime(path: &Path) -> std::time::SystemTime {
+    fs::metadata(path).unwrap().modified().unwrap()
+}
+
+#[cfg(windows)]
+#[test]
+fn update_if_different_leaves_an_identical_destination_alone() {
+    use cow_copy::{Destination, Preserve, Update};
+    use std::time::{Duration, SystemTime};
+    let dir = tempfile::tempdir().unwrap();
+    let (src, dst) = (dir.path().join("src"), dir.path().join("dst"));
+    let data = write(&src, 300_001, 8);
+    fs::write(&dst, &data).unwrap();
+    let old = SystemTime::now() - Duration::from_secs(3600);
+    set_mtime(&dst, old);
+    for atomic in [false, true] {
+        let r = CopyOptions::new()
+            .update(Update::IfDifferent)
+            .atomic(atomic)
+            .copy(&src, &dst)
+            .unwrap();
+        assert_eq!(r.strategy, Strategy::Skipped, "{r:?}");
+        assert_eq!(r.destination, Destination::Kept, "{r:?}");
+        assert_eq!((r.bytes_cloned, r.bytes_copied, r.hole_bytes), (0, 0, 0));
+        assert_eq!(r.len, data.len() as u64);
+        assert!(r.fallbacks.is_empty(), "{r:?}");
+        // Not rewritten: same content, same modification time, and no
+        // temporary left behind by the atomic copy.
+        assert_eq!(fs::read(&dst).unwrap(), data);
+        assert_eq!(mtime(&dst), old, "atomic={atomic}");
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 2);
+    }
+    // No dedupe on Windows: the destination is still skipped, saying why.
+    let r = CopyOptions::new()
+        .update(Update::IfDifferentDedupe)
+        .copy(&src, &dst)
+        .unwrap();
+    assert_eq!(r.strategy, Strategy::Skipped, "{r:?}");
+    assert_eq!(r.fallbacks.len(), 1, "{r:?}");
+    assert_eq!(r.fallbacks[0].strategy, Strategy::Deduped);
+    assert!(
+        r.fallbacks[0]
+            .reason
+            .starts_with("identical, but not deduplicated"),
+        "{r:?}"
+    );
+    assert_eq!(mtime(&dst), old);
+    // A skipped destination still gets the metadata asked for (as on
+    // Unix), even when it is read-only.
+    let mut perms = fs::metadata(&dst).unwrap().permissions();
+    perms.set_readonly(true);
+    fs::set_permissions(&dst, perms).unwrap();
+    let preserve = Preserve {
+        timestamps: true,
+        ..Preserve::default()
+    };
+    let r = CopyOptions::new()
+        .update(Update::IfDifferent)
+        .preserve(preserve)
+        .copy(&src, &dst)
+        .unwrap();
+    assert_eq!(r.strategy, Strategy::Skipped, "{r:?}");
+    assert_eq!(mtime(&dst), mtime(&src));
+    assert!(!fs::metadata(&dst).unwrap().permissions().readonly());
+    assert_eq!(fs::read(&dst).unwrap(), data);
+}
+
+#[cfg(windows)]
+#[test]
+fn update_if_different_replaces_a_different_destination() {
+    use cow_copy::{Destination, Update};
+    let dir = tempfile::tempdir().unwrap();
+    let (src, dst) = (dir.path().join("src"), dir.path().join("dst"));
+    let data = write(&src, 200_000, 9);
+    for (len, seed, why) in [
+        (200_000, 10, "contents differ"),
+        (100_000, 11, "sizes differ"),
+    ] {
+        for policy in [Update::IfDifferent, Update::IfDifferentDedupe] {
+            write(&dst, len, seed);
+            let r = CopyOptions::new().update(policy).copy(&src, &dst).unwrap();
+            assert!(!r.strategy.kept_destination(), "{r:?}");
+            assert_eq!(r.destination, Destination::Replaced, "{r:?}");
+            assert_eq!(r.len, data.len() as u64);
+            assert_eq!(fs::read(&dst).unwrap(), data);
+            // The update check declined first, naming why.
+            let first = r.fallbacks.first().unwrap_or_else(|| panic!("{r:?}"));
+            assert_eq!(first.strategy, Strategy::Skipped, "{r:?}");
+            assert!(first.reason.starts_with(why), "{r:?}");
+        }
+    }
+}
+
+#[cfg(windows)]
+#[test]
+fn update_if_older_keeps_a_newer_destination_untouched() {
+    use cow_copy::{Destination, Preserve, Update};
+    use std::time::Duration;
+    let dir = tempfile::tempdir().unwrap();
+    let (src, dst) = (dir.path().join("src"), dir.path().join("dst"));
+    write(&src, 100_000, 12);
+    let theirs = write(&dst, 50_000, 13);
+    let newer = mtime(&src) + Duration::from_secs(3600);
+    set_mtime(&dst, newer);
+    // Not even the metadata asked for is applied.
+    let r = CopyOptions::new()
+        .update(Update::IfOlder)
+        .preserve(Preserve {
+            timestamps: true,
+            ..Preserve::default()
+        })
+        .copy(&src, &dst)
+        .unwrap();
+    assert_eq!(r.strategy, Strategy::KeptNewer, "{r:?}");
+    assert_eq!(r.destination, Destination::Kept, "{r:?}");
+    assert_eq!((r.bytes_cloned, r.bytes_copied), (0, 0));
+    assert_eq!(fs::read(&dst).unwrap(), theirs);
+    assert_eq!(mtime(&dst), newer);
+    // An older destination is replaced.
+    set_mtime(&dst, mtime(&src) - Duration::from_secs(3600));
+    let r = CopyOptions::new()
+        .update(Update::IfOlder)
+        .copy(&src, &dst)
+        .unwrap();
+    assert_eq!(r.destination, Destination::Replaced, "{r:?}");
+    assert_eq!(r.fallbacks[0].strategy, Strategy::KeptNewer, "{r:?}");
+    assert_eq!(fs::read(&dst).unwrap(), fs::read(&src).unwrap());
+}
+
+/// A FIFO in a tree is recreated by the walk with `mkfifoat`, looked up at
+/// run time (macOS 13+; older systems report `ENOSYS` for the entry).
+#[cfg(target_os = "macos")]
+#[test]
+fn tree_copy_recreates_a_fifo_with_its_mode() {
+    use cow_copy::tree::{TreeOptions, copy_tree};
+    use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+    use std::process::Command;
+    let dir = tempfile::tempdir().unwrap();
+    let (src, dst) = (dir.path().join("src"), dir.path().join("dst"));
+    fs::create_dir(&src).unwrap();
+    write(&src.join("file"), 10_000, 14);
+    let fifo = src.join("fifo");
+    let status = Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(status.success(), "mkfifo: {status}");
+    // A mode the umask would not give, so the copy must set it.
+    fs::set_permissions(&fifo, fs::Permissions::from_mode(0o662)).unwrap();
+    // The walk, not the one-call clone of the whole tree.
+    let opts = TreeOptions::new().whole_tree_clone(false);
+    let report = copy_tree(&src, &dst, &opts).unwrap_or_else(|e| panic!("{e}: {e:?}"));
+    assert_eq!(report.totals.fifos, 1, "{report:?}");
+    let copy = fs::symlink_metadata(dst.join("fifo")).unwrap();
+    assert!(copy.file_type().is_fifo(), "{copy:?}");
+    assert_eq!(copy.permissions().mode() & 0o7777, 0o662);
+    assert_eq!(fs::read(dst.join("file")).unwrap(), pattern(10_000, 14));
+}

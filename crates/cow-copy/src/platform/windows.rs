@@ -17,6 +17,7 @@ use cow_sys::windows::{
     get_integrity_information, set_integrity_information, set_sparse, volume_flags,
 };
 
+use crate::identical::{self, Decision};
 use crate::report::{CopyReport, Destination, Fallback, Strategy};
 use crate::{CopyError, CopyOptions, Overwrite, Reflink, Update, errno};
 
@@ -25,6 +26,17 @@ const MAX_CHUNK: u64 = (4 << 30) - (1 << 20);
 
 /// `FILE_ATTRIBUTE_SPARSE_FILE`.
 const SPARSE_ATTRIBUTE: u32 = 0x200;
+
+/// `FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE`: comparing the
+/// destination never locks others out of it.
+const SHARE_ALL: u32 = 0x7;
+
+/// `FILE_WRITE_ATTRIBUTES`: enough to set the times, even of a read-only
+/// file.
+const WRITE_ATTRIBUTES: u32 = 0x100;
+
+/// `GENERIC_WRITE`: needed to flush a file (`FlushFileBuffers`).
+const GENERIC_WRITE: u32 = 0x4000_0000;
 
 /// Copies `src` to `dst` on Windows.
 pub(crate) fn copy_paths(
@@ -51,6 +63,7 @@ pub(crate) fn copy_paths(
         });
     }
     let src_file = File::open(src).map_err(|e| CopyError::io("open source", src, e))?;
+    let mut update_fallback = None;
     let existed = match fs::metadata(dst) {
         Ok(m) if m.is_dir() => {
             return Err(CopyError::DestinationIsDirectory {
@@ -79,22 +92,28 @@ pub(crate) fn copy_paths(
                     path: dst.to_path_buf(),
                 });
             }
-            if opts.update == Update::IfOlder
-                && let (Ok(d), Ok(s)) = (dst_meta.modified(), src_meta.modified())
-                && d >= s
-            {
-                // Not older than the source: left alone, like GNU `cp -u`.
-                return Ok(CopyReport {
-                    strategy: Strategy::KeptNewer,
-                    bytes_cloned: 0,
-                    bytes_copied: 0,
-                    hole_bytes: 0,
-                    len: src_meta.len(),
-                    destination: Destination::Kept,
-                    size_changed: false,
-                    fallbacks: Vec::new(),
-                    metadata_skipped: Vec::new(),
-                });
+            match update_check(opts, &src_file, &src_meta, dst, &dst_meta)? {
+                UpdateCheck::Proceed(why) => update_fallback = why,
+                UpdateCheck::Keep(strategy, fallbacks) => {
+                    let mut report = CopyReport {
+                        strategy,
+                        bytes_cloned: 0,
+                        bytes_copied: 0,
+                        hole_bytes: 0,
+                        len: src_meta.len(),
+                        destination: Destination::Kept,
+                        size_changed: false,
+                        fallbacks,
+                        metadata_skipped: Vec::new(),
+                    };
+                    // As on Unix: an identical destination still gets the
+                    // metadata the options ask for; one kept because it
+                    // is newer is not touched at all.
+                    if strategy != Strategy::KeptNewer {
+                        apply_metadata(opts, &src_meta, dst, dst, &mut report)?;
+                    }
+                    return Ok(report);
+                }
             }
             true
         }
@@ -107,7 +126,11 @@ pub(crate) fn copy_paths(
     };
     let result = copy_data(opts, src, &src_file, &src_meta, &target, dst, existed);
     let mut report = match result {
-        Ok(r) => r,
+        Ok(mut r) => {
+            // The update check came first, as in the Unix chain.
+            r.fallbacks.splice(0..0, update_fallback);
+            r
+        }
         Err(e) => {
             if opts.atomic || !existed {
                 let _ = fs::remove_file(&target);
@@ -116,9 +139,135 @@ pub(crate) fn copy_paths(
         }
     };
     let finish = (|| {
+        apply_metadata(opts, &src_meta, &target, dst, &mut report)?;
+        if opts.atomic {
+            fs::rename(&target, dst)
+                .map_err(|e| CopyError::io("rename a temporary over", dst, e))?;
+        }
+        Ok(())
+    })();
+    if let Err(e) = finish {
+        if opts.atomic {
+            let _ = fs::remove_file(&target);
+        }
+        return Err(e);
+    }
+    Ok(report)
+}
+
+/// What the update policy ([`Update`]) says about an existing destination.
+enum UpdateCheck {
+    /// Copy; `Some` says why the policy did not keep the destination.
+    Proceed(Option<Fallback>),
+    /// Keep the destination: report it with this strategy
+    /// ([`Strategy::Skipped`] or [`Strategy::KeptNewer`]) and these
+    /// fallbacks.
+    Keep(Strategy, Vec<Fallback>),
+}
+
+/// Applies the update policy to the existing destination `dst` (a file or
+/// a link to one, not the source), before anything is written. The content
+/// check is [`identical::decide`], as in the Unix engine; there is no dedupe
+/// here, so an identical destination is skipped, naming why it was not
+/// deduplicated when that was asked.
+fn update_check(
+    opts: &CopyOptions,
+    src_file: &File,
+    src_meta: &fs::Metadata,
+    dst: &Path,
+    dst_meta: &fs::Metadata,
+) -> Result<UpdateCheck, CopyError> {
+    let dedupe = match opts.update {
+        Update::All => return Ok(UpdateCheck::Proceed(None)),
+        Update::IfDifferent => false,
+        Update::IfDifferentDedupe => true,
+        Update::IfOlder => {
+            let (Ok(d), Ok(s)) = (dst_meta.modified(), src_meta.modified()) else {
+                return Ok(UpdateCheck::Proceed(None));
+            };
+            return Ok(if d >= s {
+                // Not older than the source: left alone, like GNU `cp -u`.
+                UpdateCheck::Keep(Strategy::KeptNewer, Vec::new())
+            } else {
+                UpdateCheck::Proceed(Some(Fallback {
+                    strategy: Strategy::KeptNewer,
+                    errno: None,
+                    reason: "the destination is older than the source".to_string(),
+                }))
+            });
+        }
+    };
+    if !dst_meta.is_file() {
+        return Ok(UpdateCheck::Proceed(None));
+    }
+    let not_compared = |e: io::Error, what: &str| {
+        UpdateCheck::Proceed(Some(Fallback {
+            strategy: Strategy::Skipped,
+            errno: e.raw_os_error(),
+            reason: format!("could not {what}: {e}"),
+        }))
+    };
+    let reader = match OpenOptions::new()
+        .read(true)
+        .share_mode(SHARE_ALL)
+        .open(dst)
+    {
+        Ok(f) => f,
+        Err(e) => return Ok(not_compared(e, "open the destination to compare")),
+    };
+    let dst_meta = reader
+        .metadata()
+        .map_err(|e| CopyError::io("stat destination", dst, e))?;
+    let decision = match identical::decide(src_file, src_meta, &reader, &dst_meta, dedupe) {
+        Ok(d) => d,
+        // Nothing was written: a failed check is a check not made.
+        Err(e) if errno::is_fallback(&e) => {
+            return Ok(not_compared(e, "compare with the destination"));
+        }
+        Err(e) => return Err(CopyError::io("compare with", dst, e)),
+    };
+    Ok(match decision {
+        Decision::Skip {
+            dedupe_not_possible,
+            ..
+        } => UpdateCheck::Keep(
+            Strategy::Skipped,
+            dedupe_not_possible
+                .map(|why| Fallback {
+                    strategy: Strategy::Deduped,
+                    errno: None,
+                    reason: format!("identical, but not deduplicated: {why}"),
+                })
+                .into_iter()
+                .collect(),
+        ),
+        // `identical::decide` never dedupes off Linux; should it ever, the
+        // source now shares the destination's blocks and the copy is moot.
+        Decision::Deduped { .. } => UpdateCheck::Keep(Strategy::Skipped, Vec::new()),
+        Decision::Proceed { reason, .. } => UpdateCheck::Proceed(Some(Fallback {
+            strategy: Strategy::Skipped,
+            errno: None,
+            reason: reason.to_string(),
+        })),
+    })
+}
+
+/// Gives `target` (the destination or its temporary; `dst` names it in
+/// errors) the metadata the options ask for, flushes it when asked, and
+/// notes in `report` what Windows cannot preserve.
+fn apply_metadata(
+    opts: &CopyOptions,
+    src_meta: &fs::Metadata,
+    target: &Path,
+    dst: &Path,
+    report: &mut CopyReport,
+) -> Result<(), CopyError> {
+    if opts.preserve.timestamps || opts.fsync {
+        let access = WRITE_ATTRIBUTES | if opts.fsync { GENERIC_WRITE } else { 0 };
         let f = OpenOptions::new()
-            .write(true)
-            .open(&target)
+            .access_mode(access)
+            .share_mode(SHARE_ALL)
+            .open(target)
             .map_err(|e| CopyError::io("open", dst, e))?;
         if opts.preserve.timestamps {
             let mut t = fs::FileTimes::new();
@@ -134,34 +283,22 @@ pub(crate) fn copy_paths(
         if opts.fsync {
             f.sync_all().map_err(|e| CopyError::io("fsync", dst, e))?;
         }
-        drop(f);
-        if opts.preserve.mode {
-            fs::set_permissions(&target, src_meta.permissions())
-                .map_err(|e| CopyError::io("set permissions of", dst, e))?;
-        }
-        if opts.preserve.ownership {
-            report
-                .metadata_skipped
-                .push("ownership: not supported on Windows".into());
-        }
-        if opts.preserve.xattrs {
-            report
-                .metadata_skipped
-                .push("xattrs: not supported on Windows".into());
-        }
-        if opts.atomic {
-            fs::rename(&target, dst)
-                .map_err(|e| CopyError::io("rename a temporary over", dst, e))?;
-        }
-        Ok(())
-    })();
-    if let Err(e) = finish {
-        if opts.atomic {
-            let _ = fs::remove_file(&target);
-        }
-        return Err(e);
     }
-    Ok(report)
+    if opts.preserve.mode {
+        fs::set_permissions(target, src_meta.permissions())
+            .map_err(|e| CopyError::io("set permissions of", dst, e))?;
+    }
+    if opts.preserve.ownership {
+        report
+            .metadata_skipped
+            .push("ownership: not supported on Windows".into());
+    }
+    if opts.preserve.xattrs {
+        report
+            .metadata_skipped
+            .push("xattrs: not supported on Windows".into());
+    }
+    Ok(())
 }
 
 fn temp_path(dst: &Path) -> PathBuf {
