@@ -49,8 +49,8 @@
 //! # Destination symlinks
 //!
 //! [`copy`] and [`CopyOptions::copy`] follow a destination symlink, like
-//! `std::fs::copy`. [`CopyOptions::copy_at`] (used for trees) never writes
-//! through a symlink: it replaces the entry.
+//! `std::fs::copy`. `CopyOptions::copy_at` (Unix; used for trees) never
+//! writes through a symlink: it replaces the entry.
 //!
 //! # Truth
 //!

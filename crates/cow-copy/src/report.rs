@@ -98,6 +98,46 @@ pub struct Fallback {
     pub reason: String,
 }
 
+/// The fallbacks of the update policy, worded once for every platform.
+impl Fallback {
+    /// The destination could not be compared (`what` failed): copied.
+    pub(crate) fn not_compared(what: &str, e: &std::io::Error) -> Fallback {
+        Fallback {
+            strategy: Strategy::Skipped,
+            errno: e.raw_os_error(),
+            reason: format!("could not {what}: {e}"),
+        }
+    }
+
+    /// The destination differs (`reason` says how): copied.
+    pub(crate) fn differs(reason: impl fmt::Display) -> Fallback {
+        Fallback {
+            strategy: Strategy::Skipped,
+            errno: None,
+            reason: reason.to_string(),
+        }
+    }
+
+    /// The destination is identical but could not share the source's blocks.
+    pub(crate) fn not_deduplicated(why: impl fmt::Display) -> Fallback {
+        Fallback {
+            strategy: Strategy::Deduped,
+            errno: None,
+            reason: format!("identical, but not deduplicated: {why}"),
+        }
+    }
+
+    /// [`Update::IfOlder`](crate::Update::IfOlder) copied: the destination
+    /// is older.
+    pub(crate) fn destination_older() -> Fallback {
+        Fallback {
+            strategy: Strategy::KeptNewer,
+            errno: None,
+            reason: "the destination is older than the source".to_string(),
+        }
+    }
+}
+
 impl fmt::Display for Fallback {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} declined: {}", self.strategy, self.reason)?;

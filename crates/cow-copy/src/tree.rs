@@ -22,8 +22,8 @@
 //! resolved again from the top. A directory swapped for a symlink while the
 //! copy runs is refused rather than followed, so writes cannot leave the
 //! destination. Files are copied in parallel by the single-file engine
-//! ([`CopyOptions::copy_at`]); a directory is created before its children and
-//! gets its final mode and times after them.
+//! (`CopyOptions::copy_at` on Unix); a directory is created before its
+//! children and gets its final mode and times after them.
 //!
 //! `dst` names the copy itself (not a directory to copy into): if it does not
 //! exist it is created; if it is an existing directory and `src` is a

@@ -56,11 +56,10 @@ pub(crate) fn step(job: &mut Job<'_>) -> Step {
         Ok(d) => d,
         // Nothing was written: a failed check is a check not made.
         Err(e) if crate::errno::is_fallback(&e) => {
-            return Step::Declined(Some(Fallback {
-                strategy: Strategy::Skipped,
-                errno: e.raw_os_error(),
-                reason: format!("could not compare with the destination: {e}"),
-            }));
+            return Step::Declined(Some(Fallback::not_compared(
+                "compare with the destination",
+                &e,
+            )));
         }
         Err(e) => return Step::Failed(CopyError::io("compare with", job.dst_path, e)),
     };
@@ -71,11 +70,7 @@ pub(crate) fn step(job: &mut Job<'_>) -> Step {
             ..
         } => {
             if let Some(why) = dedupe_not_possible {
-                job.update_fallback = Some(Fallback {
-                    strategy: Strategy::Deduped,
-                    errno: None,
-                    reason: format!("identical, but not deduplicated: {why}"),
-                });
+                job.update_fallback = Some(Fallback::not_deduplicated(why));
             }
             Step::Done(Outcome {
                 strategy: Strategy::Skipped,
@@ -94,11 +89,7 @@ pub(crate) fn step(job: &mut Job<'_>) -> Step {
             len,
             size_changed: false,
         }),
-        Decision::Proceed { reason, .. } => Step::Declined(Some(Fallback {
-            strategy: Strategy::Skipped,
-            errno: None,
-            reason: reason.to_string(),
-        })),
+        Decision::Proceed { reason, .. } => Step::Declined(Some(Fallback::differs(reason))),
     }
 }
 
@@ -113,7 +104,7 @@ fn older_step(job: &mut Job<'_>) -> Step {
         Err(e) => return Step::Failed(e),
     };
     if is_older(&dst_meta, &src_meta) {
-        return Step::Declined(Some(older_fallback()));
+        return Step::Declined(Some(Fallback::destination_older()));
     }
     Step::Done(kept_newer(src_meta.len()))
 }
@@ -148,15 +139,6 @@ fn kept_newer(len: u64) -> Outcome {
     }
 }
 
-/// Why [`Update::IfOlder`] let the copy go ahead.
-fn older_fallback() -> Fallback {
-    Fallback {
-        strategy: Strategy::KeptNewer,
-        errno: None,
-        reason: "the destination is older than the source".to_string(),
-    }
-}
-
 /// What [`before_atomic`] found.
 pub(crate) enum Atomic {
     /// The destination is identical and was left in place: the copy is done.
@@ -186,7 +168,7 @@ pub(crate) fn before_atomic(
             // `old` is the entry's status: a destination that is not older is
             // left as it is, so nothing needs to be opened.
             if is_older(old, &source.meta) {
-                return Ok(Atomic::Proceed(Some(older_fallback())));
+                return Ok(Atomic::Proceed(Some(Fallback::destination_older())));
             }
             return Ok(Atomic::Done(CopyReport {
                 strategy: Strategy::KeptNewer,
@@ -208,11 +190,10 @@ pub(crate) fn before_atomic(
     let dst = match rustix::fs::openat(dir, name, flags | OFlags::NONBLOCK, Mode::empty()) {
         Ok(fd) => File::from(fd),
         Err(e) => {
-            return Ok(Atomic::Proceed(Some(Fallback {
-                strategy: Strategy::Skipped,
-                errno: Some(e.raw_os_error()),
-                reason: format!("could not open the destination to compare: {e}"),
-            })));
+            return Ok(Atomic::Proceed(Some(Fallback::not_compared(
+                "open the destination to compare",
+                &e.into(),
+            ))));
         }
     };
     let dst_meta = dst
@@ -225,11 +206,10 @@ pub(crate) fn before_atomic(
     let decision = match identical::decide(&source.file, &source.meta, &dst, &dst_meta, dedupe) {
         Ok(d) => d,
         Err(e) if crate::errno::is_fallback(&e) => {
-            return Ok(Atomic::Proceed(Some(Fallback {
-                strategy: Strategy::Skipped,
-                errno: e.raw_os_error(),
-                reason: format!("could not compare with the destination: {e}"),
-            })));
+            return Ok(Atomic::Proceed(Some(Fallback::not_compared(
+                "compare with the destination",
+                &e,
+            ))));
         }
         Err(e) => return Err(CopyError::io("compare with", dst_path, e)),
     };
@@ -241,21 +221,13 @@ pub(crate) fn before_atomic(
             ..
         } => {
             if let Some(why) = dedupe_not_possible {
-                fallbacks.push(Fallback {
-                    strategy: Strategy::Deduped,
-                    errno: None,
-                    reason: format!("identical, but not deduplicated: {why}"),
-                });
+                fallbacks.push(Fallback::not_deduplicated(why));
             }
             (Strategy::Skipped, 0)
         }
         Decision::Deduped { bytes_shared, .. } => (Strategy::Deduped, bytes_shared),
         Decision::Proceed { reason, .. } => {
-            return Ok(Atomic::Proceed(Some(Fallback {
-                strategy: Strategy::Skipped,
-                errno: None,
-                reason: reason.to_string(),
-            })));
+            return Ok(Atomic::Proceed(Some(Fallback::differs(reason))));
         }
     };
     // The destination stays; it gets the metadata an atomic copy would have

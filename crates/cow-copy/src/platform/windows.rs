@@ -189,24 +189,15 @@ fn update_check(
                 // Not older than the source: left alone, like GNU `cp -u`.
                 UpdateCheck::Keep(Strategy::KeptNewer, Vec::new())
             } else {
-                UpdateCheck::Proceed(Some(Fallback {
-                    strategy: Strategy::KeptNewer,
-                    errno: None,
-                    reason: "the destination is older than the source".to_string(),
-                }))
+                UpdateCheck::Proceed(Some(Fallback::destination_older()))
             });
         }
     };
     if !dst_meta.is_file() {
         return Ok(UpdateCheck::Proceed(None));
     }
-    let not_compared = |e: io::Error, what: &str| {
-        UpdateCheck::Proceed(Some(Fallback {
-            strategy: Strategy::Skipped,
-            errno: e.raw_os_error(),
-            reason: format!("could not {what}: {e}"),
-        }))
-    };
+    let not_compared =
+        |e: io::Error, what: &str| UpdateCheck::Proceed(Some(Fallback::not_compared(what, &e)));
     let reader = match OpenOptions::new()
         .read(true)
         .share_mode(SHARE_ALL)
@@ -233,22 +224,14 @@ fn update_check(
         } => UpdateCheck::Keep(
             Strategy::Skipped,
             dedupe_not_possible
-                .map(|why| Fallback {
-                    strategy: Strategy::Deduped,
-                    errno: None,
-                    reason: format!("identical, but not deduplicated: {why}"),
-                })
+                .map(Fallback::not_deduplicated)
                 .into_iter()
                 .collect(),
         ),
         // `identical::decide` never dedupes off Linux; should it ever, the
         // source now shares the destination's blocks and the copy is moot.
         Decision::Deduped { .. } => UpdateCheck::Keep(Strategy::Skipped, Vec::new()),
-        Decision::Proceed { reason, .. } => UpdateCheck::Proceed(Some(Fallback {
-            strategy: Strategy::Skipped,
-            errno: None,
-            reason: reason.to_string(),
-        })),
+        Decision::Proceed { reason, .. } => UpdateCheck::Proceed(Some(Fallback::differs(reason))),
     })
 }
 
