@@ -56,7 +56,7 @@ pub(crate) fn matrix(quick: bool, runs: Option<usize>) -> Vec<Workload> {
     } else {
         vec![
             ("dense-64M", Shape::Dense { size: 64 * MIB }, 5),
-            ("dense-1G", Shape::Dense { size: GIB }, 3),
+            ("dense-1G", Shape::Dense { size: GIB }, 5),
             (
                 "sparse-1G",
                 Shape::Sparse {
@@ -65,8 +65,8 @@ pub(crate) fn matrix(quick: bool, runs: Option<usize>) -> Vec<Workload> {
                 },
                 5,
             ),
-            ("tree-10k", Shape::Tree { files: 10_000 }, 3),
-            ("update-10k", Shape::Update { files: 10_000 }, 3),
+            ("tree-10k", Shape::Tree { files: 10_000 }, 5),
+            ("update-10k", Shape::Update { files: 10_000 }, 5),
         ]
     };
     list.into_iter()
