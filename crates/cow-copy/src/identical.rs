@@ -439,8 +439,11 @@ pub fn decide(
         });
     }
     // The shortcut is only a shortcut: an error mapping either file just
-    // means "cannot tell".
-    if sys::same_device(src_meta, dst_meta) && sys::same_extents(dst, src, len).unwrap_or(false) {
+    // means "cannot tell". The source is mapped first: a freshly written
+    // source shares nothing, which ends the check after one FIEMAP (the
+    // installed copy often shares with a snapshot, and on btrfs mapping a
+    // shared file walks its back-references).
+    if sys::same_device(src_meta, dst_meta) && sys::same_extents(src, dst, len).unwrap_or(false) {
         return Ok(Decision::Skip {
             evidence: Evidence::SameExtents,
             bytes_read: 0,
