@@ -6,6 +6,7 @@
 //! cow verify original copy               # how many bytes do they share?
 //! cow probe .                            # what can this filesystem do?
 //! cow dedupe a b                         # share the blocks of two equal files
+//! cow clean -r dst/                      # remove temporaries of killed copies
 //! ```
 
 #![forbid(unsafe_code)]
@@ -14,6 +15,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod clean;
 mod cp;
 mod dedupe;
 mod probe;
@@ -51,6 +53,8 @@ enum Command {
     Probe(probe::ProbeArgs),
     /// Make identical files share their blocks (kernel-compared, never clobbers).
     Dedupe(dedupe::DedupeArgs),
+    /// Remove temporaries left by killed atomic copies (never one in use).
+    Clean(clean::CleanArgs),
 }
 
 fn main() -> ExitCode {
@@ -60,6 +64,7 @@ fn main() -> ExitCode {
         Command::Verify(a) => verify::run(a),
         Command::Probe(a) => probe::run(a),
         Command::Dedupe(a) => dedupe::run(a),
+        Command::Clean(a) => clean::run(a),
     };
     ExitCode::from(code)
 }

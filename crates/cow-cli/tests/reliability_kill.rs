@@ -100,9 +100,17 @@ fn kill_loop(dir: &Path, label: &str, extra: &[&str]) {
     // After all that, with the leftovers still there, a normal run works.
     assert!(st.success());
     assert!(fs::read(&dst).unwrap() == new);
-    for name in leftovers {
-        fs::remove_file(dir.join(name)).unwrap();
+    // `cow clean` removes exactly the leftovers (their processes are gone).
+    let o = Command::new(env!("CARGO_BIN_EXE_cow"))
+        .args(["clean", "--min-age", "0"])
+        .arg(dir)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{label}: {o:?}");
+    for name in &leftovers {
+        assert!(!dir.join(name).exists(), "{label}: cow clean left {name}");
     }
+    assert!(fs::read(&dst).unwrap() == new && src.exists());
 }
 
 fs_test!(

@@ -69,6 +69,7 @@ pub mod fault;
 #[cfg(unix)]
 mod guard;
 pub mod identical;
+pub mod leftovers;
 #[cfg(unix)]
 mod meta;
 mod options;
