@@ -84,6 +84,10 @@ pub(crate) struct Job<'a> {
     /// possible, so the identical destination was only skipped): reported
     /// with the fallbacks.
     pub(crate) update_fallback: Option<crate::report::Fallback>,
+    /// The destination's permission bits as a step last saw them (the clone
+    /// step stats the clone): lets the metadata step skip a `fchmod` that
+    /// would change nothing.
+    pub(crate) dst_mode: Option<u32>,
 }
 
 impl Job<'_> {

@@ -237,6 +237,7 @@ fn copy_into(
         in_place: !created,
         truncated: false,
         update_fallback: None,
+        dst_mode: None,
     };
     let result = run_and_finish(
         &mut job,
@@ -302,6 +303,18 @@ fn run_and_finish(
 ) -> Result<CopyReport, CopyError> {
     let (outcome, fallbacks) = chain::run(job)?;
     let mut skipped = Vec::new();
+    // Permission bits that are already right need no `fchmod` (when the
+    // owner is also set, `fchown` may clear set-id bits: then it is made).
+    let wanted = match mode {
+        ModeRule::Source => Some(source.meta.mode() & 0o7777),
+        ModeRule::Set(m) => Some(m & 0o7777),
+        ModeRule::Keep => None,
+    };
+    let mode = if wanted.is_some() && wanted == job.dst_mode && !job.opts.preserve.ownership {
+        ModeRule::Keep
+    } else {
+        mode
+    };
     // A destination kept because it is not older is not touched at all.
     if job.dst_regular && outcome.strategy != Strategy::KeptNewer {
         meta::apply(
@@ -403,6 +416,7 @@ fn copy_atomic(
         in_place: false,
         truncated: false,
         update_fallback,
+        dst_mode: None,
     };
     let result = (|| {
         let mut report = run_and_finish(&mut job, source, mode, !existed)?;

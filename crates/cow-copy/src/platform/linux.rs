@@ -46,6 +46,7 @@ pub(crate) fn clone(job: &mut Job<'_>) -> Result<Outcome, CloneError> {
     let meta = fault!(Site::Stat, job.dst.metadata())
         .map_err(|e| CloneError::Failed(crate::CopyError::io("stat", job.dst_path, e)))?;
     let len = meta.len();
+    job.dst_mode = Some(std::os::unix::fs::MetadataExt::mode(&meta) & 0o7777);
     let (cloned, copied) = if surely_shared(&meta) {
         (len, 0)
     } else {
