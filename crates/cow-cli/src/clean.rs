@@ -96,14 +96,8 @@ pub(crate) fn run(args: CleanArgs) -> u8 {
             decisions.push(d);
         }
     }
-    if args.json {
-        match serde_json::to_string_pretty(&decisions) {
-            Ok(s) => println!("{s}"),
-            Err(e) => {
-                eprintln!("cow clean: cannot write JSON: {e}");
-                code = exit::FAILED;
-            }
-        }
+    if args.json && !crate::print_json("clean", &decisions) {
+        code = exit::FAILED;
     }
     code
 }

@@ -193,12 +193,8 @@ pub(crate) fn run(args: DedupeArgs) -> u8 {
         files,
     };
     if args.json {
-        match serde_json::to_string_pretty(&summary) {
-            Ok(s) => println!("{s}"),
-            Err(e) => {
-                eprintln!("cow dedupe: cannot write JSON: {e}");
-                return crate::exit::FAILED;
-            }
+        if !crate::print_json("dedupe", &summary) {
+            return crate::exit::FAILED;
         }
     } else {
         for r in &summary.files {

@@ -21,6 +21,21 @@ mod dedupe;
 mod probe;
 mod verify;
 
+/// Prints `value` as pretty JSON on stdout; on failure says so on stderr
+/// as `cow COMMAND: cannot write JSON: ...` and returns `false`.
+pub(crate) fn print_json(command: &str, value: &impl serde::Serialize) -> bool {
+    match serde_json::to_string_pretty(value) {
+        Ok(s) => {
+            println!("{s}");
+            true
+        }
+        Err(e) => {
+            eprintln!("cow {command}: cannot write JSON: {e}");
+            false
+        }
+    }
+}
+
 /// Exit codes shared by every subcommand.
 pub(crate) mod exit {
     /// Everything asked for was done.

@@ -83,14 +83,8 @@ pub(crate) fn run(args: ProbeArgs) -> u8 {
             }
         }
     }
-    if args.json {
-        match serde_json::to_string_pretty(&entries) {
-            Ok(s) => println!("{s}"),
-            Err(e) => {
-                eprintln!("cow probe: cannot write JSON: {e}");
-                code = exit::FAILED;
-            }
-        }
+    if args.json && !crate::print_json("probe", &entries) {
+        code = exit::FAILED;
     }
     code
 }

@@ -145,10 +145,7 @@ pub(crate) fn run(args: VerifyArgs) -> u8 {
 }
 
 fn print_json(report: &Report) {
-    match serde_json::to_string_pretty(report) {
-        Ok(s) => println!("{s}"),
-        Err(e) => eprintln!("cow verify: cannot write JSON: {e}"),
-    }
+    crate::print_json("verify", report);
 }
 
 /// `A ⤳ B: 1.000 (64.0 MiB of 64.0 MiB shared)`, plus notes.

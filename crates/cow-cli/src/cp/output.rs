@@ -283,8 +283,5 @@ pub(crate) fn print_json(
         },
         sources,
     };
-    match serde_json::to_string_pretty(&out) {
-        Ok(s) => println!("{s}"),
-        Err(e) => eprintln!("cow cp: cannot write JSON: {e}"),
-    }
+    crate::print_json("cp", &out);
 }
