@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::{Command, Output};
 use std::time::{Duration, SystemTime};
 
-use cow_test_support::{fs_test, write_pattern};
+use cow_test_support::{fs_test, set_mtime, write_pattern};
 
 fn clean(args: &[&str], dir: &Path) -> Output {
     Command::new(env!("CARGO_BIN_EXE_cow"))
@@ -22,12 +22,7 @@ fn clean(args: &[&str], dir: &Path) -> Output {
 /// Writes `path` and moves its mtime two hours back.
 fn old_file(path: &Path) {
     write_pattern(path, 1000, 1);
-    File::options()
-        .write(true)
-        .open(path)
-        .unwrap()
-        .set_modified(SystemTime::now() - Duration::from_secs(7200))
-        .unwrap();
+    set_mtime(path, SystemTime::now() - Duration::from_secs(7200));
 }
 
 fs_test!(

@@ -122,12 +122,13 @@ fs_test!(
     }
 );
 
-/// The temporaries in `dir` (names containing the marker).
+/// The names of the temporaries in `dir`.
 fn temporaries(dir: &Path) -> Vec<String> {
     fs::read_dir(dir)
         .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| n.contains(MARKER))
+        .map(|e| e.unwrap().file_name())
+        .filter(|n| cow_copy::leftovers::is_temporary_name(n))
+        .map(|n| n.to_string_lossy().into_owned())
         .collect()
 }
 

@@ -9,6 +9,8 @@ use std::path::Path;
 
 use cow_copy::{CopyError, CopyOptions, Reflink, Strategy};
 use cow_test_support::pattern;
+#[cfg(windows)]
+use cow_test_support::set_mtime;
 
 fn write(path: &Path, len: usize, seed: u64) -> Vec<u8> {
     let data = pattern(len, seed);
@@ -115,17 +117,6 @@ fn reflink_always_without_block_cloning_creates_nothing() {
         "{err:?}"
     );
     assert!(!dst.exists(), "reflink=always created {}", dst.display());
-}
-
-/// Sets `path`'s modification time.
-#[cfg(windows)]
-fn set_mtime(path: &Path, t: std::time::SystemTime) {
-    fs::File::options()
-        .write(true)
-        .open(path)
-        .unwrap()
-        .set_modified(t)
-        .unwrap();
 }
 
 #[cfg(windows)]

@@ -12,7 +12,7 @@ use std::time::{Duration, SystemTime};
 
 use cow_copy::identical::{self, Decision, DedupeResult, Evidence, ProceedReason};
 use cow_copy::{CopyOptions, Strategy, Update};
-use cow_test_support::{Fs, fs_test, pattern, write_pattern, write_synced};
+use cow_test_support::{Fs, fs_test, pattern, set_mtime, write_pattern, write_synced};
 
 const MIB: u64 = 1 << 20;
 
@@ -482,16 +482,6 @@ fs_test!(dedupe_from_a_read_only_mount_skips, [btrfs, xfs], |dir| {
     assert_eq!(fs::metadata(&dst).unwrap().ino(), ino);
     assert_eq!(fs::read(&dst).unwrap(), data);
 });
-
-/// Sets `path`'s mtime to `t`.
-fn set_mtime(path: &Path, t: SystemTime) {
-    File::options()
-        .write(true)
-        .open(path)
-        .unwrap()
-        .set_modified(t)
-        .unwrap();
-}
 
 /// A source and destination path for one `atomic` setting.
 fn pair(dir: &Path, atomic: bool) -> (std::path::PathBuf, std::path::PathBuf) {

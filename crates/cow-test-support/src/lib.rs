@@ -290,6 +290,15 @@ pub fn write_synced(path: &Path, data: &[u8]) {
         .unwrap_or_else(|e| panic!("cannot sync {}: {e}", path.display()));
 }
 
+/// Sets the modification time of `path` to `t`, asserting it worked.
+pub fn set_mtime(path: &Path, t: std::time::SystemTime) {
+    std::fs::File::options()
+        .write(true)
+        .open(path)
+        .and_then(|f| f.set_modified(t))
+        .unwrap_or_else(|e| panic!("cannot set the mtime of {}: {e}", path.display()));
+}
+
 /// This process's umask, read from `/proc/self/status` (which does not
 /// change it, unlike `umask(2)`).
 #[cfg(target_os = "linux")]
