@@ -19,6 +19,7 @@ mod clean;
 mod cp;
 mod dedupe;
 mod probe;
+mod quote;
 mod verify;
 
 /// Prints `value` as pretty JSON on stdout; on failure says so on stderr

@@ -50,7 +50,7 @@ impl SourceResult {
 }
 
 fn q(p: &Path) -> String {
-    format!("'{}'", p.display())
+    crate::quote::quote(p)
 }
 
 fn under(root: &Path, rel: &Path) -> PathBuf {
