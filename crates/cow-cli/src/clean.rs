@@ -107,7 +107,7 @@ fn decide(t: Temporary, min_age: Duration, checked: bool, dry_run: bool) -> Deci
         age_seconds: t.age.as_secs(),
         len: t.len,
         open_by_pid: t.open_by,
-        path: t.path,
+        path: t.path.clone(),
         action: Action::Kept,
         reason: None,
     };
@@ -127,7 +127,7 @@ fn decide(t: Temporary, min_age: Duration, checked: bool, dry_run: bool) -> Deci
     } else if dry_run {
         d.action = Action::WouldRemove;
     } else {
-        match std::fs::remove_file(&d.path) {
+        match t.remove() {
             Ok(()) => d.action = Action::Removed,
             // Renamed or removed meanwhile: nothing left to clean.
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {

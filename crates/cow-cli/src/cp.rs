@@ -474,7 +474,11 @@ fn copy_one(
                 };
                 return result;
             }
-            let copy = s.copy.clone().follow_symlinks(true);
+            let copy = s
+                .copy
+                .clone()
+                .follow_symlinks(true)
+                .write_through_dangling(false);
             result.outcome = match copy.copy(src, dst) {
                 Ok(r) => Outcome::File(Box::new(r)),
                 Err(CopyError::DestinationExists { .. })

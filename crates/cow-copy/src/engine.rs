@@ -15,7 +15,7 @@ use crate::guard::{self, Existing, Source};
 use crate::meta::{self, ModeRule};
 use crate::replace;
 use crate::report::{CopyReport, Destination, Strategy};
-use crate::{CopyError, CopyOptions, Overwrite};
+use crate::{CopyError, CopyOptions, Overwrite, RemoveDestination};
 
 /// `CopyOptions::copy`: paths relative to the working directory; a
 /// destination symlink is followed.
@@ -192,19 +192,42 @@ fn copy_into(
     follow_dst: bool,
     hints: Hints,
 ) -> Result<CopyReport, CopyError> {
+    let remove = opts.remove_destination;
     if opts.atomic {
-        return copy_atomic(opts, source, src_path, dir, name, dst_path, follow_dst);
+        // Removing the destination first means replacing the entry itself.
+        let follow = follow_dst && remove != RemoveDestination::Always;
+        return copy_atomic(opts, source, src_path, dir, name, dst_path, follow);
     }
-    let create_mode = source.meta.mode() & 0o777;
-    let opened = guard::open_in_place(
-        dir,
-        name,
-        follow_dst,
-        opts.overwrite == Overwrite::NoClobber,
-        create_mode,
-        hints.dst_new,
-        dst_path,
-    )?;
+    let rules = guard::OpenRules {
+        follow: follow_dst,
+        exclusive: opts.overwrite == Overwrite::NoClobber,
+        refuse_dangling: !opts.write_through_dangling,
+        create_mode: source.meta.mode() & 0o777,
+        likely_new: hints.dst_new,
+    };
+    let opened = if remove == RemoveDestination::Always && !rules.exclusive {
+        remove_existing(dir, name, dst_path)?;
+        open_removed(dir, name, rules, dst_path)?
+    } else {
+        match guard::open_in_place(dir, name, rules, dst_path)? {
+            // A regular file that may have other hard links: check it is
+            // not the source, then remove this name and create a new file
+            // (the other names keep their content, owner and mode).
+            Some(d)
+                if remove == RemoveDestination::IfLinked
+                    && !rules.exclusive
+                    && d.meta.as_ref().is_some_and(|m| may_be_linked(m, dir)) =>
+            {
+                if let Some(meta) = &d.meta {
+                    guard::check_same(&source.meta, meta, src_path, dst_path)?;
+                }
+                drop(d);
+                remove_existing(dir, name, dst_path)?;
+                open_removed(dir, name, rules, dst_path)?
+            }
+            other => other,
+        }
+    };
     let Some(dst) = opened else {
         // A symlink entry that must not be followed: replace the entry.
         return copy_atomic(opts, source, src_path, dir, name, dst_path, false);
@@ -262,6 +285,70 @@ fn copy_into(
             }
         }
     }
+}
+
+/// Whether the existing destination file `m` in `dir` may have a name
+/// outside `dir`: it has more than one link, or someone else can change
+/// `dir`'s entries. Then its link count proves nothing: another user who
+/// can rename in `dir` can put a hard link of any file there and take it
+/// away again between the open and the `fstat`, so the count read after
+/// the open is 1 while the file opened is theirs to choose.
+fn may_be_linked(m: &std::fs::Metadata, dir: BorrowedFd<'_>) -> bool {
+    if !m.is_file() {
+        return false;
+    }
+    if m.nlink() > 1 {
+        return true;
+    }
+    match rustix::fs::fstat(dir) {
+        #[allow(clippy::unnecessary_cast)]
+        Ok(st) => {
+            st.st_uid != rustix::process::geteuid().as_raw() || (st.st_mode as u32) & 0o022 != 0
+        }
+        Err(_) => true,
+    }
+}
+
+/// Removes the destination entry (never following it); a missing one is
+/// fine, a directory is [`CopyError::DestinationIsDirectory`].
+fn remove_existing(dir: BorrowedFd<'_>, name: &OsStr, display: &Path) -> Result<(), CopyError> {
+    use rustix::io::Errno;
+    match fault!(
+        Site::Unlink,
+        rustix::fs::unlinkat(dir, name, rustix::fs::AtFlags::empty())
+    ) {
+        Ok(()) | Err(Errno::NOENT) => Ok(()),
+        Err(e) => {
+            let st = rustix::fs::statat(dir, name, rustix::fs::AtFlags::SYMLINK_NOFOLLOW);
+            if st.is_ok_and(|st| {
+                rustix::fs::FileType::from_raw_mode(st.st_mode as _)
+                    == rustix::fs::FileType::Directory
+            }) {
+                return Err(CopyError::DestinationIsDirectory {
+                    path: display.to_path_buf(),
+                });
+            }
+            Err(CopyError::io("remove destination", display, e.into()))
+        }
+    }
+}
+
+/// Creates the destination just removed, with `O_EXCL` only: an entry that
+/// appeared meanwhile is [`CopyError::DestinationChanged`], never opened.
+fn open_removed(
+    dir: BorrowedFd<'_>,
+    name: &OsStr,
+    rules: guard::OpenRules,
+    display: &Path,
+) -> Result<Option<guard::InPlace>, CopyError> {
+    let rules = guard::OpenRules {
+        exclusive: true,
+        ..rules
+    };
+    guard::open_in_place(dir, name, rules, display).map_err(|e| match e {
+        CopyError::DestinationExists { path } => CopyError::DestinationChanged { path },
+        e => e,
+    })
 }
 
 impl ModeRule {
@@ -370,6 +457,13 @@ fn copy_atomic(
         None => (dir, name),
     };
     let existing = guard::probe(dir, name, false, dst_path)?;
+    // A followed symlink whose target is missing: its target is created
+    // only when that is allowed (the rename below would create it).
+    if resolved.is_some() && !opts.write_through_dangling && matches!(existing, Existing::Missing) {
+        return Err(CopyError::DanglingDestination {
+            path: dst_path.to_path_buf(),
+        });
+    }
     let old = match &existing {
         Existing::File(meta) => {
             guard::check_same(&source.meta, meta, src_path, dst_path)?;
@@ -396,7 +490,9 @@ fn copy_atomic(
     let mode = if opts.preserve.mode {
         ModeRule::Source
     } else if let Some(old) = &old {
-        ModeRule::Set(old.mode() & 0o7777)
+        // The replaced file's permission bits, never its setuid/setgid: the
+        // new content is not what its owner made set-id.
+        ModeRule::Set(old.mode() & 0o7777 & !0o6000)
     } else {
         ModeRule::Set(source.meta.mode() & 0o777 & !meta::umask())
     };

@@ -47,6 +47,22 @@ pub enum CopyError {
         /// The destination path.
         path: PathBuf,
     },
+    /// The destination is a symlink to a file that does not exist, and
+    /// [`CopyOptions::write_through_dangling`](crate::CopyOptions::write_through_dangling)
+    /// is off: nothing was created (GNU `cp` refuses it too).
+    #[error("not writing through dangling symlink {}", path.display())]
+    DanglingDestination {
+        /// The destination path.
+        path: PathBuf,
+    },
+    /// The destination was seen missing and, when it was then created
+    /// exclusively, something was there: it appeared meanwhile. Nothing was
+    /// written (another process is racing this copy).
+    #[error("destination {} appeared while it was being created; nothing was written", path.display())]
+    DestinationChanged {
+        /// The destination path.
+        path: PathBuf,
+    },
     /// The copy failed after the destination's old content was removed; the
     /// destination holds the first `written` bytes only (never with
     /// `atomic`, which leaves the old destination whole).
@@ -89,7 +105,9 @@ impl CopyError {
             CopyError::ReflinkUnsupported { .. } => io::ErrorKind::Unsupported,
             CopyError::NotARegularFile { .. } => io::ErrorKind::InvalidInput,
             CopyError::DestinationIsDirectory { .. } => io::ErrorKind::IsADirectory,
-            CopyError::DestinationExists { .. } => io::ErrorKind::AlreadyExists,
+            CopyError::DestinationExists { .. }
+            | CopyError::DanglingDestination { .. }
+            | CopyError::DestinationChanged { .. } => io::ErrorKind::AlreadyExists,
             CopyError::Incomplete { source, .. } | CopyError::Io { source, .. } => source.kind(),
         }
     }

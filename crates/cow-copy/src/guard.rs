@@ -188,18 +188,53 @@ pub(crate) struct InPlace {
     pub(crate) created: bool,
 }
 
+/// How [`open_in_place`] may open or create the destination.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct OpenRules {
+    /// Follow a destination symlink.
+    pub(crate) follow: bool,
+    /// Create only (`O_EXCL`): an existing entry is
+    /// [`CopyError::DestinationExists`].
+    pub(crate) exclusive: bool,
+    /// Once the destination was seen missing, or dangling when followed,
+    /// create it with `O_EXCL` only and refuse an entry found there then
+    /// (never create a dangling symlink's target).
+    pub(crate) refuse_dangling: bool,
+    /// Permission bits of a new file (before the umask).
+    pub(crate) create_mode: u32,
+    /// The entry most likely does not exist (try to create it first).
+    pub(crate) likely_new: bool,
+}
+
 /// Opens (or creates) the destination for writing without truncating it.
 /// Returns `Ok(None)` when the entry is a symlink that must not be followed:
 /// the caller then replaces the entry instead.
 pub(crate) fn open_in_place(
     dir: BorrowedFd<'_>,
     name: &OsStr,
-    follow: bool,
-    no_clobber: bool,
-    create_mode: u32,
-    likely_new: bool,
+    rules: OpenRules,
     display: &Path,
 ) -> Result<Option<InPlace>, CopyError> {
+    let OpenRules {
+        follow,
+        exclusive: no_clobber,
+        refuse_dangling,
+        create_mode,
+        likely_new,
+    } = rules;
+    // What is refused once the destination was seen missing: a dangling
+    // symlink, or an entry that appeared meanwhile.
+    let refused = || -> CopyError {
+        if is_symlink(dir, name) {
+            CopyError::DanglingDestination {
+                path: display.to_path_buf(),
+            }
+        } else {
+            CopyError::DestinationChanged {
+                path: display.to_path_buf(),
+            }
+        }
+    };
     let base = OFlags::CLOEXEC | OFlags::NOCTTY;
     let nofollow = if follow {
         OFlags::empty()
@@ -276,6 +311,7 @@ pub(crate) fn open_in_place(
         // symlink), the careful path below decides.
         Err(Errno::NOENT) => match create(OFlags::EXCL) {
             Ok(Some(fd)) => return Ok(Some(created_new(fd))),
+            Ok(None) if refuse_dangling => return Err(refused()),
             Ok(None) => {}
             Err(e) => return Err(map_err(e, "create destination")),
         },
@@ -318,6 +354,7 @@ pub(crate) fn open_in_place(
             }
             Err(Errno::NOENT) => match create(OFlags::EXCL) {
                 Ok(Some(fd)) => return Ok(Some(created_new(fd))),
+                Ok(None) if refuse_dangling => return Err(refused()),
                 Ok(None) => {
                     // Appeared meanwhile, or a dangling symlink.
                     if is_symlink(dir, name) {

@@ -85,7 +85,7 @@ mod update;
 pub mod tree;
 
 pub use error::CopyError;
-pub use options::{CopyOptions, Overwrite, Preserve, Reflink, Sparse, Update};
+pub use options::{CopyOptions, Overwrite, Preserve, Reflink, RemoveDestination, Sparse, Update};
 pub use report::{CopyReport, Destination, Fallback, Strategy};
 
 /// The marker inside the names of temporary files written by atomic copies

@@ -52,6 +52,25 @@ pub enum Overwrite {
     NoClobber,
 }
 
+/// Whether an existing destination file is removed before the copy, so a
+/// new file is created in its place instead of writing into it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RemoveDestination {
+    /// Write into the existing file (the default, like `std::fs::copy`).
+    #[default]
+    Never,
+    /// Remove it first when it has more than one hard link, so the other
+    /// names keep their content and owner (GNU `cp --preserve=links`, so
+    /// `cp -a`): a hard link to some other file planted in the destination
+    /// is never written through. The tree copy sets this with
+    /// [`TreeOptions::preserve_hard_links`](crate::tree::TreeOptions::preserve_hard_links).
+    IfLinked,
+    /// Always remove it first (GNU `cp --remove-destination`); a symlink is
+    /// removed, not followed.
+    Always,
+}
+
 /// What to do when the destination exists with the same content (step 2 of
 /// the strategy chain; see [`crate::identical`]).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Serialize)]
@@ -161,6 +180,8 @@ pub struct CopyOptions {
     pub(crate) preserve: Preserve,
     pub(crate) follow_symlinks: bool,
     pub(crate) update: Update,
+    pub(crate) write_through_dangling: bool,
+    pub(crate) remove_destination: RemoveDestination,
 }
 
 impl Default for CopyOptions {
@@ -183,6 +204,8 @@ impl CopyOptions {
             preserve: Preserve::default(),
             follow_symlinks: true,
             update: Update::All,
+            write_through_dangling: true,
+            remove_destination: RemoveDestination::Never,
         }
     }
 
@@ -240,6 +263,40 @@ impl CopyOptions {
     pub fn update(mut self, update: Update) -> Self {
         self.update = update;
         self
+    }
+
+    /// Whether [`CopyOptions::copy`] creates the target of a destination
+    /// that is a dangling symlink (default `true`, like `std::fs::copy`).
+    ///
+    /// With `false` (GNU `cp`) such a destination is
+    /// [`CopyError::DanglingDestination`] and nothing is created. This is
+    /// decided by construction, not by a look beforehand: once the
+    /// destination was seen missing it is created with `O_EXCL` only, and an
+    /// entry found there then (a symlink planted by another user, to a file
+    /// they want created) is refused
+    /// ([`CopyError::DestinationChanged`] if it is not a symlink).
+    pub fn write_through_dangling(mut self, allow: bool) -> Self {
+        self.write_through_dangling = allow;
+        self
+    }
+
+    /// Whether a dangling destination symlink is written through.
+    pub fn writes_through_dangling(&self) -> bool {
+        self.write_through_dangling
+    }
+
+    /// Sets whether an existing destination is removed before the copy
+    /// (default [`RemoveDestination::Never`]). A removed destination is
+    /// replaced by a file created with `O_EXCL`; an entry that appears
+    /// under the name meanwhile is [`CopyError::DestinationChanged`].
+    pub fn remove_destination(mut self, policy: RemoveDestination) -> Self {
+        self.remove_destination = policy;
+        self
+    }
+
+    /// The remove-destination policy.
+    pub fn remove_destination_policy(&self) -> RemoveDestination {
+        self.remove_destination
     }
 
     /// The update policy.

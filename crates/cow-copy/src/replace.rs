@@ -37,19 +37,25 @@ fn suffix() -> String {
         .collect()
 }
 
-/// The temporary name for `name`: `.NAME.cow-tmp-XXXXXX`.
+/// The longest directory entry name (`NAME_MAX`).
+const NAME_MAX: usize = 255;
+
+/// The temporary name for `name`: `.NAME.cow-tmp-XXXXXX`, built from the
+/// name's bytes (any bytes, not only UTF-8) and always within `NAME_MAX`:
+/// a long name is cut to fit (a cut through a multi-byte character is
+/// harmless, the name is only a marker).
 pub(crate) fn temp_name(name: &OsStr) -> OsString {
-    let mut s = OsString::from(".");
-    // Keep the whole name within NAME_MAX (255).
-    let bytes = name.as_encoded_bytes();
-    if bytes.len() > 200 {
-        s.push(String::from_utf8_lossy(&bytes[..200]).as_ref());
-    } else {
-        s.push(name);
-    }
-    s.push(TEMP_MARKER);
-    s.push(suffix());
-    s
+    use std::os::unix::ffi::{OsStrExt, OsStringExt};
+    let tail = suffix();
+    let fixed = 1 + TEMP_MARKER.len() + tail.len();
+    let bytes = name.as_bytes();
+    let keep = &bytes[..bytes.len().min(NAME_MAX - fixed)];
+    let mut out = Vec::with_capacity(NAME_MAX);
+    out.push(b'.');
+    out.extend_from_slice(keep);
+    out.extend_from_slice(TEMP_MARKER.as_bytes());
+    out.extend_from_slice(tail.as_bytes());
+    OsString::from_vec(out)
 }
 
 /// A temporary being written. While it lives, the file is listed for

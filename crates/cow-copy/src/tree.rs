@@ -173,7 +173,10 @@ impl TreeOptions {
     }
 
     /// Recreate hard links between files inside the tree as hard links
-    /// (`cp --preserve=links`; default `false`).
+    /// (`cp --preserve=links`; default `false`). Like GNU `cp`, a
+    /// destination file with more than one link is then removed and
+    /// created anew rather than written through
+    /// ([`RemoveDestination::IfLinked`](crate::RemoveDestination::IfLinked)).
     pub fn preserve_hard_links(mut self, preserve: bool) -> Self {
         self.preserve_hard_links = preserve;
         self

@@ -23,7 +23,7 @@ use rustix::io::Errno;
 use super::{
     Count, Dereference, EntryAction, EntryKind, Shared, TreeError, TreeOptions, TreeReport,
 };
-use crate::{CopyOptions, Overwrite, Preserve};
+use crate::{CopyOptions, Overwrite, Preserve, RemoveDestination};
 
 /// (device, inode).
 type Id = (u64, u64);
@@ -352,11 +352,13 @@ pub(super) fn copy_tree(
     })
 }
 
+mod created;
 mod files;
 mod nodes;
 mod walk;
 mod xattr;
 
+use created::Created;
 use files::LinkState;
 use walk::{Ancestors, DirHint, DstDir, MakeDirError, make_dir};
 
@@ -383,6 +385,19 @@ struct Walker<'a> {
     /// Whether symlink xattrs can be reached here (checked at the first
     /// symlink that needs it; see [`xattr::links_supported`]).
     link_xattrs: OnceLock<Result<(), String>>,
+}
+
+/// The options each file is copied with: with hard links preserved, a
+/// destination file that has other links is removed first instead of
+/// written through (like GNU `cp -a`), so a link planted in the destination
+/// tree never carries the copy (and its new owner) to another file.
+fn file_options(opts: &TreeOptions) -> CopyOptions {
+    let copy = opts.copy.clone();
+    if opts.preserve_hard_links && copy.remove_destination_policy() == RemoveDestination::Never {
+        copy.remove_destination(RemoveDestination::IfLinked)
+    } else {
+        copy
+    }
 }
 
 /// How many directory descriptors the parallel walk may hold: the open-file
@@ -431,8 +446,8 @@ impl<'a> Walker<'a> {
     ) -> Self {
         Walker {
             shared,
-            file_opts: opts.copy.clone().follow_symlinks(false),
-            file_opts_follow: opts.copy.clone().follow_symlinks(true),
+            file_opts: file_options(opts).follow_symlinks(false),
+            file_opts_follow: file_options(opts).follow_symlinks(true),
             preserve: opts.copy.preserve_policy(),
             no_clobber: opts.copy.overwrite_policy() == Overwrite::NoClobber,
             follow_all: opts.dereference == Dereference::Always,

@@ -3,18 +3,11 @@
 
 use super::*;
 
-/// A temporary sibling name for `name` (`.NAME.cow-tmp-PID-N`), or `None`
-/// when it would be too long for a directory entry.
-pub(super) fn temp_name(name: &CStr) -> Option<CString> {
-    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let n = NEXT.fetch_add(1, Ordering::Relaxed);
-    let mut bytes = b".".to_vec();
-    bytes.extend_from_slice(name.to_bytes());
-    bytes.extend_from_slice(crate::TEMP_MARKER.as_bytes());
-    bytes.extend_from_slice(format!("{}-{n}", std::process::id()).as_bytes());
-    (bytes.len() <= 255)
-        .then(|| CString::new(bytes).ok())
-        .flatten()
+/// A temporary sibling name for `name` (`.NAME.cow-tmp-XXXXXX`, the one
+/// naming rule of [`crate::replace::temp_name`]).
+fn temp_name(name: &CStr) -> Option<CString> {
+    use std::os::unix::ffi::OsStringExt;
+    CString::new(crate::replace::temp_name(os_name(name).as_os_str()).into_vec()).ok()
 }
 
 impl Walker<'_> {
@@ -131,20 +124,7 @@ impl Walker<'_> {
             |name| rfs::symlinkat(target.as_c_str(), dst_dir, name),
         );
         if self.created(rel, EntryKind::Symlink, action, Count::Symlinks) {
-            let p = self.preserve;
-            if p.ownership {
-                chown_entry(st, dst_dir, dst_name);
-            }
-            if p.xattrs {
-                self.symlink_xattrs(src_dir, src_name, dst_dir, dst_name, rel);
-            }
-            if p.timestamps {
-                if let Err(e) =
-                    rfs::utimensat(dst_dir, dst_name, &times_of(st), AtFlags::SYMLINK_NOFOLLOW)
-                {
-                    self.fail_meta(rel, "set symlink times", e);
-                }
-            }
+            self.node_meta(st, dst_dir, dst_name, rel, Some((src_dir, src_name)));
         }
     }
 
@@ -200,18 +180,7 @@ impl Walker<'_> {
             |name| sys::mkfifoat(dst_dir, name, mode),
         );
         if self.created(rel, EntryKind::Fifo, action, Count::Fifos) {
-            // Opening a FIFO for reading with O_NONBLOCK does not wait for a
-            // writer; the descriptor lets us set metadata without following
-            // a symlink that might have replaced the new entry.
-            match rfs::openat(
-                dst_dir,
-                dst_name,
-                OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-                Mode::empty(),
-            ) {
-                Ok(fd) => self.meta_fd(fd.as_fd(), st, rel),
-                Err(e) => self.fail_meta(rel, "open new FIFO", e),
-            }
+            self.node_meta(st, dst_dir, dst_name, rel, None);
         }
     }
 
@@ -241,47 +210,51 @@ impl Walker<'_> {
             |name| sys::mknodat(dst_dir, name, st),
         );
         if self.created(rel, kind, action, Count::Specials) {
-            let p = self.preserve;
-            let mut mode = mode_of(st) & MODE_BITS;
-            // Without the owner, setuid/setgid are dropped.
-            if p.ownership && !chown_entry(st, dst_dir, dst_name) {
-                mode &= !SUID_SGID;
-            }
-            // The entry was just created by mknodat and is not a symlink;
-            // chmodat has no working no-follow form on Linux.
-            if p.mode {
-                if let Err(e) = rfs::chmodat(dst_dir, dst_name, mk_mode(mode), AtFlags::empty()) {
-                    self.fail_meta(rel, "set mode", e);
-                }
-            }
-            if p.timestamps {
-                if let Err(e) =
-                    rfs::utimensat(dst_dir, dst_name, &times_of(st), AtFlags::SYMLINK_NOFOLLOW)
-                {
-                    self.fail_meta(rel, "set times", e);
-                }
-            }
+            self.node_meta(st, dst_dir, dst_name, rel, None);
         }
     }
 
-    /// Applies owner, mode and times through a descriptor.
-    pub(super) fn meta_fd(&self, fd: BorrowedFd<'_>, st: &Stat, rel: &Path) {
+    /// Applies the source's owner, mode (not to a symlink) and times, and a
+    /// symlink's xattrs (`link_src`: the source symlink), to the node just
+    /// created as `dst_name`, through a handle checked to be that node (see
+    /// [`Created`]): never to whatever was put under the name meanwhile.
+    fn node_meta(
+        &self,
+        st: &Stat,
+        dst_dir: BorrowedFd<'_>,
+        dst_name: &CStr,
+        rel: &Path,
+        link_src: Option<(BorrowedFd<'_>, &CStr)>,
+    ) {
         let p = self.preserve;
+        let link_src = link_src.filter(|_| p.xattrs);
+        if !(p.ownership || p.mode || p.timestamps || link_src.is_some()) {
+            return;
+        }
+        let node = match Created::open(dst_dir, dst_name, st) {
+            Ok(n) => n,
+            Err(e) => return self.shared.fail_meta(rel, "set metadata", e.into_io()),
+        };
+        let is_link = kind_of(st) == FileType::Symlink;
         let mut mode = mode_of(st) & MODE_BITS;
         if p.ownership {
             let (uid, gid) = owner_of(st);
-            if rfs::fchown(fd, Some(uid), Some(gid)).is_err() {
-                let _ = rfs::fchown(fd, None, Some(gid));
+            if node.chown(Some(uid), Some(gid)).is_err() {
+                // Like cp -p: keep the group if allowed, drop setuid/setgid.
+                let _ = node.chown(None, Some(gid));
                 mode &= !SUID_SGID;
             }
         }
-        if p.mode {
-            if let Err(e) = rfs::fchmod(fd, mk_mode(mode)) {
+        if let Some((src_dir, src_name)) = link_src {
+            self.symlink_xattrs(src_dir, src_name, dst_dir, dst_name, rel);
+        }
+        if p.mode && !is_link {
+            if let Err(e) = node.chmod(mk_mode(mode)) {
                 self.fail_meta(rel, "set mode", e);
             }
         }
         if p.timestamps {
-            if let Err(e) = rfs::futimens(fd, &times_of(st)) {
+            if let Err(e) = node.set_times(&times_of(st)) {
                 self.fail_meta(rel, "set times", e);
             }
         }
@@ -340,17 +313,4 @@ mod sys {
     pub(super) fn mknodat(_dir: BorrowedFd<'_>, _name: &CStr, _st: &Stat) -> Result<(), Errno> {
         Err(Errno::NOSYS)
     }
-}
-
-/// Gives a just-created entry (never followed) the owner of `st`; when the
-/// user cannot be kept, keeps at least the group. Returns whether the full
-/// owner was kept.
-pub(super) fn chown_entry(st: &Stat, dst_dir: BorrowedFd<'_>, dst_name: &CStr) -> bool {
-    let (uid, gid) = owner_of(st);
-    let nofollow = AtFlags::SYMLINK_NOFOLLOW;
-    if rfs::chownat(dst_dir, dst_name, Some(uid), Some(gid), nofollow).is_ok() {
-        return true;
-    }
-    let _ = rfs::chownat(dst_dir, dst_name, None, Some(gid), nofollow);
-    false
 }
