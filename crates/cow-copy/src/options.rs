@@ -161,6 +161,7 @@ pub struct CopyOptions {
     pub(crate) preserve: Preserve,
     pub(crate) follow_symlinks: bool,
     pub(crate) update: Update,
+    pub(crate) retry_changed: u32,
 }
 
 impl Default for CopyOptions {
@@ -183,6 +184,7 @@ impl CopyOptions {
             preserve: Preserve::default(),
             follow_symlinks: true,
             update: Update::All,
+            retry_changed: 0,
         }
     }
 
@@ -215,10 +217,31 @@ impl CopyOptions {
     }
 
     /// `fsync` the data (and, with `atomic`, the directory after the rename)
-    /// before returning.
+    /// before returning: the copy is on disk once it returns.
+    ///
+    /// Without it an atomic copy is still crash-atomic (after a power cut
+    /// the destination is wholly old or wholly new: a temporary whose bytes
+    /// were copied is `fdatasync`ed before the rename; a clone needs no
+    /// sync), but the rename itself may be lost. A copy in place (not
+    /// atomic) can be torn by a power cut with or without this option
+    /// until it returns, like GNU `cp`.
     pub fn fsync(mut self, fsync: bool) -> Self {
         self.fsync = fsync;
         self
+    }
+
+    /// Copies a file up to `retries` more times when its source changed
+    /// while its bytes were read (size, modification or change time
+    /// differ, to the nanosecond; see [`CopyReport::source_changed`]).
+    /// Default 0: the change is only reported.
+    pub fn retry_changed(mut self, retries: u32) -> Self {
+        self.retry_changed = retries;
+        self
+    }
+
+    /// How many times a changing source is copied again.
+    pub fn retry_changed_limit(&self) -> u32 {
+        self.retry_changed
     }
 
     /// Sets which metadata is copied.

@@ -347,6 +347,7 @@ pub(super) fn copy_tree(
             Path::new(""),
             &node,
         );
+        walker.flush();
         walker.finish_dir(src_fd.as_fd(), &src_st, &root, Path::new(""));
         Ok(walker.finish())
     })
@@ -509,6 +510,8 @@ struct Walker<'a> {
     /// Whether symlink xattrs can be reached here (checked at the first
     /// symlink that needs it; see [`xattr::links_supported`]).
     link_xattrs: OnceLock<Result<(), String>>,
+    /// Atomic copies waiting for one `syncfs` and their renames.
+    batch: Option<crate::durable::Batch>,
 }
 
 /// How many directory descriptors the parallel walk may hold: the open-file
@@ -570,7 +573,20 @@ impl<'a> Walker<'a> {
             open_dirs: AtomicUsize::new(0),
             dir_budget: dir_budget(workers_for(opts)),
             link_xattrs: OnceLock::new(),
+            batch: dst_root
+                .and_then(|_| crate::durable::Batch::for_tree(&opts.copy, open_file_limit() / 4)),
         }
+    }
+
+    /// Syncs and renames the queued atomic copies (see [`crate::durable`]).
+    fn flush(&self) {
+        if let Some(b) = &self.batch {
+            self.commit(b.take());
+        }
+    }
+
+    fn commit(&self, batch: Vec<crate::durable::Pending>) {
+        crate::durable::commit(batch, |rel, len, r| self.shared.file_result(rel, len, r));
     }
 
     fn finish(self) -> TreeReport {
@@ -837,6 +853,11 @@ impl<'a> Walker<'a> {
     /// owner, mode, then times (last, since the others change ctime only).
     fn finish_dir(&self, src: BorrowedFd<'_>, st: &Stat, dst: &DstDir, rel: &Path) {
         let p = self.preserve;
+        // Queued renames into this directory must happen before its times
+        // are set, or while it is still writable.
+        if p.timestamps || dst.restore.is_some() || (p.mode && mode_of(st) & 0o300 != 0o300) {
+            self.flush();
+        }
         let fd = dst.fd.as_fd();
         let mut mode = mode_of(st) & MODE_BITS;
         if p.xattrs {
@@ -889,7 +910,9 @@ impl<'a> Walker<'a> {
                     }
                 }
                 Claim::Mine => {
-                    let r = self.copy_file(src_dir, src_name, dst_dir, dst_name, follow, dst_new);
+                    let r =
+                        self.copy_file(src_dir, src_name, dst_dir, dst_name, follow, dst_new, None);
+                    let r = r.and_then(|c| c.now(rel));
                     self.settle(key, r.is_ok().then(|| rel.to_path_buf()));
                     self.shared.file_result(rel, len, r);
                     return;
@@ -897,7 +920,17 @@ impl<'a> Walker<'a> {
                 Claim::Copy => {}
             }
         }
-        let r = self.copy_file(src_dir, src_name, dst_dir, dst_name, follow, dst_new);
+        let defer = self.batch.as_ref().map(|batch| crate::durable::Defer {
+            batch,
+            tag: rel,
+            len,
+        });
+        let r = match self.copy_file(src_dir, src_name, dst_dir, dst_name, follow, dst_new, defer) {
+            Ok(crate::engine::Copied::Now(r)) => Ok(r),
+            // Reported when the batch is committed.
+            Ok(crate::engine::Copied::Deferred(full)) => return self.commit(full),
+            Err(e) => Err(e),
+        };
         // A skipped or failed file counts its length; learn it if unknown.
         let len = match (&r, st) {
             (Err(_), None) => {
@@ -908,6 +941,7 @@ impl<'a> Walker<'a> {
         self.shared.file_result(rel, len, r);
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn copy_file(
         &self,
         src_dir: BorrowedFd<'_>,
@@ -916,7 +950,8 @@ impl<'a> Walker<'a> {
         dst_name: &CStr,
         follow: bool,
         dst_new: DirHint,
-    ) -> Result<crate::CopyReport, crate::CopyError> {
+        defer: Option<crate::durable::Defer<'_>>,
+    ) -> Result<crate::engine::Copied, crate::CopyError> {
         let opts = if follow {
             &self.file_opts_follow
         } else {
@@ -927,6 +962,7 @@ impl<'a> Walker<'a> {
             src_regular: true,
             dst_new: dst_new.new,
             dst_dir_dev: dst_new.dev,
+            defer,
         };
         crate::engine::copy_at_hinted(
             opts,
