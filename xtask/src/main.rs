@@ -6,6 +6,7 @@
 //! cargo xtask test-cleanup
 //! cargo xtask check-targets [--target TRIPLE]...
 //! cargo xtask bench [--quick] [--filter SUBSTR] [--dir PATH] [--runs N]
+//! cargo xtask crash [--quick | --cuts N] [--fs xfs,ext4] [--compare]
 //! ```
 //!
 //! `test` mounts real filesystems (Linux, as root: loop images of btrfs, XFS
@@ -19,6 +20,8 @@
 mod bench;
 #[cfg(target_os = "linux")]
 mod cleanup_check;
+#[cfg(target_os = "linux")]
+mod crash;
 mod mounts;
 mod signals;
 mod targets;
@@ -56,6 +59,12 @@ commands:
         sizes (CI); --filter: only cells whose workload/fs/tool contains
         SUBSTR; --dir: bench in PATH instead of loop mounts; --runs: runs per
         cell; --drop-caches: drop the page cache before each run.
+  crash [--quick | --cuts N] [--fs xfs,ext4] [--filter SUBSTR] [--compare]
+        Power cuts (Linux, root): copies on loop XFS and ext4 are cut by
+        FS_IOC_SHUTDOWN (no log flush) at random moments, the filesystem is
+        mounted again and every destination must be wholly old or wholly new.
+        Prints old/new/torn/missing per case. --quick: 20 cuts per case (CI);
+        default 500 (the long form); --compare: also GNU cp, cp + mv, rsync.
 
 environment passed to tests:
   COW_TEST_BTRFS, COW_TEST_XFS, COW_TEST_EXT4, COW_TEST_TMPFS  mount points
@@ -79,6 +88,10 @@ fn main() {
         Some("test-cleanup") => no_args(&args).map(|()| test_cleanup()),
         Some("check-targets") => parse_targets(args).map(|t| targets::run(&t)),
         Some("bench") => bench::bench(args),
+        #[cfg(target_os = "linux")]
+        Some("crash") => crash::crash(args),
+        #[cfg(not(target_os = "linux"))]
+        Some("crash") => Err("crash runs on Linux only (FS_IOC_SHUTDOWN)".into()),
         Some("help" | "-h" | "--help") => {
             print!("{USAGE}");
             Ok(0)

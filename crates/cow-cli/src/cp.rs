@@ -40,10 +40,22 @@ Differences from GNU cp:
   * -n skips existing files silently (exit 0).
   * --preserve=context is not supported; SELinux labels travel as xattrs with
     --preserve=xattr.
-  * --stats, --json, --progress, --atomic, --fail-fast and -j are cow additions.
+  * --stats, --json, --progress, --atomic, --retry-changed, --fail-fast and -j
+    are cow additions.
+
+Power cuts: without --atomic a file is rewritten in place (like GNU cp), and a
+power cut or crash during the copy can leave it torn: neither old nor new.
+With --atomic it is wholly old or wholly new after any crash; add --fsync to
+also know it is new once cow returns.
+
+Changing sources: a file whose size, mtime or ctime changes while its bytes
+are read is reported (\"source changed during the copy\") and makes the exit
+status 1, like GNU tar. A clone (--reflink on btrfs/XFS) is a point-in-time
+snapshot and is never mixed.
 
 Exit status: 0 everything was copied, 1 some file failed (each failure is printed
-with its path and the failing call; the others were copied), 2 usage error.";
+with its path and the failing call; the others were copied) or a source changed
+during the copy, 2 usage error.";
 
 /// When to share blocks (`--reflink`).
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -155,13 +167,21 @@ pub(crate) struct CpArgs {
     dedupe: bool,
 
     /// Write each file to a temporary sibling and rename it over the
-    /// destination: an existing file stays whole until the copy is complete.
+    /// destination: an existing file stays whole until the copy is complete,
+    /// and after a power cut it is wholly old or wholly new (copied bytes are
+    /// synced before the rename). Without it a crash can tear a file.
     #[arg(long)]
     atomic: bool,
 
-    /// fsync every copied file (and, with --atomic, its directory).
+    /// fsync every copied file (and, with --atomic, its directory): each
+    /// file is on disk when cow returns.
     #[arg(long)]
     fsync: bool,
+
+    /// Copy a file up to N more times when its source changes while it is
+    /// read, before warning "source changed during the copy".
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    retry_changed: u32,
 
     /// Worker threads for directory trees (default: number of CPUs).
     #[arg(short = 'j', long = "jobs", value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1024))]
@@ -356,6 +376,7 @@ fn settings(args: &CpArgs) -> Result<Settings, String> {
         .update(update)
         .atomic(args.atomic)
         .fsync(args.fsync)
+        .retry_changed(args.retry_changed)
         .preserve(preserve);
     let mut tree = TreeOptions::new()
         .copy_options(copy.clone())
@@ -408,7 +429,8 @@ pub(crate) fn run(args: CpArgs) -> u8 {
     }
     progress.finish();
     let elapsed = started.elapsed();
-    let ok = results.iter().all(SourceResult::ok);
+    // A source that changed while it was read fails the run, like tar.
+    let ok = results.iter().all(SourceResult::ok) && output::totals(&results).source_changed == 0;
     if args.json {
         output::print_json(&results, elapsed, &settings.copy, &settings.tree);
     } else if args.stats {

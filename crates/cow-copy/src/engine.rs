@@ -36,7 +36,8 @@ pub(crate) fn copy_paths(
         dst,
         true,
         Hints::default(),
-    )
+    )?
+    .now(dst)
 }
 
 /// `dst/` names a directory: never create a file called `dst` for it.
@@ -66,13 +67,38 @@ pub(crate) fn copy_at(
     dst_dir: BorrowedFd<'_>,
     dst_name: &Path,
 ) -> Result<CopyReport, CopyError> {
-    copy_at_hinted(opts, src_dir, src_name, dst_dir, dst_name, Hints::default())
+    copy_at_hinted(opts, src_dir, src_name, dst_dir, dst_name, Hints::default())?.now(dst_name)
+}
+
+/// What [`copy_at_hinted`] did.
+pub(crate) enum Copied {
+    /// The copy is complete.
+    Now(CopyReport),
+    /// The copy is in its temporary, queued in the batch of
+    /// [`Hints::defer`] for its sync and rename: the batch reports it. When
+    /// the batch became full it is handed back here, for the caller to
+    /// [`commit`](crate::durable::commit).
+    Deferred(Vec<crate::durable::Pending>),
+}
+
+impl Copied {
+    /// The report of a copy made without a batch.
+    pub(crate) fn now(self, dst: &Path) -> Result<CopyReport, CopyError> {
+        match self {
+            Copied::Now(r) => Ok(r),
+            Copied::Deferred(_) => Err(CopyError::io(
+                "copy",
+                dst,
+                std::io::Error::other("the rename was deferred without a batch"),
+            )),
+        }
+    }
 }
 
 /// What a caller already knows about the two entries (saves system calls;
 /// every fact is still checked on the open descriptors).
 #[derive(Clone, Copy, Debug, Default)]
-pub(crate) struct Hints {
+pub(crate) struct Hints<'a> {
     /// The source entry was just listed or stat'ed as a regular file.
     pub(crate) src_regular: bool,
     /// The destination most likely does not exist yet (its directory was
@@ -81,6 +107,9 @@ pub(crate) struct Hints {
     /// The device of the destination's directory (so of a file created in
     /// it).
     pub(crate) dst_dir_dev: Option<u64>,
+    /// An atomic copy whose temporary needs a data sync is queued here
+    /// instead of synced and renamed at once (see [`crate::durable`]).
+    pub(crate) defer: Option<crate::durable::Defer<'a>>,
 }
 
 /// [`copy_at`] with [`Hints`].
@@ -90,8 +119,8 @@ pub(crate) fn copy_at_hinted(
     src_name: &Path,
     dst_dir: BorrowedFd<'_>,
     dst_name: &Path,
-    hints: Hints,
-) -> Result<CopyReport, CopyError> {
+    hints: Hints<'_>,
+) -> Result<Copied, CopyError> {
     let source = guard::open_source(
         src_dir,
         src_name,
@@ -181,6 +210,8 @@ fn resolve_links(
 
 use std::os::unix::ffi::OsStringExt;
 
+/// Copies, and copies again (up to `opts.retry_changed` times) while the
+/// source changes as it is read.
 #[allow(clippy::too_many_arguments)]
 fn copy_into(
     opts: &CopyOptions,
@@ -190,13 +221,66 @@ fn copy_into(
     name: &OsStr,
     dst_path: &Path,
     follow_dst: bool,
-    hints: Hints,
-) -> Result<CopyReport, CopyError> {
+    hints: Hints<'_>,
+) -> Result<Copied, CopyError> {
+    let mut again: Option<Source> = None;
+    let mut retries = 0;
+    let mut created = false;
+    loop {
+        let src = again.as_ref().unwrap_or(source);
+        let last = retries >= opts.retry_changed;
+        let copied = copy_into_once(
+            opts, src, src_path, dir, name, dst_path, follow_dst, hints, last,
+        )?;
+        let mut report = match copied {
+            Copied::Now(r) => r,
+            d @ Copied::Deferred(_) => return Ok(d),
+        };
+        created |= report.destination == Destination::Created;
+        if !report.source_changed || last {
+            if created {
+                report.destination = Destination::Created;
+            }
+            report.retries = retries;
+            return Ok(Copied::Now(report));
+        }
+        retries += 1;
+        // The next attempt compares against the source as it is now.
+        let stat = |e| CopyError::io("stat", src_path, e);
+        let file = src.file.try_clone().map_err(stat)?;
+        let meta = file.metadata().map_err(stat)?;
+        again = Some(Source { file, meta });
+    }
+}
+
+/// One attempt of [`copy_into`]; `last` when no retry follows (only then
+/// may an atomic copy whose source changed be deferred to a batch).
+#[allow(clippy::too_many_arguments)]
+fn copy_into_once(
+    opts: &CopyOptions,
+    source: &Source,
+    src_path: &Path,
+    dir: BorrowedFd<'_>,
+    name: &OsStr,
+    dst_path: &Path,
+    follow_dst: bool,
+    hints: Hints<'_>,
+    last: bool,
+) -> Result<Copied, CopyError> {
     let remove = opts.remove_destination;
     if opts.atomic {
         // Removing the destination first means replacing the entry itself.
         let follow = follow_dst && remove != RemoveDestination::Always;
-        return copy_atomic(opts, source, src_path, dir, name, dst_path, follow);
+        return copy_atomic(
+            opts,
+            source,
+            src_path,
+            dir,
+            name,
+            dst_path,
+            follow,
+            hints.defer.filter(|_| last),
+        );
     }
     let rules = guard::OpenRules {
         follow: follow_dst,
@@ -230,7 +314,7 @@ fn copy_into(
     };
     let Some(dst) = opened else {
         // A symlink entry that must not be followed: replace the entry.
-        return copy_atomic(opts, source, src_path, dir, name, dst_path, false);
+        return copy_atomic(opts, source, src_path, dir, name, dst_path, false, None);
     };
     // We never create the source's inode, so nothing to clean up.
     // A file created just now is a new, empty regular file: never the source.
@@ -269,7 +353,7 @@ fn copy_into(
         created,
     );
     match result {
-        Ok(report) => Ok(report),
+        Ok(report) => Ok(Copied::Now(report)),
         Err(e) => {
             if created {
                 if guard::remove_if_same(dir, name, &job.dst) {
@@ -389,6 +473,7 @@ fn run_and_finish(
     created: bool,
 ) -> Result<CopyReport, CopyError> {
     let (outcome, fallbacks) = chain::run(job)?;
+    let source_changed = crate::changed::source_changed(job.src, &source.meta, outcome.strategy);
     let mut skipped = Vec::new();
     // Permission bits that are already right need no `fchmod` (when the
     // owner is also set, `fchown` may clear set-id bits: then it is made).
@@ -432,11 +517,14 @@ fn run_and_finish(
             Destination::Replaced
         },
         size_changed: outcome.size_changed,
+        source_changed,
+        retries: 0,
         fallbacks,
         metadata_skipped: skipped,
     })
 }
 
+#[allow(clippy::too_many_arguments)]
 fn copy_atomic(
     opts: &CopyOptions,
     source: &Source,
@@ -445,7 +533,8 @@ fn copy_atomic(
     name: &OsStr,
     dst_path: &Path,
     follow_dst: bool,
-) -> Result<CopyReport, CopyError> {
+    defer: Option<crate::durable::Defer<'_>>,
+) -> Result<Copied, CopyError> {
     // With a followed symlink, replace its target, not the link.
     let resolved = if follow_dst {
         resolve_links(dir, name, dst_path)?
@@ -481,7 +570,7 @@ fn copy_atomic(
     let mut update_fallback = None;
     if let Some(old) = &old {
         match crate::update::before_atomic(opts, source, dir, name, dst_path, old)? {
-            crate::update::Atomic::Done(report) => return Ok(report),
+            crate::update::Atomic::Done(report) => return Ok(Copied::Now(report)),
             crate::update::Atomic::Proceed(f) => update_fallback = f,
         }
     }
@@ -532,20 +621,57 @@ fn copy_atomic(
                 }
             }
         }
-        replace::rename_over(dir, &tmp.name, name, no_clobber).map_err(|e| {
-            if e.kind() == std::io::ErrorKind::AlreadyExists {
-                CopyError::DestinationExists {
-                    path: dst_path.to_path_buf(),
+        Ok(report)
+    })();
+    let report = match result {
+        Ok(report) => report,
+        Err(e) => {
+            replace::remove(dir, &tmp.name);
+            return Err(e);
+        }
+    };
+    let file = job.dst;
+    if crate::durable::needs_data_sync(opts, report.strategy) {
+        // A changed source is copied again at once, not queued.
+        if let Some(defer) = defer.filter(|_| !report.source_changed) {
+            let pushed = defer
+                .batch
+                .push(defer, dir, tmp, name, dst_path, no_clobber, report);
+            return match pushed {
+                Ok(full) => Ok(Copied::Deferred(full.unwrap_or_default())),
+                Err((tmp, report)) => {
+                    publish(opts, dir, &tmp, name, dst_path, no_clobber, report, &file)
                 }
-            } else {
-                CopyError::io("rename a temporary over", dst_path, e)
-            }
-        })?;
+            };
+        }
+    }
+    publish(opts, dir, &tmp, name, dst_path, no_clobber, report, &file)
+}
+
+/// The end of an atomic copy: sync the temporary's data when its strategy
+/// needs it, rename it over the destination, and with `fsync` sync the
+/// directory. On failure the temporary is removed.
+#[allow(clippy::too_many_arguments)]
+fn publish(
+    opts: &CopyOptions,
+    dir: BorrowedFd<'_>,
+    tmp: &replace::Temp,
+    name: &OsStr,
+    dst_path: &Path,
+    no_clobber: bool,
+    report: CopyReport,
+    file: &File,
+) -> Result<Copied, CopyError> {
+    let result = (|| {
+        if crate::durable::needs_data_sync(opts, report.strategy) {
+            crate::durable::sync_data(file, dst_path)?;
+        }
+        crate::durable::publish(dir, &tmp.name, name, dst_path, no_clobber)?;
         if opts.fsync {
             replace::sync_dir(dir)
                 .map_err(|e| CopyError::io("fsync the directory of", dst_path, e))?;
         }
-        Ok(report)
+        Ok(Copied::Now(report))
     })();
     if result.is_err() {
         replace::remove(dir, &tmp.name);

@@ -62,6 +62,10 @@
 #[cfg(unix)]
 mod chain;
 #[cfg(unix)]
+mod changed;
+#[cfg(unix)]
+mod durable;
+#[cfg(unix)]
 mod engine;
 mod errno;
 mod error;
@@ -86,7 +90,7 @@ pub mod tree;
 
 pub use error::CopyError;
 pub use options::{CopyOptions, Overwrite, Preserve, Reflink, RemoveDestination, Sparse, Update};
-pub use report::{CopyReport, Destination, Fallback, Strategy};
+pub use report::{CopyReport, Destination, Fallback, SOURCE_CHANGED, Strategy};
 
 /// The marker inside the names of temporary files written by atomic copies
 /// (`.NAME.cow-tmp-XXXXXX`): tools can recognise leftovers after a crash.

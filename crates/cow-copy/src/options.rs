@@ -182,6 +182,7 @@ pub struct CopyOptions {
     pub(crate) update: Update,
     pub(crate) write_through_dangling: bool,
     pub(crate) remove_destination: RemoveDestination,
+    pub(crate) retry_changed: u32,
 }
 
 impl Default for CopyOptions {
@@ -206,6 +207,7 @@ impl CopyOptions {
             update: Update::All,
             write_through_dangling: true,
             remove_destination: RemoveDestination::Never,
+            retry_changed: 0,
         }
     }
 
@@ -238,10 +240,31 @@ impl CopyOptions {
     }
 
     /// `fsync` the data (and, with `atomic`, the directory after the rename)
-    /// before returning.
+    /// before returning: the copy is on disk once it returns.
+    ///
+    /// Without it an atomic copy is still crash-atomic (after a power cut
+    /// the destination is wholly old or wholly new: a temporary whose bytes
+    /// were copied is `fdatasync`ed before the rename; a clone needs no
+    /// sync), but the rename itself may be lost. A copy in place (not
+    /// atomic) can be torn by a power cut with or without this option
+    /// until it returns, like GNU `cp`.
     pub fn fsync(mut self, fsync: bool) -> Self {
         self.fsync = fsync;
         self
+    }
+
+    /// Copies a file up to `retries` more times when its source changed
+    /// while its bytes were read (size, modification or change time
+    /// differ, to the nanosecond; see [`CopyReport::source_changed`]).
+    /// Default 0: the change is only reported.
+    pub fn retry_changed(mut self, retries: u32) -> Self {
+        self.retry_changed = retries;
+        self
+    }
+
+    /// How many times a changing source is copied again.
+    pub fn retry_changed_limit(&self) -> u32 {
+        self.retry_changed
     }
 
     /// Sets which metadata is copied.

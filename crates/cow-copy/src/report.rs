@@ -172,6 +172,17 @@ pub struct CopyReport {
     /// The source's length changed while it was copied; `len` is the length
     /// actually copied (its real end when read).
     pub size_changed: bool,
+    /// The source's size, modification time or change time (compared to
+    /// the nanosecond) differed after its bytes were read from what they
+    /// were when it was opened: the copy may mix old and new content
+    /// ([`SOURCE_CHANGED`]). Only copies that read data are checked (kernel
+    /// and user copies): a clone is a point-in-time snapshot of the source.
+    /// When [`CopyOptions::retry_changed`](crate::CopyOptions::retry_changed)
+    /// allows retries, this is set only if the last attempt saw a change.
+    pub source_changed: bool,
+    /// How many times the file was copied again because its source changed
+    /// while it was read (at most the `retry_changed` limit).
+    pub retries: u32,
     /// Strategies that were tried first and declined.
     pub fallbacks: Vec<Fallback>,
     /// Metadata that was asked for but could not be applied (for example an
@@ -179,6 +190,10 @@ pub struct CopyReport {
     /// without the privilege), as `name: error` lines.
     pub metadata_skipped: Vec<String>,
 }
+
+/// The warning for a source that changed while it was read
+/// ([`CopyReport::source_changed`]).
+pub const SOURCE_CHANGED: &str = "source changed during the copy";
 
 impl CopyReport {
     /// Fraction of the data bytes (not holes) that are shared with the

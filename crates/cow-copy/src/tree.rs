@@ -389,6 +389,9 @@ pub struct TreeTotals {
     pub identical: u64,
     /// Entries that failed.
     pub failed: u64,
+    /// Files copied whose source changed while it was read (also counted in
+    /// `files`; see [`CopyReport::source_changed`]).
+    pub source_changed: u64,
     /// Bytes shared with the source (sum of [`CopyReport::bytes_cloned`]).
     pub bytes_cloned: u64,
     /// Bytes written (sum of [`CopyReport::bytes_copied`]).
@@ -411,6 +414,7 @@ impl TreeTotals {
         self.skipped += o.skipped;
         self.identical += o.identical;
         self.failed += o.failed;
+        self.source_changed += o.source_changed;
         self.bytes_cloned += o.bytes_cloned;
         self.bytes_copied += o.bytes_copied;
         self.hole_bytes += o.hole_bytes;
@@ -620,6 +624,7 @@ pub(crate) struct AtomicTotals {
     skipped: AtomicU64,
     identical: AtomicU64,
     failed: AtomicU64,
+    source_changed: AtomicU64,
     bytes_cloned: AtomicU64,
     bytes_copied: AtomicU64,
     hole_bytes: AtomicU64,
@@ -639,6 +644,7 @@ pub(crate) enum Count {
     Skipped,
     Identical,
     Failed,
+    SourceChanged,
 }
 
 impl AtomicTotals {
@@ -653,6 +659,7 @@ impl AtomicTotals {
             Count::Skipped => &self.skipped,
             Count::Identical => &self.identical,
             Count::Failed => &self.failed,
+            Count::SourceChanged => &self.source_changed,
         };
         c.fetch_add(1, Ordering::Relaxed);
     }
@@ -681,6 +688,7 @@ impl AtomicTotals {
             skipped: l(&self.skipped),
             identical: l(&self.identical),
             failed: l(&self.failed),
+            source_changed: l(&self.source_changed),
             bytes_cloned: l(&self.bytes_cloned),
             bytes_copied: l(&self.bytes_copied),
             hole_bytes: l(&self.hole_bytes),
@@ -868,6 +876,10 @@ impl<'a> Shared<'a> {
                     crate::Destination::Kept => EntryAction::Skipped,
                 };
                 let len = r.len;
+                if r.source_changed {
+                    self.totals.bump(Count::SourceChanged);
+                    self.warn(rel, crate::SOURCE_CHANGED.to_string());
+                }
                 if !r.metadata_skipped.is_empty() {
                     self.warn(
                         rel,

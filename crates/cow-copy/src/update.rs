@@ -178,6 +178,8 @@ pub(crate) fn before_atomic(
                 len: source.meta.len(),
                 destination: Destination::Kept,
                 size_changed: false,
+                source_changed: false,
+                retries: 0,
                 fallbacks: Vec::new(),
                 metadata_skipped: Vec::new(),
             }));
@@ -259,6 +261,8 @@ pub(crate) fn before_atomic(
         len,
         destination: Destination::Kept,
         size_changed: false,
+        source_changed: false,
+        retries: 0,
         fallbacks,
         metadata_skipped: skipped,
     }))

@@ -82,6 +82,9 @@ pub(crate) fn print_result(r: &SourceResult, verbose: bool) {
             }
         }
         Outcome::File(rep) => {
+            if rep.source_changed {
+                eprintln!("cow cp: warning: {}: {}", q(src), cow_copy::SOURCE_CHANGED);
+            }
             for m in &rep.metadata_skipped {
                 eprintln!("cow cp: warning: {}: {m}", dst.display());
             }
@@ -143,6 +146,7 @@ pub(crate) fn totals(results: &[SourceResult]) -> TreeTotals {
             }
             Outcome::File(rep) => {
                 t.files += 1;
+                t.source_changed += u64::from(rep.source_changed);
                 t.bytes_cloned += rep.bytes_cloned;
                 t.bytes_copied += rep.bytes_copied;
                 t.hole_bytes += rep.hole_bytes;
@@ -185,12 +189,13 @@ pub(crate) fn print_stats(results: &[SourceResult], elapsed: Duration) {
         0.0
     };
     println!(
-        "files: {} copied, {} hard links, {} skipped ({} identical), {} failed; {} directories, {} symlinks, {} fifos, {} special",
+        "files: {} copied, {} hard links, {} skipped ({} identical), {} failed, {} changed during the copy; {} directories, {} symlinks, {} fifos, {} special",
         t.files,
         t.hard_links,
         t.skipped,
         t.identical,
         t.failed,
+        t.source_changed,
         t.dirs,
         t.symlinks,
         t.fifos,

@@ -103,6 +103,8 @@ pub(crate) fn copy_paths(
                         len: src_meta.len(),
                         destination: Destination::Kept,
                         size_changed: false,
+                        source_changed: false,
+                        retries: 0,
                         fallbacks,
                         metadata_skipped: Vec::new(),
                     };
@@ -322,6 +324,8 @@ fn copy_data(
                     len,
                     destination,
                     size_changed: false,
+                    source_changed: false,
+                    retries: 0,
                     fallbacks,
                     metadata_skipped: Vec::new(),
                 });
@@ -349,6 +353,8 @@ fn copy_data(
         len,
         destination,
         size_changed: len != src_meta.len(),
+        source_changed: false,
+        retries: 0,
         fallbacks,
         metadata_skipped: Vec::new(),
     })

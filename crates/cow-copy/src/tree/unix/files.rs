@@ -47,7 +47,9 @@ impl Walker<'_> {
                     }
                 }
                 Claim::Mine => {
-                    let r = self.copy_file(src_dir, src_name, dst_dir, dst_name, follow, dst_new);
+                    let r =
+                        self.copy_file(src_dir, src_name, dst_dir, dst_name, follow, dst_new, None);
+                    let r = r.and_then(|c| c.now(rel));
                     self.settle(key, r.is_ok().then(|| rel.to_path_buf()));
                     self.shared.file_result(rel, len, r);
                     return;
@@ -55,7 +57,17 @@ impl Walker<'_> {
                 Claim::Copy => {}
             }
         }
-        let r = self.copy_file(src_dir, src_name, dst_dir, dst_name, follow, dst_new);
+        let defer = self.batch.as_ref().map(|batch| crate::durable::Defer {
+            batch,
+            tag: rel,
+            len,
+        });
+        let r = match self.copy_file(src_dir, src_name, dst_dir, dst_name, follow, dst_new, defer) {
+            Ok(crate::engine::Copied::Now(r)) => Ok(r),
+            // Reported when the batch is committed.
+            Ok(crate::engine::Copied::Deferred(full)) => return self.commit(full),
+            Err(e) => Err(e),
+        };
         // A skipped or failed file counts its length; learn it if unknown.
         let len = match (&r, st) {
             (Err(_), None) => {
@@ -66,6 +78,7 @@ impl Walker<'_> {
         self.shared.file_result(rel, len, r);
     }
 
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn copy_file(
         &self,
         src_dir: BorrowedFd<'_>,
@@ -74,7 +87,8 @@ impl Walker<'_> {
         dst_name: &CStr,
         follow: bool,
         dst_new: DirHint,
-    ) -> Result<crate::CopyReport, crate::CopyError> {
+        defer: Option<crate::durable::Defer<'_>>,
+    ) -> Result<crate::engine::Copied, crate::CopyError> {
         let opts = if follow {
             &self.file_opts_follow
         } else {
@@ -85,6 +99,7 @@ impl Walker<'_> {
             src_regular: true,
             dst_new: dst_new.new,
             dst_dir_dev: dst_new.dev,
+            defer,
         };
         crate::engine::copy_at_hinted(
             opts,

@@ -347,6 +347,7 @@ pub(super) fn copy_tree(
             Path::new(""),
             &node,
         );
+        walker.flush();
         walker.finish_dir(src_fd.as_fd(), &src_st, &root, Path::new(""));
         Ok(walker.finish())
     })
@@ -385,6 +386,8 @@ struct Walker<'a> {
     /// Whether symlink xattrs can be reached here (checked at the first
     /// symlink that needs it; see [`xattr::links_supported`]).
     link_xattrs: OnceLock<Result<(), String>>,
+    /// Atomic copies waiting for one `syncfs` and their renames.
+    batch: Option<crate::durable::Batch>,
 }
 
 /// The options each file is copied with: with hard links preserved, a
@@ -459,7 +462,20 @@ impl<'a> Walker<'a> {
             open_dirs: AtomicUsize::new(0),
             dir_budget: dir_budget(workers_for(opts)),
             link_xattrs: OnceLock::new(),
+            batch: dst_root
+                .and_then(|_| crate::durable::Batch::for_tree(&opts.copy, open_file_limit() / 4)),
         }
+    }
+
+    /// Syncs and renames the queued atomic copies (see [`crate::durable`]).
+    fn flush(&self) {
+        if let Some(b) = &self.batch {
+            self.commit(b.take());
+        }
+    }
+
+    fn commit(&self, batch: Vec<crate::durable::Pending>) {
+        crate::durable::commit(batch, |rel, len, r| self.shared.file_result(rel, len, r));
     }
 
     fn finish(self) -> TreeReport {

@@ -359,6 +359,11 @@ impl Walker<'_> {
     /// owner, mode, then times (last, since the others change ctime only).
     pub(super) fn finish_dir(&self, src: BorrowedFd<'_>, st: &Stat, dst: &DstDir, rel: &Path) {
         let p = self.preserve;
+        // Queued renames into this directory must happen before its times
+        // are set, or while it is still writable.
+        if p.timestamps || dst.restore.is_some() || (p.mode && mode_of(st) & 0o300 != 0o300) {
+            self.flush();
+        }
         let fd = dst.fd.as_fd();
         let mut mode = mode_of(st) & MODE_BITS;
         if p.xattrs {

@@ -1,0 +1,51 @@
+//! Live sources (DESIGN.md invariant 10): a copy that reads the source's
+//! bytes compares its size, modification time and change time (to the
+//! nanosecond) from when it was opened with after the bytes were read. A
+//! clone shares the source's extents in one filesystem transaction: it is a
+//! point-in-time snapshot and needs no check.
+
+use std::fs::{File, Metadata};
+use std::os::unix::fs::MetadataExt;
+
+use crate::report::Strategy;
+
+/// What is compared: length, mtime and ctime with nanoseconds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Stamp {
+    len: u64,
+    mtime: (i64, i64),
+    ctime: (i64, i64),
+}
+
+impl Stamp {
+    fn of(meta: &Metadata) -> Stamp {
+        Stamp {
+            len: meta.len(),
+            mtime: (meta.mtime(), meta.mtime_nsec()),
+            ctime: (meta.ctime(), meta.ctime_nsec()),
+        }
+    }
+}
+
+/// Whether `strategy` read the source's bytes (so a concurrent writer could
+/// have mixed old and new content into the copy).
+fn reads_data(strategy: Strategy) -> bool {
+    matches!(
+        strategy,
+        Strategy::KernelCopy | Strategy::UserCopy | Strategy::Mixed | Strategy::SystemCopy
+    )
+}
+
+/// Whether the source (`file`, whose status was `before` when it was
+/// opened) changed while `strategy` read it. A source that cannot be
+/// stat'ed again counts as changed: the copy cannot vouch for it.
+pub(crate) fn source_changed(file: &File, before: &Metadata, strategy: Strategy) -> bool {
+    if !reads_data(strategy) {
+        return false;
+    }
+    // `File::metadata` is `statx` on Linux (nanosecond times).
+    match file.metadata() {
+        Ok(after) => Stamp::of(&after) != Stamp::of(before),
+        Err(_) => true,
+    }
+}
