@@ -15,9 +15,32 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+/// `println!` for every module of the binary: like std's, but a closed pipe
+/// or a full disk on stdout never panics (see [`out`]). Defined before the
+/// modules, so it shadows the prelude's macro in all of them.
+macro_rules! println {
+    () => {
+        $crate::out::stdout(format_args!(""))
+    };
+    ($($arg:tt)*) => {
+        $crate::out::stdout(format_args!($($arg)*))
+    };
+}
+
+/// `eprintln!` for every module of the binary: never panics (see [`out`]).
+macro_rules! eprintln {
+    () => {
+        $crate::out::stderr(format_args!(""))
+    };
+    ($($arg:tt)*) => {
+        $crate::out::stderr(format_args!($($arg)*))
+    };
+}
+
 mod clean;
 mod cp;
 mod dedupe;
+mod out;
 mod probe;
 mod quote;
 mod verify;
