@@ -4,7 +4,7 @@
 #![cfg(target_os = "linux")]
 
 use std::fs;
-use std::io::{PipeWriter, pipe};
+use std::os::fd::OwnedFd;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
@@ -12,8 +12,8 @@ use cow_test_support::{fs_test, pattern, write_pattern};
 
 /// A pipe whose reading end is already closed: every write to it fails
 /// with EPIPE.
-fn closed_pipe() -> PipeWriter {
-    let (reader, writer) = pipe().expect("pipe");
+fn closed_pipe() -> OwnedFd {
+    let (reader, writer) = rustix::pipe::pipe().expect("pipe");
     drop(reader);
     writer
 }
