@@ -10,6 +10,7 @@ use cow_copy::tree::{Dereference, TreeError, TreeOptions, copy_tree};
 use cow_copy::{CopyError, CopyOptions, Overwrite, Preserve, Reflink, Sparse, Update};
 
 use crate::exit;
+use crate::msg::{self, q};
 
 mod fdlimit;
 mod interrupt;
@@ -443,24 +444,22 @@ fn copy_one(
     let kind = match target::source_kind(src, deref != Dereference::Never) {
         Ok(k) => k,
         Err(e) => {
-            result.outcome = Outcome::Error(format!("cannot stat '{}': {e}", src.display()));
+            result.outcome = Outcome::Error(format!("cannot stat {}: {}", q(src), msg::os(&e)));
             return result;
         }
     };
     if plan.into_directory && !created.insert(dst.to_path_buf()) {
         result.outcome = Outcome::Error(format!(
-            "will not overwrite just-created '{}' with '{}'",
-            dst.display(),
-            src.display()
+            "will not overwrite just-created {} with {}",
+            q(dst),
+            q(src)
         ));
         return result;
     }
     match kind {
         SourceKind::Dir if !s.recursive => {
-            result.outcome = Outcome::Error(format!(
-                "-r not specified; omitting directory '{}'",
-                src.display()
-            ));
+            result.outcome =
+                Outcome::Error(format!("-r not specified; omitting directory {}", q(src)));
         }
         SourceKind::File => {
             if let Err(msg) = target::check_file_destination(dst) {
@@ -482,13 +481,13 @@ fn copy_one(
                 {
                     Outcome::Skipped
                 }
-                Err(e) => Outcome::Error(e.to_string()),
+                Err(e) => Outcome::Error(msg::copy_error(&e)),
             };
         }
         SourceKind::Other if !s.recursive => {
             result.outcome = Outcome::Error(format!(
-                "'{}' is not a regular file or directory (use -r to recreate FIFOs and special files)",
-                src.display()
+                "{} is not a regular file or directory (use -r to recreate FIFOs and special files)",
+                q(src)
             ));
         }
         SourceKind::Dir | SourceKind::Symlink | SourceKind::Other => {
@@ -499,7 +498,7 @@ fn copy_one(
             result.outcome = match copy_tree(src, dst, &opts) {
                 Ok(r) => Outcome::Tree(Box::new(r)),
                 Err(TreeError::Incomplete { report }) => Outcome::Tree(report),
-                Err(e) => Outcome::Error(e.to_string()),
+                Err(e) => Outcome::Error(msg::tree_error(&e)),
             };
         }
     }

@@ -40,6 +40,7 @@ macro_rules! eprintln {
 mod clean;
 mod cp;
 mod dedupe;
+mod msg;
 mod out;
 mod probe;
 mod quote;

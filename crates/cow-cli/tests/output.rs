@@ -111,3 +111,76 @@ fs_test!(full_disk_on_stdout_is_quiet, [tmpfs], |dir| {
     );
     same_tree(dir, "c");
 });
+
+/// GNU cp's output for the same command, when GNU cp is on this machine.
+fn gnu_cp(dir: &Path, args: &[&str]) -> Option<Output> {
+    Command::new("cp")
+        .args(args)
+        .current_dir(dir)
+        .env("LC_ALL", "C")
+        .output()
+        .ok()
+}
+
+fn no_controls(text: &[u8]) -> String {
+    let s = String::from_utf8_lossy(text).into_owned();
+    assert!(
+        !s.chars().any(|c| c.is_control() && c != '\n'),
+        "a control character reached the output: {s:?}"
+    );
+    s
+}
+
+fs_test!(
+    control_characters_in_names_are_escaped,
+    [tmpfs, btrfs],
+    |dir| {
+        let esc = "e\u{1b}[2Jx";
+        fs::write(dir.join(esc), b"data").unwrap();
+        // -v: quoted and escaped like GNU cp -v.
+        let o = cow_cp(
+            dir,
+            &["-v", esc, "c\u{1b}z"],
+            Stdio::piped(),
+            Stdio::piped(),
+        );
+        assert_eq!(o.status.code(), Some(0));
+        let out = no_controls(&o.stdout);
+        let line = out.lines().next().unwrap();
+        assert!(
+            line.starts_with(r"'e'$'\033''[2Jx' -> 'c'$'\033''z' ("),
+            "{line}"
+        );
+        if let Some(g) = gnu_cp(dir, &["-v", esc, "g\u{1b}z"]) {
+            let gnu = String::from_utf8_lossy(&g.stdout).into_owned();
+            assert_eq!(gnu.trim_end(), r"'e'$'\033''[2Jx' -> 'g'$'\033''z'");
+        }
+        // An error naming a missing source.
+        let o = cow_cp(dir, &["m\u{1b}", "x"], Stdio::piped(), Stdio::piped());
+        assert_eq!(o.status.code(), Some(1));
+        let err = no_controls(&o.stderr);
+        assert_eq!(
+            err.trim_end(),
+            r"cow cp: cannot stat 'm'$'\033': No such file or directory"
+        );
+        if let Some(g) = gnu_cp(dir, &["m\u{1b}", "x"]) {
+            let gnu = String::from_utf8_lossy(&g.stderr).into_owned();
+            assert_eq!(err.trim_end().strip_prefix("cow "), gnu.trim_end().into());
+        }
+        // A failure inside a tree: a directory over an existing file.
+        fs::create_dir_all(dir.join("t/s\u{1b}d")).unwrap();
+        fs::write(dir.join("t/s\u{1b}d/f"), b"x").unwrap();
+        fs::create_dir(dir.join("out")).unwrap();
+        fs::write(dir.join("out/s\u{1b}d"), b"a file").unwrap();
+        let o = cow_cp(
+            dir,
+            &["-rT", "-v", "t", "out"],
+            Stdio::piped(),
+            Stdio::piped(),
+        );
+        assert_eq!(o.status.code(), Some(1));
+        no_controls(&o.stdout);
+        let err = no_controls(&o.stderr);
+        assert!(err.contains(r"'out/s'$'\033''d'"), "{err}");
+    }
+);

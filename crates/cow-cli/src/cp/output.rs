@@ -49,8 +49,17 @@ impl SourceResult {
     }
 }
 
-fn q(p: &Path) -> String {
-    crate::quote::quote(p)
+use crate::msg::{self, q};
+
+/// The `-v` line of a regular file the engine handled: `'a' -> 'b'
+/// (cloned)`, or `skipped 'b' (REASON)` when the destination was left alone.
+fn file_line(src: &Path, dst: &Path, strategy: Strategy) -> String {
+    match strategy {
+        Strategy::Skipped => format!("skipped {} (same content)", q(dst)),
+        Strategy::Deduped => format!("skipped {} (same content; blocks now shared)", q(dst)),
+        Strategy::KeptNewer => format!("skipped {} (not older than the source)", q(dst)),
+        s => format!("{} -> {} ({s})", q(src), q(dst)),
+    }
 }
 
 fn under(root: &Path, rel: &Path) -> PathBuf {
@@ -73,20 +82,20 @@ pub(crate) fn print_result(r: &SourceResult, verbose: bool) {
         }
         Outcome::Fifo(n) => {
             if verbose {
-                println!("{} -> {} ({n} bytes written into the FIFO)", q(src), q(dst));
-            }
-        }
-        Outcome::File(rep) if rep.strategy == Strategy::KeptNewer => {
-            if verbose {
-                println!("skipped {} (not older than the source)", q(dst));
+                println!(
+                    "{} -> {} ({} written into the FIFO)",
+                    q(src),
+                    q(dst),
+                    human(*n)
+                );
             }
         }
         Outcome::File(rep) => {
             for m in &rep.metadata_skipped {
-                eprintln!("cow cp: warning: {}: {m}", dst.display());
+                eprintln!("cow cp: warning: {}: {}", q(dst), msg::escape_controls(m));
             }
             if verbose {
-                println!("{} -> {} ({})", q(src), q(dst), rep.strategy);
+                println!("{}", file_line(src, dst, rep.strategy));
             }
         }
         Outcome::Tree(rep) => {
@@ -98,13 +107,14 @@ pub(crate) fn print_result(r: &SourceResult, verbose: bool) {
                     let (s, d) = (under(src, &e.path), under(dst, &e.path));
                     match e.action {
                         EntryAction::Failed => {}
-                        EntryAction::Skipped => println!("skipped {}", q(&d)),
+                        EntryAction::Skipped => match &e.report {
+                            Some(fr) => println!("{}", file_line(&s, &d, fr.strategy)),
+                            None => println!("skipped {}", q(&d)),
+                        },
                         EntryAction::Linked => println!("{} -> {} (hard link)", q(&s), q(&d)),
                         EntryAction::Created | EntryAction::Replaced | EntryAction::Merged => {
                             match (&e.report, e.kind) {
-                                (Some(fr), _) => {
-                                    println!("{} -> {} ({})", q(&s), q(&d), fr.strategy)
-                                }
+                                (Some(fr), _) => println!("{}", file_line(&s, &d, fr.strategy)),
                                 (None, EntryKind::File) => println!("{} -> {}", q(&s), q(&d)),
                                 (None, k) => println!("{} -> {} ({k})", q(&s), q(&d)),
                             }
@@ -113,10 +123,10 @@ pub(crate) fn print_result(r: &SourceResult, verbose: bool) {
                 }
             }
             for w in &rep.warnings {
-                eprintln!("cow cp: warning: {w}");
+                eprintln!("cow cp: warning: {}", msg::warning(w));
             }
             for f in &rep.failures {
-                eprintln!("cow cp: {f}");
+                eprintln!("cow cp: {}", msg::failure(f));
             }
             if rep.stopped_early {
                 eprintln!("cow cp: stopped at the first failure (--fail-fast)");
