@@ -17,8 +17,11 @@ pub(crate) enum Outcome {
     Tree(Box<TreeReport>),
     /// Bytes written into a FIFO destination.
     Fifo(u64),
-    /// Not copied: the destination exists and was kept (-n, --update=none).
+    /// Not copied: the destination exists and was kept (-n, --update=none,
+    /// a "no" to -i).
     Skipped,
+    /// A link made instead of a copy (-l, -s).
+    Linked(LinkKind),
     /// Not copied.
     Error(String),
 }
@@ -44,11 +47,12 @@ impl SourceResult {
         match &self.outcome {
             Outcome::Tree(r) => r.failures.is_empty(),
             Outcome::Error(_) => false,
-            Outcome::File(_) | Outcome::Fifo(_) | Outcome::Skipped => true,
+            Outcome::File(_) | Outcome::Fifo(_) | Outcome::Skipped | Outcome::Linked(_) => true,
         }
     }
 }
 
+use super::existing::LinkKind;
 use crate::msg::{self, q};
 
 /// The `-v` line of a regular file the engine handled: `'a' -> 'b'
@@ -70,6 +74,13 @@ fn under(root: &Path, rel: &Path) -> PathBuf {
     }
 }
 
+fn link_name(kind: LinkKind) -> &'static str {
+    match kind {
+        LinkKind::Hard => "hard link",
+        LinkKind::Symbolic => "symbolic link",
+    }
+}
+
 /// Prints errors and warnings, and with `verbose` one line per entry.
 pub(crate) fn print_result(r: &SourceResult, verbose: bool) {
     let (src, dst) = (&r.source, &r.destination);
@@ -78,6 +89,11 @@ pub(crate) fn print_result(r: &SourceResult, verbose: bool) {
         Outcome::Skipped => {
             if verbose {
                 println!("skipped {}", q(dst));
+            }
+        }
+        Outcome::Linked(kind) => {
+            if verbose {
+                println!("{} -> {} ({})", q(src), q(dst), link_name(*kind));
             }
         }
         Outcome::Fifo(n) => {
@@ -162,6 +178,8 @@ pub(crate) fn totals(results: &[SourceResult]) -> TreeTotals {
                 t.bytes_copied += n;
             }
             Outcome::Skipped => t.skipped += 1,
+            Outcome::Linked(LinkKind::Hard) => t.hard_links += 1,
+            Outcome::Linked(LinkKind::Symbolic) => t.symlinks += 1,
             Outcome::Error(_) => t.failed += 1,
         }
     }
@@ -236,6 +254,8 @@ struct JsonSource<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     fifo_bytes: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    link: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<&'a str>,
 }
 
@@ -271,6 +291,7 @@ pub(crate) fn print_json(
                 file: None,
                 tree: None,
                 fifo_bytes: None,
+                link: None,
                 error: None,
             };
             match &r.outcome {
@@ -278,6 +299,7 @@ pub(crate) fn print_json(
                 Outcome::Tree(t) => s.tree = Some(t),
                 Outcome::Fifo(n) => s.fifo_bytes = Some(*n),
                 Outcome::Skipped => s.status = "skipped",
+                Outcome::Linked(k) => s.link = Some(link_name(*k)),
                 Outcome::Error(e) => s.error = Some(e),
             }
             s

@@ -60,6 +60,52 @@ pub(crate) fn plan(
     paths: &[PathBuf],
     target_dir: Option<&Path>,
     no_target_dir: bool,
+    parents: bool,
+) -> Result<Plan, String> {
+    let plan = plan_names(paths, target_dir, no_target_dir)?;
+    if !parents {
+        return Ok(plan);
+    }
+    if !plan.into_directory {
+        return Err("with --parents, the destination must be a directory".into());
+    }
+    let dir = match target_dir {
+        Some(d) => d.to_path_buf(),
+        None => paths[paths.len() - 1].clone(),
+    };
+    let pairs = plan
+        .pairs
+        .iter()
+        .map(|(src, _)| (src.clone(), under_parents(&dir, src)))
+        .collect();
+    Ok(Plan {
+        into_directory: true,
+        pairs,
+    })
+}
+
+/// `--parents`: `dir` joined with the whole of `src` (leading slashes
+/// dropped: `/a/b` goes to `dir/a/b`).
+fn under_parents(dir: &Path, src: &Path) -> PathBuf {
+    let rel = src.strip_prefix("/").unwrap_or(src);
+    join(dir, &rel.as_os_str().to_owned())
+}
+
+/// `--parents`: creates the directories above `dst`.
+pub(crate) fn make_parents(dst: &Path) -> Result<(), String> {
+    match dst.parent() {
+        Some(p) if !p.as_os_str().is_empty() => {
+            fs::create_dir_all(p).map_err(|e| format!("cannot make directory {}: {}", q(p), os(&e)))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The GNU rules without `--parents`.
+fn plan_names(
+    paths: &[PathBuf],
+    target_dir: Option<&Path>,
+    no_target_dir: bool,
 ) -> Result<Plan, String> {
     if let Some(dir) = target_dir {
         if !is_dir(dir) {
