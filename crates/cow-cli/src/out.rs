@@ -35,3 +35,13 @@ pub(crate) fn stdout(args: fmt::Arguments<'_>) {
 pub(crate) fn stderr(args: fmt::Arguments<'_>) {
     line(io::stderr().lock(), &STDERR_BROKEN, args);
 }
+
+/// Writes `bytes` to stdout as they are (`--generate`): OK, or FAILED when
+/// stdout would not take them.
+pub(crate) fn bytes(bytes: &[u8]) -> u8 {
+    let mut w = io::stdout().lock();
+    match w.write_all(bytes).and_then(|()| w.flush()) {
+        Ok(()) => crate::exit::OK,
+        Err(_) => crate::exit::FAILED,
+    }
+}
