@@ -2,6 +2,7 @@
 //! filesystem can, and say what happened.
 
 use std::collections::HashSet;
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -10,13 +11,16 @@ use cow_copy::tree::{Dereference, TreeError, TreeOptions, copy_tree};
 use cow_copy::{CopyError, CopyOptions, Overwrite, Preserve, Reflink, Sparse, Update};
 
 use crate::exit;
+use crate::msg::{self, q};
 
+mod existing;
 mod fdlimit;
 mod interrupt;
 mod output;
 mod progress;
 mod target;
 
+use existing::{BackupArg, Go, LinkKind};
 use output::{Outcome, SourceResult};
 use target::{Plan, SourceKind};
 
@@ -38,8 +42,19 @@ Differences from GNU cp:
     --dedupe also shares the blocks. -u and --update=older compare
     modification times to the nanosecond.
   * -n skips existing files silently (exit 0).
-  * --preserve=context is not supported; SELinux labels travel as xattrs with
-    --preserve=xattr.
+  * A repeated option counts once, the last one wins (-L/-P/-H, -n/-i too).
+  * Not supported, and why:
+    - -l and -s with -r, and -i and --backup with -r onto an existing
+      destination: the tree walker decides per file in parallel workers and
+      has no hook to ask, link or rename there yet; cow refuses instead of
+      silently copying. (-i/--backup into a new tree have nothing to do.)
+    - -Z/--context and --preserve=context: cow does not set SELinux contexts.
+      Without SELinux (this kernel has none enabled) -Z is ignored, as GNU cp
+      does; with SELinux enabled it is refused. Labels travel as xattrs with
+      --preserve=xattr.
+    - --strip-trailing-slashes, --attributes-only, --keep-directory-symlink,
+      --debug: not implemented (cow's -v already says how each file's bytes
+      moved).
   * --stats, --json, --progress, --atomic, --retry-changed, --fail-fast and -j
     are cow additions.
 
@@ -94,7 +109,7 @@ pub(crate) enum UpdateArg {
 
 /// Arguments of `cow cp`.
 #[derive(Args, Debug)]
-#[command(after_help = AFTER_HELP)]
+#[command(after_help = AFTER_HELP, args_override_self = true)]
 pub(crate) struct CpArgs {
     /// SOURCE... DEST, or SOURCE... with -t DIRECTORY.
     #[arg(value_name = "PATH", required = true)]
@@ -120,9 +135,66 @@ pub(crate) struct CpArgs {
     #[arg(long, value_enum, value_name = "WHEN", require_equals = true)]
     sparse: Option<SparseArg>,
 
-    /// Do not overwrite an existing file (skip it silently).
-    #[arg(short = 'n', long = "no-clobber")]
+    /// Do not overwrite an existing file (skip it silently; overrides an
+    /// earlier -i).
+    #[arg(short = 'n', long = "no-clobber", overrides_with = "interactive")]
     no_clobber: bool,
+
+    /// Ask before overwriting an existing file (the question goes to
+    /// stderr, the answer is read from stdin; overrides an earlier -n).
+    #[arg(short = 'i', long = "interactive", overrides_with = "no_clobber")]
+    interactive: bool,
+
+    /// If an existing destination file cannot be opened, remove it and try
+    /// again.
+    #[arg(short = 'f', long = "force")]
+    force: bool,
+
+    /// Remove each existing destination file before copying (in trees the
+    /// copy replaces it by a rename, which leaves the same result: a new
+    /// file, other hard links to the old one untouched).
+    #[arg(long)]
+    remove_destination: bool,
+
+    /// Make a backup of each existing destination file: none (off),
+    /// numbered (t), existing (nil, the default), simple (never).
+    #[arg(long, value_enum, value_name = "CONTROL", num_args = 0..=1, require_equals = true, default_missing_value = "existing")]
+    backup: Option<BackupArg>,
+
+    /// Like --backup, but takes no argument (VERSION_CONTROL decides).
+    #[arg(short = 'b')]
+    backup_default: bool,
+
+    /// Backup suffix (default: SIMPLE_BACKUP_SUFFIX, else ~).
+    #[arg(short = 'S', long = "suffix", value_name = "SUFFIX")]
+    suffix: Option<OsString>,
+
+    /// Hard link files instead of copying.
+    #[arg(short = 'l', long = "link", overrides_with = "symbolic_link")]
+    link: bool,
+
+    /// Make symbolic links instead of copying.
+    #[arg(short = 's', long = "symbolic-link", overrides_with = "link")]
+    symbolic_link: bool,
+
+    /// Stay on this filesystem: directories on other filesystems (mount
+    /// points) are created, their contents are not copied.
+    #[arg(short = 'x', long = "one-file-system")]
+    one_file_system: bool,
+
+    /// Use the full source path under DIRECTORY (`--parents a/b/c d` makes
+    /// d/a/b/c, creating d/a/b).
+    #[arg(long)]
+    parents: bool,
+
+    /// SELinux: set the default context (see "Not supported" below).
+    #[arg(short = 'Z')]
+    selinux_default: bool,
+
+    /// SELinux: set the context to CTX, or the default (see "Not supported"
+    /// below).
+    #[arg(long, value_name = "CTX", num_args = 0..=1, require_equals = true, default_missing_value = "")]
+    context: Option<String>,
 
     /// Same as --preserve=mode,ownership,timestamps.
     #[arg(short = 'p')]
@@ -130,35 +202,35 @@ pub(crate) struct CpArgs {
 
     /// Preserve the listed attributes: mode, ownership, timestamps, links,
     /// xattr, all (default: mode,ownership,timestamps).
-    #[arg(long, value_name = "ATTR_LIST", num_args = 0..=1, require_equals = true, default_missing_value = "mode,ownership,timestamps")]
-    preserve: Option<String>,
+    #[arg(long, value_name = "ATTR_LIST", num_args = 0..=1, require_equals = true, default_missing_value = "mode,ownership,timestamps", action = clap::ArgAction::Append)]
+    preserve: Vec<String>,
 
     /// Do not preserve the listed attributes.
-    #[arg(long, value_name = "ATTR_LIST")]
-    no_preserve: Option<String>,
+    #[arg(long, value_name = "ATTR_LIST", action = clap::ArgAction::Append)]
+    no_preserve: Vec<String>,
 
     /// Always follow symlinks in SOURCE.
-    #[arg(short = 'L', long = "dereference")]
+    #[arg(short = 'L', long = "dereference", overrides_with_all = ["no_dereference", "dereference_command_line"])]
     dereference: bool,
 
     /// Never follow symlinks in SOURCE (the default with -r).
-    #[arg(short = 'P', long = "no-dereference")]
+    #[arg(short = 'P', long = "no-dereference", overrides_with_all = ["dereference", "dereference_command_line"])]
     no_dereference: bool,
 
     /// Follow symlinks given on the command line only.
-    #[arg(short = 'H')]
+    #[arg(short = 'H', overrides_with_all = ["dereference", "no_dereference"])]
     dereference_command_line: bool,
 
     /// Which existing destination files to replace: all, none, older
     /// (the default of a bare --update), or identical (leave files whose
     /// content is already the same untouched: no write, so their blocks stay
     /// shared with snapshots).
-    #[arg(long, value_enum, value_name = "WHICH", num_args = 0..=1, require_equals = true, default_missing_value = "older")]
+    #[arg(long, value_enum, value_name = "WHICH", num_args = 0..=1, require_equals = true, default_missing_value = "older", overrides_with = "update_older")]
     update: Option<UpdateArg>,
 
     /// Same as --update=older: replace only destination files older than
     /// their source (missing ones are copied).
-    #[arg(short = 'u')]
+    #[arg(short = 'u', overrides_with = "update")]
     update_older: bool,
 
     /// With --update=identical: also make the source share the identical
@@ -268,6 +340,30 @@ struct Settings {
     deref: Option<Dereference>,
     copy: CopyOptions,
     tree: TreeOptions,
+    /// -i, --backup, --remove-destination.
+    existing: existing::Policy,
+    /// -f.
+    force: bool,
+    /// -l, -s.
+    link: Option<LinkKind>,
+    /// --parents.
+    parents: bool,
+}
+
+/// `-Z`/`--context`: cow sets no SELinux context. Without SELinux that is
+/// what GNU cp does too (it ignores the option); with SELinux it is refused.
+fn check_context(args: &CpArgs) -> Result<(), String> {
+    if !args.selinux_default && args.context.is_none() {
+        return Ok(());
+    }
+    if Path::new("/sys/fs/selinux/enforce").exists() {
+        return Err(
+            "-Z/--context: setting SELinux security contexts is not supported \
+             (labels can travel as xattrs with --preserve=xattr)"
+                .into(),
+        );
+    }
+    Ok(())
 }
 
 fn settings(args: &CpArgs) -> Result<Settings, String> {
@@ -289,7 +385,7 @@ fn settings(args: &CpArgs) -> Result<Settings, String> {
         attrs.ownership |= p.ownership;
         attrs.timestamps |= p.timestamps;
     }
-    if let Some(list) = &args.preserve {
+    for list in &args.preserve {
         let p = parse_attrs(list, "--preserve")?;
         attrs.mode |= p.mode;
         attrs.ownership |= p.ownership;
@@ -297,21 +393,13 @@ fn settings(args: &CpArgs) -> Result<Settings, String> {
         attrs.links |= p.links;
         attrs.xattr |= p.xattr;
     }
-    if let Some(list) = &args.no_preserve {
+    for list in &args.no_preserve {
         let p = parse_attrs(list, "--no-preserve")?;
         attrs.mode &= !p.mode;
         attrs.ownership &= !p.ownership;
         attrs.timestamps &= !p.timestamps;
         attrs.links &= !p.links;
         attrs.xattr &= !p.xattr;
-    }
-    let deref_flags = [
-        args.dereference,
-        args.no_dereference,
-        args.dereference_command_line,
-    ];
-    if deref_flags.iter().filter(|f| **f).count() > 1 {
-        return Err("-L, -P and -H are mutually exclusive".into());
     }
     if args.dereference {
         deref = Some(Dereference::Always);
@@ -327,12 +415,6 @@ fn settings(args: &CpArgs) -> Result<Settings, String> {
     }
     if args.no_clobber {
         overwrite = Overwrite::NoClobber;
-    }
-    if args.update_older {
-        match args.update {
-            None | Some(UpdateArg::Older) => {}
-            Some(_) => return Err("-u means --update=older; give one of them".into()),
-        }
     }
     match args.update {
         Some(UpdateArg::Older) => update = Update::IfOlder,
@@ -383,15 +465,43 @@ fn settings(args: &CpArgs) -> Result<Settings, String> {
         .fail_fast(args.fail_fast)
         .preserve_hard_links(attrs.links)
         .copy_special(copy_special)
-        .record_entries(args.verbose || args.json);
+        .record_entries(args.verbose || args.json)
+        .one_file_system(args.one_file_system);
+    if args.remove_destination {
+        // A tree's files are then replaced by a rename: the same end state
+        // as removing each first (a new file; other hard links keep the
+        // old content), and never a moment without the file.
+        tree = tree.copy_options(copy.clone().atomic(true));
+    }
     if let Some(j) = args.jobs {
         tree = tree.jobs(j as usize);
     }
+    check_context(args)?;
+    let existing = existing::Policy {
+        interactive: args.interactive,
+        backup: existing::Backup::from_args(
+            args.backup,
+            args.backup_default,
+            args.suffix.as_deref(),
+        )?,
+        remove: args.remove_destination,
+    };
+    let link = if args.link {
+        Some(LinkKind::Hard)
+    } else if args.symbolic_link {
+        Some(LinkKind::Symbolic)
+    } else {
+        None
+    };
     Ok(Settings {
         recursive: args.recursive || args.archive,
         deref,
         copy,
         tree,
+        existing,
+        force: args.force,
+        link,
+        parents: args.parents,
     })
 }
 
@@ -405,6 +515,7 @@ pub(crate) fn run(args: CpArgs) -> u8 {
         &args.paths,
         args.target_directory.as_deref(),
         args.no_target_directory,
+        settings.parents,
     ) {
         Ok(p) => p,
         Err(msg) => return usage(&msg),
@@ -416,6 +527,17 @@ pub(crate) fn run(args: CpArgs) -> u8 {
     let mut results = Vec::new();
     let mut created: HashSet<PathBuf> = HashSet::new();
     for (src, dst) in plan.pairs() {
+        if settings.parents {
+            if let Err(e) = target::make_parents(&dst) {
+                let mut result = SourceResult::new(&src, &dst);
+                result.outcome = Outcome::Error(e);
+                if !args.json {
+                    output::print_result(&result, args.verbose);
+                }
+                results.push(result);
+                continue;
+            }
+        }
         let result = copy_one(&src, &dst, &settings, &plan, &progress, &mut created);
         progress.source_done();
         if !args.json {
@@ -465,69 +587,133 @@ fn copy_one(
     let kind = match target::source_kind(src, deref != Dereference::Never) {
         Ok(k) => k,
         Err(e) => {
-            result.outcome = Outcome::Error(format!("cannot stat '{}': {e}", src.display()));
+            result.outcome = Outcome::Error(format!("cannot stat {}: {}", q(src), msg::os(&e)));
             return result;
         }
     };
     if plan.into_directory && !created.insert(dst.to_path_buf()) {
         result.outcome = Outcome::Error(format!(
-            "will not overwrite just-created '{}' with '{}'",
-            dst.display(),
-            src.display()
+            "will not overwrite just-created {} with {}",
+            q(dst),
+            q(src)
         ));
         return result;
     }
     match kind {
         SourceKind::Dir if !s.recursive => {
-            result.outcome = Outcome::Error(format!(
-                "-r not specified; omitting directory '{}'",
-                src.display()
-            ));
+            result.outcome =
+                Outcome::Error(format!("-r not specified; omitting directory {}", q(src)));
         }
-        SourceKind::File => {
-            if let Err(msg) = target::check_file_destination(dst) {
-                result.outcome = Outcome::Error(msg);
-                return result;
-            }
-            if target::is_fifo(dst) {
-                result.outcome = match target::write_into_fifo(src, dst) {
-                    Ok(n) => Outcome::Fifo(n),
-                    Err(e) => Outcome::Error(e),
-                };
-                return result;
-            }
-            let copy = s
-                .copy
-                .clone()
-                .follow_symlinks(true)
-                .write_through_dangling(false);
-            result.outcome = match copy.copy(src, dst) {
-                Ok(r) => Outcome::File(Box::new(r)),
-                Err(CopyError::DestinationExists { .. })
-                    if copy.overwrite_policy() == Overwrite::NoClobber =>
-                {
-                    Outcome::Skipped
-                }
-                Err(e) => Outcome::Error(e.to_string()),
-            };
+        _ if s.link.is_some() && !(s.recursive && kind == SourceKind::Dir) => {
+            result.outcome = link_one(src, dst, s);
         }
+        SourceKind::File => result.outcome = copy_file(src, dst, s),
         SourceKind::Other if !s.recursive => {
             result.outcome = Outcome::Error(format!(
-                "'{}' is not a regular file or directory (use -r to recreate FIFOs and special files)",
-                src.display()
+                "{} is not a regular file or directory (use -r to recreate FIFOs and special files)",
+                q(src)
             ));
         }
         SourceKind::Dir | SourceKind::Symlink | SourceKind::Other => {
+            // Nothing to ask about, back up or link over in a new tree.
+            let fresh = std::fs::symlink_metadata(dst).is_err() && s.link.is_none();
+            if let Some(msg) = tree_unsupported(s).filter(|_| !fresh) {
+                result.outcome = Outcome::Error(format!(
+                    "{msg} with -r is not supported ({} is a tree)",
+                    q(src)
+                ));
+                return result;
+            }
             let mut opts = s.tree.clone().dereference(deref);
             if let Some(observer) = progress.observer() {
                 opts = opts.progress(observer);
             }
             result.outcome = match copy_tree(src, dst, &opts) {
                 Ok(r) => Outcome::Tree(Box::new(r)),
-                Err(TreeError::Incomplete { report }) => Outcome::Tree(report),
-                Err(e) => Outcome::Error(e.to_string()),
+                Err(TreeError::Incomplete { mut report }) => {
+                    if s.force {
+                        existing::retry_tree(&mut report, &s.copy);
+                    }
+                    Outcome::Tree(report)
+                }
+                Err(e) => Outcome::Error(msg::tree_error(&e)),
             };
         }
     }
     result
+}
+
+/// The option that the tree walker cannot honour, if one was given.
+fn tree_unsupported(s: &Settings) -> Option<&'static str> {
+    if s.link == Some(LinkKind::Hard) {
+        Some("-l (--link)")
+    } else if s.link == Some(LinkKind::Symbolic) {
+        Some("-s (--symbolic-link)")
+    } else if s.existing.interactive {
+        Some("-i (--interactive)")
+    } else if s.existing.backup.is_some() {
+        Some("--backup")
+    } else {
+        None
+    }
+}
+
+/// `-l`/`-s` for one command-line operand.
+fn link_one(src: &Path, dst: &Path, s: &Settings) -> Outcome {
+    let Some(kind) = s.link else {
+        return Outcome::Error("no link asked for".into());
+    };
+    match existing::before(src, dst, &s.existing) {
+        Ok(Go::Copy) => {}
+        Ok(Go::Declined) => return Outcome::Skipped,
+        Err(e) => return Outcome::Error(e),
+    }
+    let replace = s.force || s.existing.remove;
+    match existing::link(src, dst, kind, replace) {
+        Ok(()) => Outcome::Linked(kind),
+        Err(e) => Outcome::Error(e),
+    }
+}
+
+/// Copies the regular file `src` (a command-line operand) to `dst`.
+fn copy_file(src: &Path, dst: &Path, s: &Settings) -> Outcome {
+    if let Err(msg) = target::check_file_destination(dst) {
+        return Outcome::Error(msg);
+    }
+    if target::is_fifo(dst) {
+        return match target::write_into_fifo(src, dst) {
+            Ok(n) => Outcome::Fifo(n),
+            Err(e) => Outcome::Error(e),
+        };
+    }
+    let copy = s
+        .copy
+        .clone()
+        .follow_symlinks(true)
+        .write_through_dangling(false);
+    if copy.overwrite_policy() != Overwrite::NoClobber {
+        match existing::before(src, dst, &s.existing) {
+            Ok(Go::Copy) => {}
+            Ok(Go::Declined) => return Outcome::Skipped,
+            Err(e) => return Outcome::Error(e),
+        }
+    }
+    let mut attempt = copy.copy(src, dst);
+    if let Err(e) = &attempt {
+        if s.force && existing::force_retry(dst, e.kind()) {
+            if let Err(msg) = existing::remove(dst) {
+                return Outcome::Error(msg);
+            }
+            attempt = copy.copy(src, dst);
+        }
+    }
+    match attempt {
+        Ok(r) => Outcome::File(Box::new(r)),
+        Err(CopyError::DestinationExists { .. })
+            if copy.overwrite_policy() == Overwrite::NoClobber =>
+        {
+            Outcome::Skipped
+        }
+        Err(e) => Outcome::Error(msg::copy_error(&e)),
+    }
 }

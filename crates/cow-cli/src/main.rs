@@ -13,11 +13,35 @@
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
+
+/// `println!` for every module of the binary: like std's, but a closed pipe
+/// or a full disk on stdout never panics (see [`out`]). Defined before the
+/// modules, so it shadows the prelude's macro in all of them.
+macro_rules! println {
+    () => {
+        $crate::out::stdout(format_args!(""))
+    };
+    ($($arg:tt)*) => {
+        $crate::out::stdout(format_args!($($arg)*))
+    };
+}
+
+/// `eprintln!` for every module of the binary: never panics (see [`out`]).
+macro_rules! eprintln {
+    () => {
+        $crate::out::stderr(format_args!(""))
+    };
+    ($($arg:tt)*) => {
+        $crate::out::stderr(format_args!($($arg)*))
+    };
+}
 
 mod clean;
 mod cp;
 mod dedupe;
+mod msg;
+mod out;
 mod probe;
 mod quote;
 mod verify;
@@ -55,8 +79,46 @@ pub(crate) mod exit {
     after_help = "Exit status: 0 success, 1 some operation failed (each failure is printed with its path and call), 2 usage error."
 )]
 struct Cli {
+    /// Print a shell completion script or the man page on stdout and exit.
+    #[arg(long, value_enum, value_name = "KIND", exclusive = true)]
+    generate: Option<Generate>,
+
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
+}
+
+/// What `--generate` prints.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum Generate {
+    /// bash completions (source it, or put it in bash-completion's directory).
+    CompleteBash,
+    /// zsh completions (save as `_cow` in a directory on `$fpath`).
+    CompleteZsh,
+    /// fish completions (save as `cow.fish` in fish's completions directory).
+    CompleteFish,
+    /// The man page, roff (`cow --generate man > cow.1`).
+    Man,
+}
+
+/// Prints what `--generate` asked for.
+fn generate(kind: Generate) -> u8 {
+    use clap_complete::Shell;
+    let mut cmd = Cli::command();
+    let mut buf = Vec::new();
+    let shell = match kind {
+        Generate::CompleteBash => Shell::Bash,
+        Generate::CompleteZsh => Shell::Zsh,
+        Generate::CompleteFish => Shell::Fish,
+        Generate::Man => {
+            if let Err(e) = clap_mangen::Man::new(cmd).render(&mut buf) {
+                eprintln!("cow: cannot render the man page: {e}");
+                return exit::FAILED;
+            }
+            return out::bytes(&buf);
+        }
+    };
+    clap_complete::generate(shell, &mut cmd, "cow", &mut buf);
+    out::bytes(&buf)
 }
 
 #[derive(Subcommand)]
@@ -75,12 +137,17 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let code = match cli.command {
-        Command::Cp(a) => cp::run(a),
-        Command::Verify(a) => verify::run(a),
-        Command::Probe(a) => probe::run(a),
-        Command::Dedupe(a) => dedupe::run(a),
-        Command::Clean(a) => clean::run(a),
+    let code = match (cli.generate, cli.command) {
+        (Some(kind), _) => generate(kind),
+        (None, Some(Command::Cp(a))) => cp::run(a),
+        (None, Some(Command::Verify(a))) => verify::run(a),
+        (None, Some(Command::Probe(a))) => probe::run(a),
+        (None, Some(Command::Dedupe(a))) => dedupe::run(a),
+        (None, Some(Command::Clean(a))) => clean::run(a),
+        (None, None) => {
+            eprintln!("{}", Cli::command().render_help());
+            exit::USAGE
+        }
     };
     ExitCode::from(code)
 }

@@ -3,10 +3,11 @@
 use std::path::PathBuf;
 
 use clap::Args;
-use cow_probe::Capabilities;
+use cow_probe::{Answer, Capabilities, Evidence};
 use serde::Serialize;
 
 use crate::exit;
+use crate::msg::q;
 
 /// Arguments of `cow probe`.
 #[derive(Args, Debug)]
@@ -15,8 +16,8 @@ use crate::exit;
         names the path and the failing call); 2 usage error.",
     after_long_help = concat!(
         "Show what the filesystem holding each PATH can do: reflink (clone), dedupe, \
-        sparse (SEEK_HOLE reports holes), fiemap (extents readable) and whether \
-        copy_file_range clones.\n\n\
+        sparse (SEEK_HOLE reports holes), fiemap (extents readable) and \
+        copy_file_range (whether the call copies here, and whether its copy shares blocks).\n\n\
         Each answer is yes / no / unknown with its evidence: `live test` (scratch files were \
         created in the directory, or a file's parent, and removed), `table` (what this kind of \
         filesystem usually does), `table (directory not writable)`, or the call and errno that \
@@ -53,6 +54,16 @@ enum Entry {
     Failed(Failure),
 }
 
+/// A probe error with its path quoted.
+fn probe_error(e: &cow_probe::ProbeError) -> String {
+    match e {
+        cow_probe::ProbeError::Io { op, path, source } => {
+            format!("{}: {op} failed: {}", q(path), crate::msg::os(source))
+        }
+        other => crate::msg::escape_controls(&other.to_string()),
+    }
+}
+
 /// Runs `cow probe`.
 pub(crate) fn run(args: ProbeArgs) -> u8 {
     let mut code = exit::OK;
@@ -74,7 +85,7 @@ pub(crate) fn run(args: ProbeArgs) -> u8 {
                 entries.push(Entry::Probed(Box::new(caps)));
             }
             Err(e) => {
-                eprintln!("cow probe: {e}");
+                eprintln!("cow probe: {}", probe_error(&e));
                 code = exit::FAILED;
                 entries.push(Entry::Failed(Failure {
                     path: path.clone(),
@@ -90,21 +101,38 @@ pub(crate) fn run(args: ProbeArgs) -> u8 {
 }
 
 fn print_caps(c: &Capabilities) {
-    println!("{}", c.path.display());
+    println!("{}", q(&c.path));
     println!(
         "  {:<16} {} (block size {}, device {:#x}{})",
-        "filesystem",
+        "filesystem:",
         c.fs_name,
         c.block_size,
         c.dev,
         if c.read_only { ", read-only" } else { "" }
     );
     for (name, answer) in c.answers() {
-        println!(
-            "  {:<16} {:<8} {}",
-            name,
-            answer.support.to_string(),
-            answer.evidence
-        );
+        let value = if name == "copy_file_range" {
+            copy_file_range(answer)
+        } else {
+            answer.support.to_string()
+        };
+        println!("  {:<16} {value} ({})", format!("{name}:"), answer.evidence);
     }
+}
+
+/// The copy_file_range row says both things the live test measured: whether
+/// the call copied at all, and whether the copy shares blocks.
+fn copy_file_range(a: Answer) -> String {
+    let works = match a.evidence {
+        // The call itself failed.
+        Evidence::Errno {
+            op: "copy_file_range",
+            ..
+        } => "fails",
+        // The call copied; a later step (FIEMAP, or the filesystem's lack of
+        // clones) answered the sharing question.
+        Evidence::Live | Evidence::Errno { .. } => "works",
+        _ => "not tested",
+    };
+    format!("{works}; clones: {}", a.support)
 }

@@ -107,6 +107,7 @@ pub struct TreeOptions {
     pub(crate) progress: Option<ProgressFn>,
     pub(crate) record_entries: bool,
     pub(crate) whole_tree_clone: bool,
+    pub(crate) one_file_system: bool,
 }
 
 impl fmt::Debug for TreeOptions {
@@ -121,6 +122,7 @@ impl fmt::Debug for TreeOptions {
             .field("progress", &self.progress.as_ref().map(|_| "observer"))
             .field("record_entries", &self.record_entries)
             .field("whole_tree_clone", &self.whole_tree_clone)
+            .field("one_file_system", &self.one_file_system)
             .finish()
     }
 }
@@ -147,6 +149,7 @@ impl TreeOptions {
             progress: None,
             record_entries: false,
             whole_tree_clone: true,
+            one_file_system: false,
         }
     }
 
@@ -214,6 +217,14 @@ impl TreeOptions {
     /// `true`). Ignored elsewhere.
     pub fn whole_tree_clone(mut self, allow: bool) -> Self {
         self.whole_tree_clone = allow;
+        self
+    }
+
+    /// Stay on the source root's filesystem (`cp -x`): a directory on
+    /// another filesystem (a mount point) is created, its contents are not
+    /// copied. Default `false`. Unix only (the Windows walker ignores it).
+    pub fn one_file_system(mut self, stay: bool) -> Self {
+        self.one_file_system = stay;
         self
     }
 

@@ -17,8 +17,11 @@ pub(crate) enum Outcome {
     Tree(Box<TreeReport>),
     /// Bytes written into a FIFO destination.
     Fifo(u64),
-    /// Not copied: the destination exists and was kept (-n, --update=none).
+    /// Not copied: the destination exists and was kept (-n, --update=none,
+    /// a "no" to -i).
     Skipped,
+    /// A link made instead of a copy (-l, -s).
+    Linked(LinkKind),
     /// Not copied.
     Error(String),
 }
@@ -44,13 +47,23 @@ impl SourceResult {
         match &self.outcome {
             Outcome::Tree(r) => r.failures.is_empty(),
             Outcome::Error(_) => false,
-            Outcome::File(_) | Outcome::Fifo(_) | Outcome::Skipped => true,
+            Outcome::File(_) | Outcome::Fifo(_) | Outcome::Skipped | Outcome::Linked(_) => true,
         }
     }
 }
 
-fn q(p: &Path) -> String {
-    crate::quote::quote(p)
+use super::existing::LinkKind;
+use crate::msg::{self, q};
+
+/// The `-v` line of a regular file the engine handled: `'a' -> 'b'
+/// (cloned)`, or `skipped 'b' (REASON)` when the destination was left alone.
+fn file_line(src: &Path, dst: &Path, strategy: Strategy) -> String {
+    match strategy {
+        Strategy::Skipped => format!("skipped {} (same content)", q(dst)),
+        Strategy::Deduped => format!("skipped {} (same content; blocks now shared)", q(dst)),
+        Strategy::KeptNewer => format!("skipped {} (not older than the source)", q(dst)),
+        s => format!("{} -> {} ({s})", q(src), q(dst)),
+    }
 }
 
 fn under(root: &Path, rel: &Path) -> PathBuf {
@@ -58,6 +71,13 @@ fn under(root: &Path, rel: &Path) -> PathBuf {
         root.to_path_buf()
     } else {
         root.join(rel)
+    }
+}
+
+fn link_name(kind: LinkKind) -> &'static str {
+    match kind {
+        LinkKind::Hard => "hard link",
+        LinkKind::Symbolic => "symbolic link",
     }
 }
 
@@ -71,14 +91,19 @@ pub(crate) fn print_result(r: &SourceResult, verbose: bool) {
                 println!("skipped {}", q(dst));
             }
         }
-        Outcome::Fifo(n) => {
+        Outcome::Linked(kind) => {
             if verbose {
-                println!("{} -> {} ({n} bytes written into the FIFO)", q(src), q(dst));
+                println!("{} -> {} ({})", q(src), q(dst), link_name(*kind));
             }
         }
-        Outcome::File(rep) if rep.strategy == Strategy::KeptNewer => {
+        Outcome::Fifo(n) => {
             if verbose {
-                println!("skipped {} (not older than the source)", q(dst));
+                println!(
+                    "{} -> {} ({} written into the FIFO)",
+                    q(src),
+                    q(dst),
+                    human(*n)
+                );
             }
         }
         Outcome::File(rep) => {
@@ -86,10 +111,10 @@ pub(crate) fn print_result(r: &SourceResult, verbose: bool) {
                 eprintln!("cow cp: warning: {}: {}", q(src), cow_copy::SOURCE_CHANGED);
             }
             for m in &rep.metadata_skipped {
-                eprintln!("cow cp: warning: {}: {m}", dst.display());
+                eprintln!("cow cp: warning: {}: {}", q(dst), msg::escape_controls(m));
             }
             if verbose {
-                println!("{} -> {} ({})", q(src), q(dst), rep.strategy);
+                println!("{}", file_line(src, dst, rep.strategy));
             }
         }
         Outcome::Tree(rep) => {
@@ -101,13 +126,14 @@ pub(crate) fn print_result(r: &SourceResult, verbose: bool) {
                     let (s, d) = (under(src, &e.path), under(dst, &e.path));
                     match e.action {
                         EntryAction::Failed => {}
-                        EntryAction::Skipped => println!("skipped {}", q(&d)),
+                        EntryAction::Skipped => match &e.report {
+                            Some(fr) => println!("{}", file_line(&s, &d, fr.strategy)),
+                            None => println!("skipped {}", q(&d)),
+                        },
                         EntryAction::Linked => println!("{} -> {} (hard link)", q(&s), q(&d)),
                         EntryAction::Created | EntryAction::Replaced | EntryAction::Merged => {
                             match (&e.report, e.kind) {
-                                (Some(fr), _) => {
-                                    println!("{} -> {} ({})", q(&s), q(&d), fr.strategy)
-                                }
+                                (Some(fr), _) => println!("{}", file_line(&s, &d, fr.strategy)),
                                 (None, EntryKind::File) => println!("{} -> {}", q(&s), q(&d)),
                                 (None, k) => println!("{} -> {} ({k})", q(&s), q(&d)),
                             }
@@ -116,10 +142,10 @@ pub(crate) fn print_result(r: &SourceResult, verbose: bool) {
                 }
             }
             for w in &rep.warnings {
-                eprintln!("cow cp: warning: {w}");
+                eprintln!("cow cp: warning: {}", msg::warning(w));
             }
             for f in &rep.failures {
-                eprintln!("cow cp: {f}");
+                eprintln!("cow cp: {}", msg::failure(f));
             }
             if rep.stopped_early {
                 eprintln!("cow cp: stopped at the first failure (--fail-fast)");
@@ -156,6 +182,8 @@ pub(crate) fn totals(results: &[SourceResult]) -> TreeTotals {
                 t.bytes_copied += n;
             }
             Outcome::Skipped => t.skipped += 1,
+            Outcome::Linked(LinkKind::Hard) => t.hard_links += 1,
+            Outcome::Linked(LinkKind::Symbolic) => t.symlinks += 1,
             Outcome::Error(_) => t.failed += 1,
         }
     }
@@ -231,6 +259,8 @@ struct JsonSource<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     fifo_bytes: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    link: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<&'a str>,
 }
 
@@ -266,6 +296,7 @@ pub(crate) fn print_json(
                 file: None,
                 tree: None,
                 fifo_bytes: None,
+                link: None,
                 error: None,
             };
             match &r.outcome {
@@ -273,6 +304,7 @@ pub(crate) fn print_json(
                 Outcome::Tree(t) => s.tree = Some(t),
                 Outcome::Fifo(n) => s.fifo_bytes = Some(*n),
                 Outcome::Skipped => s.status = "skipped",
+                Outcome::Linked(k) => s.link = Some(link_name(*k)),
                 Outcome::Error(e) => s.error = Some(e),
             }
             s

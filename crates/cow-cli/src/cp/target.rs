@@ -5,6 +5,8 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
+use crate::msg::{os, q};
+
 /// The (source, target) pairs of one command line.
 pub(crate) struct Plan {
     /// Whether the sources are copied into a directory (`SRC... DIR`, `-t`).
@@ -58,13 +60,56 @@ pub(crate) fn plan(
     paths: &[PathBuf],
     target_dir: Option<&Path>,
     no_target_dir: bool,
+    parents: bool,
+) -> Result<Plan, String> {
+    let plan = plan_names(paths, target_dir, no_target_dir)?;
+    if !parents {
+        return Ok(plan);
+    }
+    if !plan.into_directory {
+        return Err("with --parents, the destination must be a directory".into());
+    }
+    let dir = match target_dir {
+        Some(d) => d.to_path_buf(),
+        None => paths[paths.len() - 1].clone(),
+    };
+    let pairs = plan
+        .pairs
+        .iter()
+        .map(|(src, _)| (src.clone(), under_parents(&dir, src)))
+        .collect();
+    Ok(Plan {
+        into_directory: true,
+        pairs,
+    })
+}
+
+/// `--parents`: `dir` joined with the whole of `src` (leading slashes
+/// dropped: `/a/b` goes to `dir/a/b`).
+fn under_parents(dir: &Path, src: &Path) -> PathBuf {
+    let rel = src.strip_prefix("/").unwrap_or(src);
+    join(dir, &rel.as_os_str().to_owned())
+}
+
+/// `--parents`: creates the directories above `dst`.
+pub(crate) fn make_parents(dst: &Path) -> Result<(), String> {
+    match dst.parent() {
+        Some(p) if !p.as_os_str().is_empty() => {
+            fs::create_dir_all(p).map_err(|e| format!("cannot make directory {}: {}", q(p), os(&e)))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The GNU rules without `--parents`.
+fn plan_names(
+    paths: &[PathBuf],
+    target_dir: Option<&Path>,
+    no_target_dir: bool,
 ) -> Result<Plan, String> {
     if let Some(dir) = target_dir {
         if !is_dir(dir) {
-            return Err(format!(
-                "target directory '{}' is not a directory",
-                dir.display()
-            ));
+            return Err(format!("target directory {} is not a directory", q(dir)));
         }
         return Ok(Plan {
             into_directory: true,
@@ -78,14 +123,11 @@ pub(crate) fn plan(
         return Err("missing file operand".into());
     };
     if sources.is_empty() {
-        return Err(format!(
-            "missing destination file operand after '{}'",
-            dst.display()
-        ));
+        return Err(format!("missing destination file operand after {}", q(dst)));
     }
     if no_target_dir {
         if sources.len() > 1 {
-            return Err(format!("extra operand '{}'", paths[2].display()));
+            return Err(format!("extra operand {}", q(&paths[2])));
         }
         return Ok(Plan {
             into_directory: false,
@@ -102,7 +144,7 @@ pub(crate) fn plan(
         });
     }
     if sources.len() > 1 {
-        return Err(format!("target '{}' is not a directory", dst.display()));
+        return Err(format!("target {} is not a directory", q(dst)));
     }
     Ok(Plan {
         into_directory: false,
@@ -152,18 +194,15 @@ pub(crate) fn check_file_destination(dst: &Path) -> Result<(), String> {
     if lm.file_type().is_symlink() {
         match fs::metadata(dst) {
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                return Err(format!(
-                    "not writing through dangling symlink '{}'",
-                    dst.display()
-                ));
+                return Err(format!("not writing through dangling symlink {}", q(dst)));
             }
             _ => {}
         }
     }
     if is_dir(dst) {
         return Err(format!(
-            "cannot overwrite directory '{}' with non-directory",
-            dst.display()
+            "cannot overwrite directory {} with non-directory",
+            q(dst)
         ));
     }
     Ok(())
@@ -187,13 +226,13 @@ pub(crate) fn is_fifo(dst: &Path) -> bool {
 /// destination and writes into it; this waits for a reader).
 pub(crate) fn write_into_fifo(src: &Path, dst: &Path) -> Result<u64, String> {
     let mut from = fs::File::open(src)
-        .map_err(|e| format!("cannot open '{}' for reading: {e}", src.display()))?;
+        .map_err(|e| format!("cannot open {} for reading: {}", q(src), os(&e)))?;
     let mut to = fs::OpenOptions::new()
         .write(true)
         .open(dst)
-        .map_err(|e| format!("cannot open FIFO '{}' for writing: {e}", dst.display()))?;
+        .map_err(|e| format!("cannot open FIFO {} for writing: {}", q(dst), os(&e)))?;
     io::copy(&mut from, &mut to)
-        .map_err(|e| format!("error writing to FIFO '{}': {e}", dst.display()))
+        .map_err(|e| format!("error writing to FIFO {}: {}", q(dst), os(&e)))
 }
 
 #[cfg(test)]

@@ -351,7 +351,12 @@ impl Walker<'_> {
             new: dst.created,
             dev: dst.dev,
         };
-        self.copy_contents(src.as_fd(), dst.fd.as_fd(), hint, rel, &node);
+        // `cp -x`: a mount point is created but not entered.
+        let other_fs = self.shared.opts.one_file_system
+            && rfs::fstat(src_dir).is_ok_and(|parent| parent.st_dev != st.st_dev);
+        if !other_fs {
+            self.copy_contents(src.as_fd(), dst.fd.as_fd(), hint, rel, &node);
+        }
         self.finish_dir(src.as_fd(), &st, &dst, rel);
     }
 
