@@ -5,6 +5,7 @@
 //! cargo xtask with-mounts [--require LIST] -- COMMAND [ARGS...]
 //! cargo xtask test-cleanup
 //! cargo xtask check-targets [--target TRIPLE]...
+//! cargo xtask test-windows [-- TEST ARGS...]
 //! cargo xtask bench [--quick] [--filter SUBSTR] [--dir PATH] [--runs N]
 //! cargo xtask crash [--quick | --cuts N] [--fs xfs,ext4] [--compare]
 //! ```
@@ -27,6 +28,7 @@ mod signals;
 mod targets;
 mod test;
 mod util;
+mod wine;
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -50,6 +52,12 @@ commands:
         cargo check + clippy -D warnings of the whole workspace for
         aarch64-apple-darwin, x86_64-apple-darwin, x86_64-pc-windows-msvc,
         x86_64-unknown-freebsd (adding them with rustup when missing).
+  test-windows [-- ARGS...]
+        Build the workspace tests for x86_64-pc-windows-gnu (mingw linker),
+        build the ProcessPrng shim (xtask/shim), run every test executable
+        under Wine (private prefix in target/wine), print a line per
+        executable and the total \"N passed, N failed\". Fails, never skips,
+        when Wine, mingw or the target is missing. ARGS go to each executable.
   bench [--quick] [--filter SUBSTR] [--dir PATH] [--runs N] [--drop-caches]
         The benchmark matrix (Linux; loop filesystems need root): workloads x
         filesystems x tools (cow, std::fs::copy, reflink-copy, GNU cp, a
@@ -87,6 +95,7 @@ fn main() {
         }
         Some("test-cleanup") => no_args(&args).map(|()| test_cleanup()),
         Some("check-targets") => parse_targets(args).map(|t| targets::run(&t)),
+        Some("test-windows") => parse_passthrough(args).map(|rest| wine::run(&rest)),
         Some("bench") => bench::bench(args),
         #[cfg(target_os = "linux")]
         Some("crash") => crash::crash(args),
@@ -174,6 +183,23 @@ fn parse_session(
         }
     }
     Ok((s, rest))
+}
+
+/// Parses `[-- ARGS...]`: nothing before the `--`.
+fn parse_passthrough(args: Vec<OsString>) -> Result<Vec<String>, String> {
+    let mut it = args.into_iter();
+    match it.next() {
+        None => Ok(Vec::new()),
+        Some(a) if a == "--" => it
+            .map(|a| {
+                a.into_string()
+                    .map_err(|a| format!("argument {a:?} is not UTF-8"))
+            })
+            .collect(),
+        Some(a) => Err(format!(
+            "unexpected argument {a:?} (test arguments go after `--`)"
+        )),
+    }
 }
 
 fn parse_targets(args: Vec<OsString>) -> Result<Vec<String>, String> {

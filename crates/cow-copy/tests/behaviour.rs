@@ -1,18 +1,26 @@
 //! std::fs::copy's own expectations, the same-file guard, bad inputs,
 //! reflink=always, atomic replacement and metadata, on real filesystems.
 
-#![cfg(target_os = "linux")]
+#![cfg(any(target_os = "linux", windows))]
 
 mod common;
 
 use std::fs;
+#[cfg(unix)]
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::path::{Path, PathBuf};
+use std::path::Path;
+#[cfg(unix)]
+use std::path::PathBuf;
+#[cfg(unix)]
 use std::process::Command;
 
 use common::*;
-use cow_copy::{CopyError, CopyOptions, Destination, Overwrite, Preserve, Reflink, Strategy};
-use cow_test_support::{Fs, fs_test, mkfifo, names_in, write_pattern};
+#[cfg(unix)]
+use cow_copy::Preserve;
+use cow_copy::{CopyError, CopyOptions, Destination, Overwrite, Reflink, Strategy};
+#[cfg(unix)]
+use cow_test_support::{Fs, mkfifo};
+use cow_test_support::{fs_test, names_in, write_pattern};
 
 fn no_temporaries(dir: &Path) {
     for n in names_in(dir) {
@@ -20,11 +28,16 @@ fn no_temporaries(dir: &Path) {
     }
 }
 
+/// `a/b` with the platform's separator, as error messages show paths.
+fn native_path(p: &str) -> String {
+    p.replace('/', std::path::MAIN_SEPARATOR_STR)
+}
+
 // ---- std::fs::copy's expectations, rewritten for cow_copy::copy ----
 
 fs_test!(
     std_missing_source_creates_nothing,
-    [btrfs, xfs, ext4, tmpfs],
+    [btrfs, xfs, ext4, tmpfs, native],
     |dir| {
         let e = cow_copy::copy(dir.join("foo"), dir.join("bar")).unwrap_err();
         assert_eq!(e.kind(), std::io::ErrorKind::NotFound);
@@ -35,7 +48,7 @@ fs_test!(
 
 fs_test!(
     std_missing_source_keeps_destination,
-    [btrfs, xfs, ext4, tmpfs],
+    [btrfs, xfs, ext4, tmpfs, native],
     |dir| {
         fs::write(dir.join("bar"), b"keep me").unwrap();
         assert!(cow_copy::copy(dir.join("foo"), dir.join("bar")).is_err());
@@ -43,6 +56,7 @@ fs_test!(
     }
 );
 
+#[cfg(unix)]
 fs_test!(
     std_contents_and_permissions,
     [btrfs, xfs, ext4, tmpfs],
@@ -61,7 +75,7 @@ fs_test!(
 
 fs_test!(
     std_destination_is_directory,
-    [btrfs, xfs, ext4, tmpfs],
+    [btrfs, xfs, ext4, tmpfs, native],
     |dir| {
         let src = dir.join("in");
         fs::write(&src, b"x").unwrap();
@@ -84,7 +98,7 @@ fs_test!(
 
 fs_test!(
     std_existing_destination_overwritten,
-    [btrfs, xfs, ext4, tmpfs],
+    [btrfs, xfs, ext4, tmpfs, native],
     |dir| {
         fs::write(dir.join("foo"), b"foo").unwrap();
         fs::write(dir.join("bar"), b"bar, a longer old content").unwrap();
@@ -93,15 +107,19 @@ fs_test!(
     }
 );
 
-fs_test!(std_source_is_directory, [btrfs, xfs, ext4, tmpfs], |dir| {
-    let e = cow_copy::copy(dir, dir.join("out")).unwrap_err();
-    assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput);
-    assert!(!dir.join("out").exists());
-});
+fs_test!(
+    std_source_is_directory,
+    [btrfs, xfs, ext4, tmpfs, native],
+    |dir| {
+        let e = cow_copy::copy(dir, dir.join("out")).unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput);
+        assert!(!dir.join("out").exists());
+    }
+);
 
 fs_test!(
     std_readonly_bit_preserved,
-    [btrfs, xfs, ext4, tmpfs],
+    [btrfs, xfs, ext4, tmpfs, native],
     |dir| {
         let (src, dst) = (dir.join("in"), dir.join("out"));
         fs::write(&src, b"ro").unwrap();
@@ -115,7 +133,7 @@ fs_test!(
 
 fs_test!(
     std_return_value_is_length,
-    [btrfs, xfs, ext4, tmpfs],
+    [btrfs, xfs, ext4, tmpfs, native],
     |dir| {
         let (src, dst) = (dir.join("in"), dir.join("out"));
         write_pattern(&src, 12345, 1);
@@ -125,6 +143,7 @@ fs_test!(
     }
 );
 
+#[cfg(unix)]
 fs_test!(
     std_destination_symlink_followed,
     [btrfs, xfs, ext4, tmpfs],
@@ -170,20 +189,28 @@ fn assert_same_file_refused(src: &Path, dst: &Path, content: &[u8]) {
     }
 }
 
-fs_test!(same_file_is_refused, [btrfs, xfs, ext4, tmpfs], |dir| {
-    let f = dir.join("f");
-    let content = write_pattern(&f, 100_000, 2);
-    assert_same_file_refused(&f, &f, &content);
-    fs::hard_link(&f, dir.join("hard")).unwrap();
-    assert_same_file_refused(&f, &dir.join("hard"), &content);
-    std::os::unix::fs::symlink(&f, dir.join("sym")).unwrap();
-    assert_same_file_refused(&f, &dir.join("sym"), &content);
-    assert_same_file_refused(&dir.join("sym"), &f, &content);
-    assert_same_file_refused(&f, &dir.join(".").join("f"), &content);
-    no_temporaries(dir);
-});
+fs_test!(
+    same_file_is_refused,
+    [btrfs, xfs, ext4, tmpfs, native],
+    |dir| {
+        let f = dir.join("f");
+        let content = write_pattern(&f, 100_000, 2);
+        assert_same_file_refused(&f, &f, &content);
+        fs::hard_link(&f, dir.join("hard")).unwrap();
+        assert_same_file_refused(&f, &dir.join("hard"), &content);
+        #[cfg(unix)]
+        {
+            std::os::unix::fs::symlink(&f, dir.join("sym")).unwrap();
+            assert_same_file_refused(&f, &dir.join("sym"), &content);
+            assert_same_file_refused(&dir.join("sym"), &f, &content);
+        }
+        assert_same_file_refused(&f, &dir.join(".").join("f"), &content);
+        no_temporaries(dir);
+    }
+);
 
 /// Runs `mount` with the arguments; false (and a loud SKIP) if it fails.
+#[cfg(unix)]
 fn mount(args: &[&str], test: &str) -> bool {
     let out = Command::new("mount").args(args).output();
     match out {
@@ -202,13 +229,16 @@ fn mount(args: &[&str], test: &str) -> bool {
     }
 }
 
+#[cfg(unix)]
 struct Unmount(PathBuf);
+#[cfg(unix)]
 impl Drop for Unmount {
     fn drop(&mut self) {
         let _ = Command::new("umount").arg(&self.0).status();
     }
 }
 
+#[cfg(unix)]
 fs_test!(
     same_file_through_bind_mount,
     [btrfs, xfs, ext4, tmpfs],
@@ -236,6 +266,7 @@ fn assert_nothing_created(dir: &Path, before: &[String]) {
     assert_eq!(names_in(dir), before, "the copy left something behind");
 }
 
+#[cfg(unix)]
 fs_test!(bad_sources, [btrfs, xfs, ext4, tmpfs], |dir| {
     let fifo = dir.join("fifo");
     mkfifo(&fifo);
@@ -277,7 +308,7 @@ fs_test!(bad_sources, [btrfs, xfs, ext4, tmpfs], |dir| {
     assert_nothing_created(dir, &before);
 });
 
-fs_test!(bad_destinations, [btrfs, xfs, ext4, tmpfs], |dir| {
+fs_test!(bad_destinations, [btrfs, xfs, ext4, tmpfs, native], |dir| {
     let src = dir.join("src");
     write_pattern(&src, 5000, 4);
     let before = names_in(dir);
@@ -285,15 +316,16 @@ fs_test!(bad_destinations, [btrfs, xfs, ext4, tmpfs], |dir| {
         let opts = CopyOptions::new().atomic(atomic);
         let e = opts.copy(&src, &dir.join("nodir").join("out")).unwrap_err();
         assert_eq!(e.kind(), std::io::ErrorKind::NotFound, "{e}");
-        assert!(e.to_string().contains("nodir/out"), "{e}");
+        assert!(e.to_string().contains(&native_path("nodir/out")), "{e}");
         let e = opts.copy(&src, dir).unwrap_err();
         assert!(matches!(e, CopyError::DestinationIsDirectory { .. }), "{e}");
         let e = opts.copy(&src, &src.join("sub")).unwrap_err();
-        assert!(e.to_string().contains("src/sub"), "{e}");
+        assert!(e.to_string().contains(&native_path("src/sub")), "{e}");
     }
     assert_nothing_created(dir, &before);
 });
 
+#[cfg(unix)]
 fs_test!(
     read_only_mount_destination,
     [btrfs, xfs, ext4, tmpfs],
@@ -336,6 +368,7 @@ fs_test!(
 
 // Permission checks only bind without root: re-run this test binary as
 // `nobody` (setpriv) for the child part.
+#[cfg(unix)]
 fs_test!(
     no_permission_destination,
     [btrfs, xfs, ext4, tmpfs],
@@ -391,48 +424,53 @@ fs_test!(
 
 // ---- reflink = always ----
 
-fs_test!(reflink_always, [btrfs, xfs, ext4, tmpfs], |dir, fs| {
-    let src = dir.join("src");
-    write_pattern(&src, 300_000, 6);
-    let existing = dir.join("existing");
-    let old = write_pattern(&existing, 50_000, 7);
-    let ino = inode(&existing);
-    for atomic in [false, true] {
-        let opts = CopyOptions::new().reflink(Reflink::Always).atomic(atomic);
-        let new = dir.join(format!("new-{atomic}"));
-        if fs.reflinks() {
-            let r = opts.copy(&src, &new).unwrap();
-            assert_eq!(r.strategy, Strategy::Cloned);
-            assert!(cow_verify::sharing(&src, &new).unwrap().is_clone());
-            let r = opts.copy(&src, &existing).unwrap();
-            assert_eq!(r.strategy, Strategy::Cloned);
-            assert_eq!(r.destination, Destination::Replaced);
-            assert!(cow_verify::sharing(&src, &existing).unwrap().is_clone());
-            write_pattern(&existing, 50_000, 7);
-        } else {
-            let before = names_in(dir);
-            let e = opts.copy(&src, &new).unwrap_err();
-            assert!(matches!(e, CopyError::ReflinkUnsupported { .. }), "{e}");
-            assert_eq!(
-                std::io::Error::from(e).kind(),
-                std::io::ErrorKind::Unsupported
-            );
-            assert_eq!(names_in(dir), before, "reflink=always created something");
-            let e = opts.copy(&src, &existing).unwrap_err();
-            assert!(matches!(e, CopyError::ReflinkUnsupported { .. }), "{e}");
-            assert_eq!(fs::read(&existing).unwrap(), old);
-            assert_eq!(
-                inode(&existing),
-                ino,
-                "the existing destination was replaced"
-            );
-            assert_eq!(names_in(dir), before);
+fs_test!(
+    reflink_always,
+    [btrfs, xfs, ext4, tmpfs, native],
+    |dir, fs| {
+        let src = dir.join("src");
+        write_pattern(&src, 300_000, 6);
+        let existing = dir.join("existing");
+        let old = write_pattern(&existing, 50_000, 7);
+        let ino = inode(&existing);
+        for atomic in [false, true] {
+            let opts = CopyOptions::new().reflink(Reflink::Always).atomic(atomic);
+            let new = dir.join(format!("new-{atomic}"));
+            if fs.reflinks() {
+                let r = opts.copy(&src, &new).unwrap();
+                assert_eq!(r.strategy, Strategy::Cloned);
+                assert!(cow_verify::sharing(&src, &new).unwrap().is_clone());
+                let r = opts.copy(&src, &existing).unwrap();
+                assert_eq!(r.strategy, Strategy::Cloned);
+                assert_eq!(r.destination, Destination::Replaced);
+                assert!(cow_verify::sharing(&src, &existing).unwrap().is_clone());
+                write_pattern(&existing, 50_000, 7);
+            } else {
+                let before = names_in(dir);
+                let e = opts.copy(&src, &new).unwrap_err();
+                assert!(matches!(e, CopyError::ReflinkUnsupported { .. }), "{e}");
+                assert_eq!(
+                    std::io::Error::from(e).kind(),
+                    std::io::ErrorKind::Unsupported
+                );
+                assert_eq!(names_in(dir), before, "reflink=always created something");
+                let e = opts.copy(&src, &existing).unwrap_err();
+                assert!(matches!(e, CopyError::ReflinkUnsupported { .. }), "{e}");
+                assert_eq!(fs::read(&existing).unwrap(), old);
+                assert_eq!(
+                    inode(&existing),
+                    ino,
+                    "the existing destination was replaced"
+                );
+                assert_eq!(names_in(dir), before);
+            }
         }
     }
-});
+);
 
 // ---- atomic ----
 
+#[cfg(unix)]
 fs_test!(atomic_replace, [btrfs, xfs, ext4, tmpfs], |dir, fs| {
     let src = dir.join("src");
     let dst = dir.join("dst");
@@ -476,7 +514,7 @@ fs_test!(atomic_replace, [btrfs, xfs, ext4, tmpfs], |dir, fs| {
     no_temporaries(dir);
 });
 
-fs_test!(no_clobber, [btrfs, xfs, ext4, tmpfs], |dir| {
+fs_test!(no_clobber, [btrfs, xfs, ext4, tmpfs, native], |dir| {
     let src = dir.join("src");
     write_pattern(&src, 1000, 1);
     fs::write(dir.join("dst"), b"mine").unwrap();
@@ -494,6 +532,7 @@ fs_test!(no_clobber, [btrfs, xfs, ext4, tmpfs], |dir| {
 });
 
 /// A real ENOSPC in the middle of a copy: a 1 MiB tmpfs as destination.
+#[cfg(unix)]
 fn full_disk(fs: Fs, dir: &Path) {
     let src = dir.join("big");
     write_pattern(&src, 4 << 20, 10);
@@ -541,6 +580,7 @@ fn full_disk(fs: Fs, dir: &Path) {
     assert!(!small.join("new").exists());
 }
 
+#[cfg(unix)]
 fs_test!(
     atomic_failure_keeps_destination,
     [btrfs, xfs, ext4, tmpfs],
@@ -551,6 +591,7 @@ fs_test!(
 
 // ---- metadata ----
 
+#[cfg(unix)]
 fs_test!(preserve_metadata, [btrfs, xfs, ext4, tmpfs], |dir, fs| {
     let src = dir.join("src");
     write_pattern(&src, 70_000, 12);
@@ -597,6 +638,7 @@ fs_test!(preserve_metadata, [btrfs, xfs, ext4, tmpfs], |dir, fs| {
     }
 });
 
+#[cfg(unix)]
 fs_test!(preserve_xattrs, [btrfs, xfs, ext4, tmpfs], |dir| {
     let src = dir.join("src");
     write_pattern(&src, 10_000, 13);
@@ -664,6 +706,7 @@ fs_test!(preserve_xattrs, [btrfs, xfs, ext4, tmpfs], |dir| {
 
 // ---- files whose size lies ----
 
+#[cfg(unix)]
 fs_test!(
     procfs_source_read_to_end,
     [btrfs, xfs, ext4, tmpfs],
@@ -682,6 +725,7 @@ fs_test!(
 
 // ---- copy_at ----
 
+#[cfg(unix)]
 fs_test!(
     copy_at_replaces_symlink_entry,
     [btrfs, xfs, ext4, tmpfs],
@@ -726,6 +770,7 @@ fs_test!(
 
 // ---- sparse policies ----
 
+#[cfg(unix)]
 fs_test!(sparse_policies, [btrfs, xfs, ext4, tmpfs], |dir, fs| {
     use cow_copy::Sparse;
     // Data with a whole block run of zeros inside, plus a real hole.
@@ -771,6 +816,7 @@ fs_test!(sparse_policies, [btrfs, xfs, ext4, tmpfs], |dir, fs| {
     }
 });
 
+#[cfg(unix)]
 fs_test!(
     sysfs_source_shorter_than_its_size,
     [btrfs, xfs, ext4, tmpfs],
@@ -796,6 +842,7 @@ fs_test!(
     }
 );
 
+#[cfg(unix)]
 fs_test!(
     reflink_always_into_a_fifo_refuses,
     [btrfs, xfs, ext4, tmpfs],
@@ -827,6 +874,7 @@ fs_test!(
     }
 );
 
+#[cfg(unix)]
 fs_test!(
     trailing_slash_destination,
     [btrfs, xfs, ext4, tmpfs],

@@ -2,17 +2,26 @@
 //! is skipped or deduplicated, a different one is copied as usual. Every test
 //! runs on real filesystems.
 
-#![cfg(target_os = "linux")]
+#![cfg(any(target_os = "linux", windows))]
+
+mod common;
 
 use std::fs::{self, File};
+#[cfg(unix)]
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
+#[cfg(unix)]
 use std::process::Command;
 use std::time::{Duration, SystemTime};
 
-use cow_copy::identical::{self, Decision, DedupeResult, Evidence, ProceedReason};
+use common::inode;
+use cow_copy::identical::{self, Decision, ProceedReason};
+#[cfg(unix)]
+use cow_copy::identical::{DedupeResult, Evidence};
 use cow_copy::{CopyOptions, Strategy, Update};
-use cow_test_support::{Fs, fs_test, pattern, set_mtime, write_pattern, write_synced};
+#[cfg(unix)]
+use cow_test_support::Fs;
+use cow_test_support::{fs_test, pattern, set_mtime, write_pattern, write_synced};
 
 const MIB: u64 = 1 << 20;
 
@@ -31,6 +40,7 @@ fn update(policy: Update, src: &Path, dst: &Path) -> cow_copy::CopyReport {
 /// (`btrfs filesystem du`: exclusive + shared among themselves only). Other
 /// filesystems have no per-directory accounting, and their global counters
 /// move with whatever else runs on them, so they are not measured.
+#[cfg(unix)]
 fn btrfs_usage(dir: &Path) -> u64 {
     rustix::fs::sync();
     let (_, exclusive, shared) = cow_test_support::btrfs_du(dir);
@@ -51,14 +61,14 @@ fn decide(src: &Path, dst: &Path, dedupe: bool) -> Decision {
 
 fs_test!(
     identical_with_other_mtime_is_skipped,
-    [btrfs, xfs, ext4, tmpfs],
+    [btrfs, xfs, ext4, tmpfs, native],
     |dir, fs| {
         let (src, dst) = (dir.join("new"), dir.join("installed"));
         let data = pattern((3 * MIB + 123) as usize, 1);
         write_synced(&dst, &data);
         write_synced(&src, &data);
         let mtime = age(&dst);
-        let before = fs::metadata(&dst).unwrap();
+        let before = inode(&dst);
         let extents_before = fs.has_fiemap().then(|| cow_verify::extents(&dst).unwrap());
 
         let report = update(Update::IfDifferent, &src, &dst);
@@ -67,9 +77,12 @@ fs_test!(
         assert_eq!(report.bytes_cloned, 0);
         assert_eq!(report.len, data.len() as u64);
 
-        let after = fs::metadata(&dst).unwrap();
-        assert_eq!(after.ino(), before.ino(), "same inode");
-        assert_eq!(after.modified().unwrap(), mtime, "mtime untouched");
+        assert_eq!(inode(&dst), before, "same inode");
+        assert_eq!(
+            fs::metadata(&dst).unwrap().modified().unwrap(),
+            mtime,
+            "mtime untouched"
+        );
         assert_eq!(fs::read(&dst).unwrap(), data);
         if let Some(e) = extents_before {
             let now = cow_verify::extents(&dst).unwrap();
@@ -87,7 +100,7 @@ fs_test!(
 
 fs_test!(
     last_byte_differs_is_copied,
-    [btrfs, xfs, ext4, tmpfs],
+    [btrfs, xfs, ext4, tmpfs, native],
     |dir| {
         let (src, dst) = (dir.join("new"), dir.join("installed"));
         let mut data = pattern((2 * MIB + 77) as usize, 2);
@@ -117,7 +130,7 @@ fs_test!(
 
 fs_test!(
     first_byte_differs_costs_one_block,
-    [btrfs, xfs, ext4, tmpfs],
+    [btrfs, xfs, ext4, tmpfs, native],
     |dir| {
         let (src, dst) = (dir.join("new"), dir.join("installed"));
         let mut data = pattern((16 * MIB) as usize, 3);
@@ -144,7 +157,7 @@ fs_test!(
     }
 );
 
-fs_test!(sizes_differ_reads_nothing, [btrfs, ext4], |dir| {
+fs_test!(sizes_differ_reads_nothing, [btrfs, ext4, native], |dir| {
     let (src, dst) = (dir.join("new"), dir.join("installed"));
     let data = write_pattern(&src, 10_000, 4);
     write_pattern(&dst, 10_001, 4);
@@ -162,14 +175,14 @@ fs_test!(sizes_differ_reads_nothing, [btrfs, ext4], |dir| {
     assert_eq!(fs::read(&dst).unwrap(), data);
 });
 
-fs_test!(empty_files_are_identical, [btrfs, tmpfs], |dir| {
+fs_test!(empty_files_are_identical, [btrfs, tmpfs, native], |dir| {
     let (src, dst) = (dir.join("new"), dir.join("installed"));
     fs::write(&src, b"").unwrap();
     fs::write(&dst, b"").unwrap();
-    let ino = fs::metadata(&dst).unwrap().ino();
+    let ino = inode(&dst);
     let report = update(Update::IfDifferent, &src, &dst);
     assert_eq!(report.strategy, Strategy::Skipped);
-    assert_eq!(fs::metadata(&dst).unwrap().ino(), ino);
+    assert_eq!(inode(&dst), ino);
 });
 
 fs_test!(update_all_rewrites_identical_files, [btrfs, xfs], |dir| {
@@ -184,16 +197,20 @@ fs_test!(update_all_rewrites_identical_files, [btrfs, xfs], |dir| {
     assert!(cow_verify::is_clone(&src, &dst).unwrap());
 });
 
-fs_test!(missing_destination_is_copied, [btrfs, tmpfs], |dir| {
-    let (src, dst) = (dir.join("new"), dir.join("installed"));
-    let data = write_pattern(&src, 5000, 6);
-    let report = update(Update::IfDifferentDedupe, &src, &dst);
-    assert!(!matches!(
-        report.strategy,
-        Strategy::Skipped | Strategy::Deduped
-    ));
-    assert_eq!(fs::read(&dst).unwrap(), data);
-});
+fs_test!(
+    missing_destination_is_copied,
+    [btrfs, tmpfs, native],
+    |dir| {
+        let (src, dst) = (dir.join("new"), dir.join("installed"));
+        let data = write_pattern(&src, 5000, 6);
+        let report = update(Update::IfDifferentDedupe, &src, &dst);
+        assert!(!matches!(
+            report.strategy,
+            Strategy::Skipped | Strategy::Deduped
+        ));
+        assert_eq!(fs::read(&dst).unwrap(), data);
+    }
+);
 
 fs_test!(identical_across_filesystems_is_skipped, [ext4], |dir| {
     // Equal bytes are equal on any device: a staging tree on one filesystem
@@ -272,16 +289,16 @@ fs_test!(
 
 fs_test!(
     dedupe_mode_skips_where_dedupe_is_impossible,
-    [ext4, tmpfs],
+    [ext4, tmpfs, native],
     |dir| {
         let (src, dst) = (dir.join("new"), dir.join("installed"));
         let data = pattern((2 * MIB) as usize, 9);
         write_synced(&dst, &data);
         write_synced(&src, &data);
-        let ino = fs::metadata(&dst).unwrap().ino();
+        let ino = inode(&dst);
         let report = update(Update::IfDifferentDedupe, &src, &dst);
         assert_eq!(report.strategy, Strategy::Skipped, "{report:?}");
-        assert_eq!(fs::metadata(&dst).unwrap().ino(), ino);
+        assert_eq!(inode(&dst), ino);
         assert!(matches!(
             decide(&src, &dst, true),
             Decision::Skip {
@@ -317,40 +334,44 @@ fs_test!(dedupe_into_stops_at_a_difference, [btrfs, xfs], |dir| {
     assert!(!identical::same_extents(&fa, &fb, 40 * MIB).unwrap());
 });
 
-fs_test!(compare_content_counts_and_finds, [xfs, tmpfs], |dir| {
-    let (a, b) = (dir.join("a"), dir.join("b"));
-    let len = 3 * MIB + 10;
-    let data = pattern(len as usize, 11);
-    write_synced(&a, &data);
-    let mut other = data.clone();
-    other[(2 * MIB + 3) as usize] ^= 0x80;
-    write_synced(&b, &other);
-    let (fa, fb) = (File::open(&a).unwrap(), File::open(&b).unwrap());
-    let c = identical::compare_content(&fa, &fb, len).unwrap();
-    assert_eq!(c.first_difference, Some(2 * MIB + 3));
-    // 4 KiB, then 1 MiB reads: the second 1 MiB read (4 KiB + 1 MiB ..
-    // 4 KiB + 2 MiB) holds the difference.
-    assert_eq!(c.bytes_read, 2 * (identical::FIRST_READ + 2 * MIB));
-    let c = identical::compare_content(&fa, &fa, len).unwrap();
-    assert!(c.is_identical());
-    assert_eq!(c.bytes_read, 2 * len);
-    // A file shorter than asked differs where it ends.
-    let c = identical::compare_content(&fa, &fb, len + 1).unwrap();
-    assert_eq!(c.first_difference, Some(2 * MIB + 3));
-    let c = identical::compare_content(&fa, &fa, len + 1).unwrap();
-    assert_eq!(c.first_difference, Some(len));
-});
+fs_test!(
+    compare_content_counts_and_finds,
+    [xfs, tmpfs, native],
+    |dir| {
+        let (a, b) = (dir.join("a"), dir.join("b"));
+        let len = 3 * MIB + 10;
+        let data = pattern(len as usize, 11);
+        write_synced(&a, &data);
+        let mut other = data.clone();
+        other[(2 * MIB + 3) as usize] ^= 0x80;
+        write_synced(&b, &other);
+        let (fa, fb) = (File::open(&a).unwrap(), File::open(&b).unwrap());
+        let c = identical::compare_content(&fa, &fb, len).unwrap();
+        assert_eq!(c.first_difference, Some(2 * MIB + 3));
+        // 4 KiB, then 1 MiB reads: the second 1 MiB read (4 KiB + 1 MiB ..
+        // 4 KiB + 2 MiB) holds the difference.
+        assert_eq!(c.bytes_read, 2 * (identical::FIRST_READ + 2 * MIB));
+        let c = identical::compare_content(&fa, &fa, len).unwrap();
+        assert!(c.is_identical());
+        assert_eq!(c.bytes_read, 2 * len);
+        // A file shorter than asked differs where it ends.
+        let c = identical::compare_content(&fa, &fb, len + 1).unwrap();
+        assert_eq!(c.first_difference, Some(2 * MIB + 3));
+        let c = identical::compare_content(&fa, &fa, len + 1).unwrap();
+        assert_eq!(c.first_difference, Some(len));
+    }
+);
 
 fs_test!(
     atomic_copy_leaves_identical_destination_in_place,
-    [btrfs, xfs, ext4, tmpfs],
+    [btrfs, xfs, ext4, tmpfs, native],
     |dir, fs| {
         let (src, dst) = (dir.join("new"), dir.join("installed"));
         let data = pattern((MIB + 9) as usize, 12);
         write_synced(&dst, &data);
         write_synced(&src, &data);
         let mtime = age(&dst);
-        let ino = fs::metadata(&dst).unwrap().ino();
+        let ino = inode(&dst);
         let policy = if fs.reflinks() {
             Update::IfDifferentDedupe
         } else {
@@ -367,7 +388,7 @@ fs_test!(
             Strategy::Skipped
         };
         assert_eq!(report.strategy, want, "{report:?}");
-        assert_eq!(fs::metadata(&dst).unwrap().ino(), ino, "no rename");
+        assert_eq!(inode(&dst), ino, "no rename");
         assert_eq!(fs::metadata(&dst).unwrap().modified().unwrap(), mtime);
         assert_eq!(fs::read(&dst).unwrap(), data);
         if fs.reflinks() {
@@ -400,33 +421,39 @@ fs_test!(
                 .any(|f| f.reason.contains("contents differ")),
             "{report:?}"
         );
-        assert_ne!(fs::metadata(&dst).unwrap().ino(), ino, "renamed over");
+        assert_ne!(inode(&dst), ino, "renamed over");
         assert_eq!(fs::read(&dst).unwrap(), other);
     }
 );
 
-fs_test!(report_says_why_the_copy_ran, [btrfs, tmpfs], |dir| {
-    let (src, dst) = (dir.join("new"), dir.join("installed"));
-    write_pattern(&src, 1000, 13);
-    write_pattern(&dst, 999, 13);
-    let report = update(Update::IfDifferent, &src, &dst);
-    let f = &report.fallbacks[0];
-    assert_eq!(f.strategy, Strategy::Skipped);
-    assert!(f.reason.contains("sizes differ"), "{f:?}");
-    // The default policy checks nothing and says nothing about it.
-    write_pattern(&dst, 999, 13);
-    let report = CopyOptions::new().copy(&src, &dst).unwrap();
-    assert!(
-        report
-            .fallbacks
-            .iter()
-            .all(|f| f.strategy != Strategy::Skipped)
-    );
-});
+fs_test!(
+    report_says_why_the_copy_ran,
+    [btrfs, tmpfs, native],
+    |dir| {
+        let (src, dst) = (dir.join("new"), dir.join("installed"));
+        write_pattern(&src, 1000, 13);
+        write_pattern(&dst, 999, 13);
+        let report = update(Update::IfDifferent, &src, &dst);
+        let f = &report.fallbacks[0];
+        assert_eq!(f.strategy, Strategy::Skipped);
+        assert!(f.reason.contains("sizes differ"), "{f:?}");
+        // The default policy checks nothing and says nothing about it.
+        write_pattern(&dst, 999, 13);
+        let report = CopyOptions::new().copy(&src, &dst).unwrap();
+        assert!(
+            report
+                .fallbacks
+                .iter()
+                .all(|f| f.strategy != Strategy::Skipped)
+        );
+    }
+);
 
 /// A read-only bind mount of `dir` at `at`, unmounted on drop.
+#[cfg(unix)]
 struct RoBind(std::path::PathBuf);
 
+#[cfg(unix)]
 impl RoBind {
     fn new(dir: &Path, at: &Path) -> RoBind {
         fs::create_dir_all(at).unwrap();
@@ -448,6 +475,7 @@ impl RoBind {
     }
 }
 
+#[cfg(unix)]
 impl Drop for RoBind {
     fn drop(&mut self) {
         let _ = Command::new("umount").arg(&self.0).status();
@@ -493,15 +521,17 @@ fn pair(dir: &Path, atomic: bool) -> (std::path::PathBuf, std::path::PathBuf) {
 
 fs_test!(
     if_older_keeps_a_newer_destination_untouched,
-    [btrfs, xfs, ext4, tmpfs],
+    [btrfs, xfs, ext4, tmpfs, native],
     |dir, _fs| {
         for atomic in [false, true] {
             let (src, dst) = pair(dir, atomic);
             write_pattern(&src, 100_000, 1);
             write_pattern(&dst, 5_000, 2);
             age(&src);
+            #[cfg(unix)]
             fs::set_permissions(&dst, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
             let before = fs::metadata(&dst).unwrap();
+            let before_id = inode(&dst);
 
             // -p semantics too: a kept destination gets no metadata either.
             let mut opts = CopyOptions::new().update(Update::IfOlder).atomic(atomic);
@@ -517,7 +547,9 @@ fs_test!(
             assert_eq!(report.len, 100_000);
 
             let after = fs::metadata(&dst).unwrap();
-            assert_eq!(after.ino(), before.ino(), "same inode");
+            assert_eq!(inode(&dst), before_id, "same inode");
+            assert_eq!(after.permissions(), before.permissions(), "mode untouched");
+            #[cfg(unix)]
             assert_eq!(after.mode(), before.mode(), "mode untouched");
             assert_eq!(after.modified().unwrap(), before.modified().unwrap());
             assert_eq!(
@@ -568,7 +600,7 @@ fs_test!(
 
 fs_test!(
     identical_skip_reports_the_destination_as_kept,
-    [btrfs, xfs, ext4, tmpfs],
+    [btrfs, xfs, ext4, tmpfs, native],
     |dir, _fs| {
         let (src, dst) = (dir.join("a"), dir.join("b"));
         write_pattern(&src, 70_000, 4);

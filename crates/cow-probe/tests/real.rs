@@ -13,6 +13,7 @@ fn kind_of(fs: Fs) -> FsKind {
         Fs::Xfs => FsKind::Xfs,
         Fs::Ext4 => FsKind::Ext4,
         Fs::Tmpfs => FsKind::Tmpfs,
+        Fs::Native => unreachable!("these tests list Linux filesystems only"),
     }
 }
 

@@ -1,7 +1,10 @@
 //! Windows: ReFS block cloning (`FSCTL_DUPLICATE_EXTENTS_TO_FILE`), integrity
 //! streams (`FSCTL_GET/SET_INTEGRITY_INFORMATION`), sparse files
-//! (`FSCTL_SET_SPARSE`), and the volume facts a clone needs (flags, file
-//! system name, cluster size).
+//! (`FSCTL_SET_SPARSE`, `FSCTL_QUERY_ALLOCATED_RANGES`), where a file's
+//! clusters are and how often they are referenced
+//! (`FSCTL_GET_RETRIEVAL_POINTERS[_AND_REFCOUNT]`), the volume facts a clone
+//! needs (flags, file system name, cluster size), and whether the process
+//! runs under Wine ([`wine_version`]), whose answers differ.
 //!
 //! Every call takes handles opened for synchronous I/O (as `std::fs::File`
 //! opens them); an overlapped handle is not supported.
@@ -35,9 +38,12 @@ use windows_sys::Win32::Storage::FileSystem::{
 use windows_sys::Win32::System::IO::{DeviceIoControl, IO_STATUS_BLOCK};
 use windows_sys::Win32::System::Ioctl::{
     FILE_SET_SPARSE_BUFFER, FSCTL_DUPLICATE_EXTENTS_TO_FILE, FSCTL_GET_INTEGRITY_INFORMATION,
-    FSCTL_GET_INTEGRITY_INFORMATION_BUFFER, FSCTL_SET_INTEGRITY_INFORMATION,
-    FSCTL_SET_INTEGRITY_INFORMATION_BUFFER, FSCTL_SET_SPARSE,
+    FSCTL_GET_INTEGRITY_INFORMATION_BUFFER, FSCTL_GET_RETRIEVAL_POINTERS,
+    FSCTL_GET_RETRIEVAL_POINTERS_AND_REFCOUNT, FSCTL_QUERY_ALLOCATED_RANGES,
+    FSCTL_SET_INTEGRITY_INFORMATION, FSCTL_SET_INTEGRITY_INFORMATION_BUFFER, FSCTL_SET_SPARSE,
+    STARTING_VCN_INPUT_BUFFER,
 };
+use windows_sys::Win32::System::LibraryLoader::{GetModuleHandleW, GetProcAddress};
 
 pub use windows_sys::Win32::System::Ioctl::{
     CHECKSUM_TYPE_CRC32, CHECKSUM_TYPE_CRC64, CHECKSUM_TYPE_NONE,
@@ -99,6 +105,48 @@ fn offset(value: u64, what: &str) -> io::Result<i64> {
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, format!("{what} over i64::MAX")))
 }
 
+/// `DeviceIoControl` on a synchronous handle with raw buffers. Returns the
+/// call's result and the bytes written to `output` (which a failed call
+/// with `ERROR_MORE_DATA` also fills).
+///
+/// # Safety
+///
+/// `input` must be null with `in_len` 0 or readable for `in_len` bytes,
+/// `output` null with `out_len` 0 or writable for `out_len` bytes, `code`
+/// a control code that reads and writes no more than that, and every
+/// handle inside the input valid for the call.
+unsafe fn device_io_control(
+    h: BorrowedHandle<'_>,
+    code: u32,
+    input: *const std::ffi::c_void,
+    in_len: u32,
+    output: *mut std::ffi::c_void,
+    out_len: u32,
+) -> (io::Result<()>, u32) {
+    let mut returned = 0u32;
+    // SAFETY: the handle is borrowed and open; the caller vouches for the
+    // buffers and the control code; `returned` is a live u32; a null
+    // OVERLAPPED makes the call synchronous, which a synchronous handle
+    // requires.
+    let ok = unsafe {
+        DeviceIoControl(
+            raw(h),
+            code,
+            input,
+            in_len,
+            output,
+            out_len,
+            &mut returned,
+            null_mut(),
+        )
+    };
+    if ok == 0 {
+        (Err(io::Error::last_os_error()), returned)
+    } else {
+        (Ok(()), returned)
+    }
+}
+
 /// `DeviceIoControl` on a synchronous handle: sends `input` and receives
 /// into `output`, returning the bytes written to `output`.
 ///
@@ -121,30 +169,51 @@ unsafe fn fsctl<In, Out>(
         Some(o) => ((o as *mut Out).cast(), size_of::<Out>() as u32),
         None => (null_mut(), 0),
     };
-    let mut returned = 0u32;
-    // SAFETY: the handle is borrowed and open; the buffers are valid for
-    // the given lengths for the whole call (they are borrowed references);
-    // `returned` is a live u32; a null OVERLAPPED makes the call
-    // synchronous, which a synchronous handle requires. The caller vouches
-    // that the control code reads/writes exactly these types.
-    let ok = unsafe {
-        DeviceIoControl(
-            raw(h),
+    // SAFETY: the buffers are borrowed references valid for their sizes
+    // for the whole call; the caller vouches for the control code.
+    let (result, returned) =
+        unsafe { device_io_control(h, code, in_ptr, in_len, out_ptr, out_len) };
+    result.map(|()| returned)
+}
+
+/// A control code that takes one `In` and answers a variable-length array
+/// into `out`: returns the bytes written and whether more was left
+/// (`ERROR_MORE_DATA`, the buffer is full and valid).
+///
+/// # Safety
+///
+/// As [`fsctl`], with an output of any length that fits `out`.
+unsafe fn fsctl_array<In>(
+    h: BorrowedHandle<'_>,
+    code: u32,
+    input: &In,
+    out: &mut [u64],
+) -> io::Result<(usize, bool)> {
+    let out_len = u32::try_from(std::mem::size_of_val(out))
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "output buffer over 4 GiB"))?;
+    // SAFETY: `input` is a borrowed `In`, `out` a writable buffer of at
+    // least `out_len` bytes, 8-aligned as every output structure needs.
+    let (result, returned) = unsafe {
+        device_io_control(
+            h,
             code,
-            in_ptr,
-            in_len,
-            out_ptr,
+            (input as *const In).cast(),
+            size_of::<In>() as u32,
+            out.as_mut_ptr().cast(),
             out_len,
-            &mut returned,
-            null_mut(),
         )
     };
-    if ok == 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(returned)
+    match result {
+        Ok(()) => Ok((returned as usize, false)),
+        Err(e) if e.raw_os_error() == Some(ERROR_MORE_DATA) => Ok((returned as usize, true)),
+        Err(e) => Err(e),
     }
 }
+
+/// `ERROR_MORE_DATA`: the output buffer was filled and more is left.
+const ERROR_MORE_DATA: i32 = 234;
+/// `ERROR_HANDLE_EOF`: asked past the end (a file with no clusters).
+const ERROR_HANDLE_EOF: i32 = 38;
 
 /// Makes `len` bytes of `dst` at `dst_offset` share the clusters of `src` at
 /// `src_offset` (`FSCTL_DUPLICATE_EXTENTS_TO_FILE`). See the module docs for
@@ -328,4 +397,201 @@ pub fn file_id(h: BorrowedHandle<'_>) -> io::Result<FileId> {
         volume_serial: info.dwVolumeSerialNumber,
         index: (u64::from(info.nFileIndexHigh) << 32) | u64::from(info.nFileIndexLow),
     })
+}
+
+/// One allocated range of a file, as `FSCTL_QUERY_ALLOCATED_RANGES`
+/// answers it (`FILE_ALLOCATED_RANGE_BUFFER`): bytes that hold data or
+/// were written; what lies between ranges is a sparse hole.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AllocatedRange {
+    /// Byte offset in the file.
+    pub offset: u64,
+    /// Length in bytes.
+    pub len: u64,
+}
+
+/// The allocated ranges of a file within `offset..offset + len`
+/// (`FSCTL_QUERY_ALLOCATED_RANGES`, repeated while it answers
+/// `ERROR_MORE_DATA`). A file that is not sparse is one range on NTFS and
+/// ReFS. Wine answers `ERROR_NOT_SUPPORTED`.
+pub fn allocated_ranges(
+    h: BorrowedHandle<'_>,
+    offset: u64,
+    len: u64,
+) -> io::Result<Vec<AllocatedRange>> {
+    let end = offset.saturating_add(len);
+    let mut out = Vec::new();
+    let mut buf = vec![0u64; 2 * 256];
+    let mut from = offset;
+    while from < end {
+        let query = windows_sys::Win32::System::Ioctl::FILE_ALLOCATED_RANGE_BUFFER {
+            FileOffset: self::offset(from, "offset")?,
+            Length: self::offset(end - from, "length")?,
+        };
+        // SAFETY: FSCTL_QUERY_ALLOCATED_RANGES reads one
+        // FILE_ALLOCATED_RANGE_BUFFER and writes an array of them.
+        let (bytes, more) =
+            unsafe { fsctl_array(h, FSCTL_QUERY_ALLOCATED_RANGES, &query, &mut buf) }?;
+        let ranges = &buf[..(bytes / 16).min(buf.len() / 2) * 2];
+        for pair in ranges.chunks_exact(2) {
+            let (o, l) = (pair[0] as i64, pair[1] as i64);
+            if o < 0 || l < 0 {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("FSCTL_QUERY_ALLOCATED_RANGES answered a negative range {o}+{l}"),
+                ));
+            }
+            out.push(AllocatedRange {
+                offset: o as u64,
+                len: l as u64,
+            });
+        }
+        if !more {
+            break;
+        }
+        let next = out.last().map_or(from, |r| r.offset.saturating_add(r.len));
+        if next <= from {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "FSCTL_QUERY_ALLOCATED_RANGES asked for more room without progress",
+            ));
+        }
+        from = next;
+    }
+    Ok(out)
+}
+
+/// One run of a file's clusters: virtual clusters `vcn..next_vcn` of the
+/// file are stored at logical cluster `lcn` of the volume, onwards.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClusterRun {
+    /// First virtual cluster (file offset / cluster size).
+    pub vcn: u64,
+    /// The virtual cluster after the run.
+    pub next_vcn: u64,
+    /// The volume cluster of `vcn`; `None` for a run with no storage (a
+    /// sparse hole, or the unallocated part of a compression unit).
+    pub lcn: Option<u64>,
+    /// How many files (or offsets) reference these clusters, where the
+    /// file system counts references (ReFS, with
+    /// [`cluster_runs`]`(h, true)`); `None` otherwise.
+    pub reference_count: Option<u32>,
+}
+
+/// The cluster runs of a file: `FSCTL_GET_RETRIEVAL_POINTERS`, or with
+/// `refcount` `FSCTL_GET_RETRIEVAL_POINTERS_AND_REFCOUNT` (ReFS on
+/// Windows 10 1709 / Server 2019 and later; other file systems answer
+/// `ERROR_INVALID_FUNCTION` or `ERROR_NOT_SUPPORTED`), repeated while the
+/// answer says `ERROR_MORE_DATA`. A file without clusters of its own (empty,
+/// or small enough to live in its NTFS record) has no runs.
+///
+/// An answer that is not an extent map (a run that ends where it starts or
+/// before: Wine's stub answers VCN 1..0) fails with
+/// [`io::ErrorKind::Unsupported`], never passes as one.
+pub fn cluster_runs(h: BorrowedHandle<'_>, refcount: bool) -> io::Result<Vec<ClusterRun>> {
+    // Header: ExtentCount (u32, padded), StartingVcn; then one entry per
+    // run: NextVcn, Lcn (and ReferenceCount, padded, with refcounts).
+    let (code, stride) = if refcount {
+        (FSCTL_GET_RETRIEVAL_POINTERS_AND_REFCOUNT, 3)
+    } else {
+        (FSCTL_GET_RETRIEVAL_POINTERS, 2)
+    };
+    let name = if refcount {
+        "FSCTL_GET_RETRIEVAL_POINTERS_AND_REFCOUNT"
+    } else {
+        "FSCTL_GET_RETRIEVAL_POINTERS"
+    };
+    let mut buf = vec![0u64; 2 + stride * 256];
+    let mut out: Vec<ClusterRun> = Vec::new();
+    let mut start = 0i64;
+    loop {
+        let query = STARTING_VCN_INPUT_BUFFER { StartingVcn: start };
+        // SAFETY: both control codes read one STARTING_VCN_INPUT_BUFFER and
+        // write a header plus an array of runs into the buffer.
+        let (bytes, more) = match unsafe { fsctl_array(h, code, &query, &mut buf) } {
+            Ok(v) => v,
+            Err(e) if e.raw_os_error() == Some(ERROR_HANDLE_EOF) => return Ok(out),
+            Err(e) => return Err(e),
+        };
+        let words = (bytes / 8).min(buf.len());
+        if words < 2 {
+            return Err(not_a_map(name, "an answer shorter than its header"));
+        }
+        let count = (buf[0] & 0xffff_ffff) as usize;
+        if 2 + count * stride > words {
+            return Err(not_a_map(name, "more runs than bytes"));
+        }
+        let mut vcn = buf[1] as i64;
+        for run in buf[2..2 + count * stride].chunks_exact(stride) {
+            let (next, lcn) = (run[0] as i64, run[1] as i64);
+            if vcn < 0 || next <= vcn {
+                return Err(not_a_map(
+                    name,
+                    &format!("a run of virtual clusters {vcn}..{next}"),
+                ));
+            }
+            out.push(ClusterRun {
+                vcn: vcn as u64,
+                next_vcn: next as u64,
+                lcn: (lcn >= 0).then_some(lcn as u64),
+                reference_count: refcount.then_some((run[2] & 0xffff_ffff) as u32),
+            });
+            vcn = next;
+        }
+        if !more {
+            return Ok(out);
+        }
+        if count == 0 {
+            return Err(not_a_map(name, "ERROR_MORE_DATA without a run"));
+        }
+        start = vcn;
+    }
+}
+
+fn not_a_map(call: &str, what: &str) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::Unsupported,
+        format!("{call} answered {what}: not an extent map"),
+    )
+}
+
+/// The version of Wine this process runs under (ntdll exports
+/// `wine_get_version` there and only there), or `None` on Windows.
+/// Looked up once.
+pub fn wine_version() -> Option<&'static str> {
+    static VERSION: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    VERSION.get_or_init(look_up_wine_version).as_deref()
+}
+
+/// Whether this process runs under Wine (see [`wine_version`]).
+pub fn is_wine() -> bool {
+    wine_version().is_some()
+}
+
+fn look_up_wine_version() -> Option<String> {
+    let ntdll: Vec<u16> = "ntdll.dll\0".encode_utf16().collect();
+    // SAFETY: a NUL-terminated UTF-16 name; ntdll is loaded in every
+    // process, and the handle is not freed (GetModuleHandleW takes no
+    // reference).
+    let module = unsafe { GetModuleHandleW(ntdll.as_ptr()) };
+    if module.is_null() {
+        return None;
+    }
+    // SAFETY: a live module handle and a NUL-terminated ANSI name.
+    let proc = unsafe { GetProcAddress(module, c"wine_get_version".as_ptr().cast()) }?;
+    // SAFETY: Wine declares `const char *wine_get_version(void)`; on x86-64
+    // and AArch64 Windows the C and system calling conventions are one.
+    let get: unsafe extern "C" fn() -> *const std::ffi::c_char =
+        unsafe { std::mem::transmute(proc) };
+    // SAFETY: it takes no arguments and returns a static string or null.
+    let p = unsafe { get() };
+    if p.is_null() {
+        return Some(String::new());
+    }
+    // SAFETY: a NUL-terminated string with static lifetime inside ntdll.
+    Some(
+        unsafe { std::ffi::CStr::from_ptr(p) }
+            .to_string_lossy()
+            .into_owned(),
+    )
 }

@@ -105,6 +105,11 @@ fn rw(path: &std::path::Path) -> File {
         .unwrap()
 }
 
+/// Volume flags Wine 8 reports for every Unix directory it maps as a
+/// drive: `FILE_CASE_PRESERVED_NAMES | FILE_PERSISTENT_ACLS`, no sparse
+/// files, no block refcounting, although it calls the volume "NTFS".
+const WINE_VOLUME_FLAGS: u32 = 0x0000_000a;
+
 #[test]
 fn volume_facts_of_the_temp_directory() {
     let dir = tempfile::tempdir().unwrap();
@@ -112,7 +117,10 @@ fn volume_facts_of_the_temp_directory() {
     let flags = volume_flags(f.as_handle()).expect("GetVolumeInformationByHandleW");
     let name = filesystem_name(f.as_handle()).expect("file system name");
     let cluster = cluster_size(f.as_handle()).expect("cluster size");
-    eprintln!("temp volume: {name}, flags {flags:#010x}, cluster {cluster}");
+    eprintln!(
+        "temp volume: {name}, flags {flags:#010x}, cluster {cluster}, wine {:?}",
+        wine_version()
+    );
     assert!(!name.is_empty());
     assert!(
         cluster >= 512 && cluster.is_power_of_two(),
@@ -120,20 +128,51 @@ fn volume_facts_of_the_temp_directory() {
     );
     let size = volume_size_information(f.as_handle()).unwrap();
     assert!(size.total_allocation_units > 0 && size.available_allocation_units >= 0);
-    if name == "NTFS" {
-        assert_eq!(
-            flags & FILE_SUPPORTS_BLOCK_REFCOUNTING,
-            0,
-            "NTFS claims block cloning"
-        );
-        assert_ne!(
-            flags & FILE_SUPPORTS_SPARSE_FILES,
-            0,
-            "NTFS denies sparse files"
-        );
+    if is_wine() {
+        assert_eq!(name, "NTFS", "Wine names its Unix drives NTFS");
+        assert_eq!(flags, WINE_VOLUME_FLAGS, "Wine's volume flags changed");
+        return;
     }
-    if name == "ReFS" {
-        assert_ne!(flags & FILE_SUPPORTS_BLOCK_REFCOUNTING, 0);
+    match name.as_str() {
+        "NTFS" => {
+            assert_eq!(
+                flags & FILE_SUPPORTS_BLOCK_REFCOUNTING,
+                0,
+                "NTFS claims block cloning"
+            );
+            assert_ne!(
+                flags & FILE_SUPPORTS_SPARSE_FILES,
+                0,
+                "NTFS denies sparse files"
+            );
+        }
+        "ReFS" => {
+            assert_ne!(flags & FILE_SUPPORTS_BLOCK_REFCOUNTING, 0);
+            assert_ne!(flags & FILE_SUPPORTS_SPARSE_FILES, 0);
+        }
+        other => panic!("temp directory on {other}: expected NTFS or ReFS"),
+    }
+}
+
+#[test]
+fn wine_is_detected_by_ntdll_alone() {
+    // Under Wine, the Wine environment is visible; on Windows it is not.
+    let under_wine = std::env::var_os("WINEPREFIX").is_some();
+    match wine_version() {
+        Some(v) => {
+            assert!(v.chars().next().is_some_and(|c| c.is_ascii_digit()), "{v}");
+            assert!(is_wine());
+        }
+        None => {
+            assert!(!is_wine());
+            assert!(
+                !under_wine,
+                "WINEPREFIX is set but ntdll has no wine_get_version"
+            );
+        }
+    }
+    if under_wine {
+        assert!(is_wine(), "WINEPREFIX is set, wine_get_version not found");
     }
 }
 
@@ -142,19 +181,125 @@ fn set_sparse_sets_and_clears_the_attribute() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("sparse");
     let f = rw(&path);
-    if volume_flags(f.as_handle()).unwrap() & FILE_SUPPORTS_SPARSE_FILES == 0 {
-        eprintln!("SKIP set_sparse: the temp volume has no sparse files");
+    let attr = || std::fs::metadata(&path).unwrap().file_attributes() & FILE_ATTRIBUTE_SPARSE_FILE;
+    set_sparse(f.as_handle(), true).expect("FSCTL_SET_SPARSE");
+    if is_wine() {
+        // Wine accepts the call and marks nothing.
+        assert_eq!(attr(), 0, "Wine now keeps the sparse attribute");
         return;
     }
-    set_sparse(f.as_handle(), true).expect("FSCTL_SET_SPARSE");
     assert_ne!(
-        std::fs::metadata(&path).unwrap().file_attributes() & FILE_ATTRIBUTE_SPARSE_FILE,
+        volume_flags(f.as_handle()).unwrap() & FILE_SUPPORTS_SPARSE_FILES,
         0
     );
+    assert_ne!(attr(), 0);
     set_sparse(f.as_handle(), false).expect("FSCTL_SET_SPARSE(false)");
+    assert_eq!(attr(), 0);
+}
+
+#[test]
+fn allocated_ranges_map_data_and_holes() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("holes");
+    let mut f = rw(&path);
+    let (len, at) = (8u64 << 20, 4u64 << 20);
+    set_sparse(f.as_handle(), true).unwrap();
+    f.set_len(len).unwrap();
+    std::io::Seek::seek(&mut f, std::io::SeekFrom::Start(at)).unwrap();
+    f.write_all(&pattern(65_536, 2)).unwrap();
+    f.sync_all().unwrap();
+    let ranges = allocated_ranges(f.as_handle(), 0, len);
+    if is_wine() {
+        let e = ranges.expect_err("Wine 8 has no FSCTL_QUERY_ALLOCATED_RANGES");
+        assert_eq!(e.raw_os_error(), Some(ERROR_NOT_SUPPORTED), "{e}");
+        return;
+    }
+    let ranges = ranges.expect("FSCTL_QUERY_ALLOCATED_RANGES");
+    // One allocated range holding the written bytes, nothing at the start.
+    assert_eq!(ranges.len(), 1, "{ranges:?}");
+    let r = ranges[0];
+    assert!(r.offset <= at && r.offset + r.len >= at + 65_536, "{r:?}");
+    assert!(r.offset > 0 && r.offset + r.len < len, "{r:?}");
+    // A file that is not sparse is allocated whole.
+    let plain = dir.path().join("plain");
+    std::fs::write(&plain, pattern(100_000, 3)).unwrap();
+    let p = File::open(&plain).unwrap();
     assert_eq!(
-        std::fs::metadata(&path).unwrap().file_attributes() & FILE_ATTRIBUTE_SPARSE_FILE,
-        0
+        allocated_ranges(p.as_handle(), 0, 100_000).unwrap(),
+        [AllocatedRange {
+            offset: 0,
+            len: 100_000
+        }]
+    );
+}
+
+#[test]
+fn cluster_runs_of_a_written_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("data");
+    std::fs::write(&path, pattern(1 << 20, 4)).unwrap();
+    let f = File::open(&path).unwrap();
+    f.sync_all().ok();
+    let runs = cluster_runs(f.as_handle(), false);
+    let refcounted = cluster_runs(f.as_handle(), true);
+    if is_wine() {
+        // Wine's FSCTL_GET_RETRIEVAL_POINTERS is a stub (one run, VCN
+        // 1..0): refused as no extent map; the refcount variant is absent.
+        let e = runs.expect_err("Wine's stub passed as an extent map");
+        assert_eq!(e.kind(), std::io::ErrorKind::Unsupported, "{e}");
+        let e = refcounted.expect_err("Wine has no refcounts");
+        assert_eq!(e.raw_os_error(), Some(ERROR_NOT_SUPPORTED), "{e}");
+        return;
+    }
+    let runs = runs.expect("FSCTL_GET_RETRIEVAL_POINTERS");
+    let cluster = u64::from(cluster_size(f.as_handle()).unwrap());
+    let clusters: u64 = runs.iter().map(|r| r.next_vcn - r.vcn).sum();
+    assert_eq!(clusters, (1u64 << 20).div_ceil(cluster), "{runs:?}");
+    assert!(runs.iter().all(|r| r.lcn.is_some()), "{runs:?}");
+    let flags = volume_flags(f.as_handle()).unwrap();
+    if flags & FILE_SUPPORTS_BLOCK_REFCOUNTING != 0 {
+        let runs = refcounted.expect("ReFS refcounts");
+        assert!(
+            runs.iter().all(|r| r.reference_count == Some(1)),
+            "{runs:?}"
+        );
+    } else {
+        let e = refcounted.expect_err("refcounts without block refcounting");
+        let code = e.raw_os_error().expect("a Win32 error");
+        assert!(
+            [ERROR_INVALID_FUNCTION, ERROR_NOT_SUPPORTED].contains(&code),
+            "{e}"
+        );
+    }
+}
+
+#[test]
+fn cluster_run_layouts_match_windows_sys() {
+    assert_eq!(size_of::<ioctl::RETRIEVAL_POINTERS_BUFFER>(), 32);
+    assert_eq!(offset_of!(ioctl::RETRIEVAL_POINTERS_BUFFER, StartingVcn), 8);
+    assert_eq!(offset_of!(ioctl::RETRIEVAL_POINTERS_BUFFER, Extents), 16);
+    assert_eq!(size_of::<ioctl::RETRIEVAL_POINTERS_BUFFER_0>(), 16);
+    assert_eq!(
+        offset_of!(ioctl::RETRIEVAL_POINTERS_AND_REFCOUNT_BUFFER, Extents),
+        16
+    );
+    assert_eq!(
+        size_of::<ioctl::RETRIEVAL_POINTERS_AND_REFCOUNT_BUFFER_0>(),
+        24
+    );
+    assert_eq!(
+        offset_of!(
+            ioctl::RETRIEVAL_POINTERS_AND_REFCOUNT_BUFFER_0,
+            ReferenceCount
+        ),
+        16
+    );
+    assert_eq!(size_of::<ioctl::FILE_ALLOCATED_RANGE_BUFFER>(), 16);
+    assert_eq!(ioctl::FSCTL_QUERY_ALLOCATED_RANGES, 0x0009_40CF);
+    assert_eq!(ioctl::FSCTL_GET_RETRIEVAL_POINTERS, 0x0009_0073);
+    assert_eq!(
+        ioctl::FSCTL_GET_RETRIEVAL_POINTERS_AND_REFCOUNT,
+        0x0009_03D3
     );
 }
 

@@ -40,6 +40,11 @@ pub enum Fs {
     Ext4,
     /// tmpfs: holes, no reflink, no FIEMAP.
     Tmpfs,
+    /// The platform's own volume where `cargo xtask test` mounts nothing:
+    /// on Windows the temp directory (NTFS; under Wine, the Unix directory
+    /// Wine presents as NTFS), or `COW_TEST_NATIVE` when set. Tests list it
+    /// as `native`; they run only on Windows (see [`fs_test!`]).
+    Native,
 }
 
 impl Fs {
@@ -53,12 +58,16 @@ impl Fs {
             Fs::Xfs => "xfs",
             Fs::Ext4 => "ext4",
             Fs::Tmpfs => "tmpfs",
+            Fs::Native => "native",
         }
     }
 
     /// Parses a lower-case name as produced by [`Fs::name`].
     pub fn parse(name: &str) -> Option<Fs> {
-        Fs::ALL.into_iter().find(|fs| fs.name() == name)
+        Fs::ALL
+            .into_iter()
+            .chain([Fs::Native])
+            .find(|fs| fs.name() == name)
     }
 
     /// The environment variable holding this filesystem's mount point.
@@ -68,24 +77,33 @@ impl Fs {
             Fs::Xfs => "COW_TEST_XFS",
             Fs::Ext4 => "COW_TEST_EXT4",
             Fs::Tmpfs => "COW_TEST_TMPFS",
+            Fs::Native => "COW_TEST_NATIVE",
         }
     }
 
     /// Whether the filesystem supports reflinks (FICLONE) and dedupe.
+    /// `native` is taken to be NTFS (or Wine), which has neither.
     pub fn reflinks(self) -> bool {
         matches!(self, Fs::Btrfs | Fs::Xfs)
     }
 
-    /// Whether the filesystem answers FIEMAP.
+    /// Whether cow-verify can read extents there (FIEMAP on Linux; on
+    /// Windows `FSCTL_GET_RETRIEVAL_POINTERS`, which Wine only stubs).
     pub fn has_fiemap(self) -> bool {
-        !matches!(self, Fs::Tmpfs)
+        match self {
+            Fs::Tmpfs => false,
+            Fs::Native => cfg!(windows) && !under_wine(),
+            _ => true,
+        }
     }
 
-    /// The mount point exported for this filesystem, if any.
+    /// The mount point exported for this filesystem, if any (for `native`
+    /// on Windows, the temp directory when the variable is not set).
     pub fn mount_point(self) -> Option<PathBuf> {
         std::env::var_os(self.env_var())
             .filter(|v| !v.is_empty())
             .map(PathBuf::from)
+            .or_else(|| (self == Fs::Native && cfg!(windows)).then(std::env::temp_dir))
     }
 
     /// Whether `COW_TEST_REQUIRE` makes a skip of this filesystem a failure.
@@ -173,6 +191,19 @@ pub fn run_on(fs: Fs, test: &str, body: impl FnOnce(&Path)) -> bool {
     }
 }
 
+/// Whether the tests run under Wine (ntdll's `wine_get_version`), where
+/// Windows' answers differ: no sparse files, no extent map, no clones.
+pub fn under_wine() -> bool {
+    #[cfg(windows)]
+    {
+        cow_sys::windows::is_wine()
+    }
+    #[cfg(not(windows))]
+    {
+        false
+    }
+}
+
 /// Appends `fs test` to the ledger file named by `COW_TEST_LEDGER`, if set.
 fn record(fs: Fs, test: &str) {
     record_name(fs.name(), test);
@@ -201,6 +232,10 @@ fn record_name(fs: &str, test: &str) {
 /// shows which filesystem each result belongs to. The body gets `$dir: &Path`,
 /// a fresh empty directory on that filesystem, and `$fs: Fs` when the
 /// three-argument form `|dir, fs|` is used.
+///
+/// The Linux filesystems (`btrfs`, `xfs`, `ext4`, `tmpfs`) make tests
+/// everywhere but Windows, which cannot have them; `native` makes a test
+/// on Windows only (the temp directory's volume).
 #[macro_export]
 macro_rules! fs_test {
     ($name:ident, [$($fs:ident),+ $(,)?], |$dir:ident| $body:block) => {
@@ -211,17 +246,28 @@ macro_rules! fs_test {
             #[allow(unused_imports)]
             use super::*;
             $(
-                #[test]
-                fn $fs() {
-                    let fs = $crate::Fs::parse(stringify!($fs)).expect("unknown filesystem name");
-                    let test = concat!(module_path!(), "::", stringify!($fs));
-                    $crate::run_on(fs, test, |$dir: &::std::path::Path| {
-                        #[allow(unused_variables)]
-                        let $fsv: $crate::Fs = fs;
-                        $body
-                    });
-                }
+                $crate::fs_test!(@one $fs, |$dir, $fsv| $body);
             )+
+        }
+    };
+    (@one native, |$dir:ident, $fsv:ident| $body:block) => {
+        #[cfg(windows)]
+        $crate::fs_test!(@test native, |$dir, $fsv| $body);
+    };
+    (@one $fs:ident, |$dir:ident, $fsv:ident| $body:block) => {
+        #[cfg(not(windows))]
+        $crate::fs_test!(@test $fs, |$dir, $fsv| $body);
+    };
+    (@test $fs:ident, |$dir:ident, $fsv:ident| $body:block) => {
+        #[test]
+        fn $fs() {
+            let fs = $crate::Fs::parse(stringify!($fs)).expect("unknown filesystem name");
+            let test = concat!(module_path!(), "::", stringify!($fs));
+            $crate::run_on(fs, test, |$dir: &::std::path::Path| {
+                #[allow(unused_variables)]
+                let $fsv: $crate::Fs = fs;
+                $body
+            });
         }
     };
 }
@@ -285,7 +331,10 @@ pub fn names_in(dir: &Path) -> Vec<String> {
 /// Writes `data` to `path` and syncs it, so its extents are on disk.
 pub fn write_synced(path: &Path, data: &[u8]) {
     std::fs::write(path, data).unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
-    std::fs::File::open(path)
+    // Windows flushes only handles open for writing.
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(path)
         .and_then(|f| f.sync_all())
         .unwrap_or_else(|e| panic!("cannot sync {}: {e}", path.display()));
 }
@@ -354,7 +403,7 @@ mod tests {
 
     #[test]
     fn names_round_trip() {
-        for fs in Fs::ALL {
+        for fs in Fs::ALL.into_iter().chain([Fs::Native]) {
             assert_eq!(Fs::parse(fs.name()), Some(fs));
         }
         assert_eq!(Fs::parse("zfs"), None);

@@ -27,7 +27,8 @@
 //! | Linux | `FS_IOC_FIEMAP` with `FIEMAP_FLAG_SYNC`, every extent | `SEEK_DATA`/`SEEK_HOLE` |
 //! | macOS | `F_LOG2PHYS_EXT` over each data segment (no `shared` flag) | `SEEK_DATA`/`SEEK_HOLE` |
 //! | FreeBSD | [`VerifyError::Unsupported`] (no FIEMAP) | `SEEK_DATA`/`SEEK_HOLE` |
-//! | Windows | [`VerifyError::Unsupported`] | [`VerifyError::Unsupported`] |
+//! | Windows | `FSCTL_GET_RETRIEVAL_POINTERS` (ReFS: `..._AND_REFCOUNT`, `shared` when referenced twice) | `FSCTL_QUERY_ALLOCATED_RANGES` |
+//! | Wine | [`VerifyError::Unsupported`] (a stub answer) | [`VerifyError::Unsupported`] |
 //!
 //! # How sharing is counted
 //!
@@ -69,7 +70,15 @@ mod sys;
 #[cfg(target_os = "macos")]
 #[path = "macos.rs"]
 mod sys;
-#[cfg(not(any(target_os = "linux", target_os = "android", target_os = "macos")))]
+#[cfg(windows)]
+#[path = "windows.rs"]
+mod sys;
+#[cfg(not(any(
+    target_os = "linux",
+    target_os = "android",
+    target_os = "macos",
+    windows
+)))]
 #[path = "other.rs"]
 mod sys;
 
@@ -333,7 +342,7 @@ fn open(path: &Path) -> Result<File, VerifyError> {
 ///
 /// [`VerifyError::Io`] naming the failing call; [`VerifyError::Unsupported`]
 /// where the filesystem or platform has no extent map (tmpfs, FreeBSD,
-/// Windows).
+/// Wine).
 pub fn extents(path: &Path) -> Result<Vec<Extent>, VerifyError> {
     let f = open(path)?;
     sys::extents(&f, path)
@@ -356,7 +365,7 @@ pub fn extents_of(file: &File) -> Result<Vec<Extent>, VerifyError> {
 /// # Errors
 ///
 /// [`VerifyError::Io`] naming the failing call; [`VerifyError::Unsupported`]
-/// on Windows.
+/// where the platform cannot tell (Wine).
 pub fn data_map(path: &Path) -> Result<Vec<Segment>, VerifyError> {
     let f = open(path)?;
     sys::data_map(&f, path)
@@ -612,7 +621,6 @@ pub(crate) fn same_dev(fa: &File, a: &Path, fb: &File, b: &Path) -> Result<bool,
 }
 
 /// Merges adjacent segments of the same kind and drops empty ones.
-#[cfg_attr(not(unix), allow(dead_code))]
 pub(crate) fn push_segment(out: &mut Vec<Segment>, offset: u64, end: u64, kind: SegmentKind) {
     if end <= offset {
         return;

@@ -1,5 +1,5 @@
-//! Platforms without an extent map this crate can read: FreeBSD (no FIEMAP),
-//! Windows (not implemented yet), and the rest.
+//! Platforms without an extent map this crate can read: FreeBSD (no FIEMAP)
+//! and the rest.
 
 use std::fs::File;
 use std::path::Path;

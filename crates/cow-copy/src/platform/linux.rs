@@ -46,6 +46,27 @@ pub(crate) fn clone(job: &mut Job<'_>) -> Result<Outcome, CloneError> {
     let meta = fault!(Site::Stat, job.dst.metadata())
         .map_err(|e| CloneError::Failed(crate::CopyError::io("stat", job.dst_path, e)))?;
     let len = meta.len();
+    if len != job.len {
+        // A clone is of the source as it is now: only a source that changed
+        // size since it was opened explains another length; anything else
+        // is a short clone, never reported as a success. (Only here, off
+        // the common path, is the source stat'ed again.)
+        let now = fault!(Site::Stat, job.src.metadata())
+            .map_err(|e| CloneError::Failed(crate::CopyError::io("stat", job.src_path, e)))?
+            .len();
+        if now != len {
+            let e = io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!("the clone has {len} bytes, the source {now}"),
+            );
+            let op = "check the length of the clone";
+            return Err(CloneError::Failed(crate::CopyError::io(
+                op,
+                job.dst_path,
+                e,
+            )));
+        }
+    }
     job.dst_mode = Some(std::os::unix::fs::MetadataExt::mode(&meta) & 0o7777);
     let (cloned, copied) = if surely_shared(&meta) {
         (len, 0)

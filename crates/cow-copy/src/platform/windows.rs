@@ -315,7 +315,9 @@ fn copy_data(
     };
     if opts.reflink != Reflink::Never {
         match clone(src_file, src_meta, target) {
-            Ok(len) => {
+            Ok(_) => {
+                // A clone that came out empty or short must not pass.
+                let (len, _) = checked_len(src_file, src_meta, target, dst, existed)?;
                 return Ok(CopyReport {
                     strategy: Strategy::Cloned,
                     bytes_cloned: len,
@@ -344,7 +346,11 @@ fn copy_data(
             Err(e) => return Err(CopyError::io("clone into", dst, e)),
         }
     }
-    let len = fs::copy(src, target).map_err(|e| CopyError::io("copy to", dst, e))?;
+    // `std::fs::copy` returns the byte count that `CopyFileExW` passed to
+    // its progress routine; Wine never calls the routine, so the count is
+    // 0 there whatever was copied. The length comes from the file instead.
+    fs::copy(src, target).map_err(|e| CopyError::io("copy to", dst, e))?;
+    let (len, size_changed) = checked_len(src_file, src_meta, target, dst, existed)?;
     Ok(CopyReport {
         strategy: Strategy::SystemCopy,
         bytes_cloned: 0,
@@ -352,11 +358,56 @@ fn copy_data(
         hole_bytes: 0,
         len,
         destination,
-        size_changed: len != src_meta.len(),
+        size_changed,
         source_changed: false,
         retries: 0,
         fallbacks,
         metadata_skipped: Vec::new(),
+    })
+}
+
+/// The length of the finished copy `target`, read back from the file
+/// system, and whether the source's size changed meanwhile. A copy shorter
+/// (or longer) than the source, when the source still has its length, is
+/// an error: success is never reported for fewer bytes than the source
+/// holds. With `existed` and no temporary, the error says the destination
+/// is incomplete.
+fn checked_len(
+    src_file: &File,
+    src_meta: &fs::Metadata,
+    target: &Path,
+    dst: &Path,
+    existed: bool,
+) -> Result<(u64, bool), CopyError> {
+    let got = fs::metadata(target)
+        .map_err(|e| CopyError::io("stat the copy", dst, e))?
+        .len();
+    let want = src_meta.len();
+    if got == want {
+        return Ok((got, false));
+    }
+    let now = src_file
+        .metadata()
+        .map_err(|e| CopyError::io("stat source", dst, e))?
+        .len();
+    if got == now {
+        // The source changed size while it was copied: the copy has what
+        // it held at the end, and the report says so.
+        return Ok((got, true));
+    }
+    let source = io::Error::new(
+        io::ErrorKind::UnexpectedEof,
+        format!("the copy has {got} bytes, the source {want}"),
+    );
+    Err(if existed && target == dst {
+        CopyError::Incomplete {
+            op: "check the length of the copy",
+            path: dst.to_path_buf(),
+            written: got,
+            source,
+        }
+    } else {
+        CopyError::io("check the length of the copy", dst, source)
     })
 }
 

@@ -2,6 +2,7 @@
 //! report's truth measured with cow-verify.
 #![allow(dead_code, unreachable_pub)]
 
+#[cfg(unix)]
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
@@ -40,6 +41,7 @@ pub fn data_segments(p: &Path) -> Vec<(u64, u64)> {
 
 /// Holes survive: equal data maps and allocation no larger than the
 /// source's plus one block per extent.
+#[cfg(unix)]
 pub fn assert_holes_kept(src: &Path, dst: &Path) {
     let a = data_segments(src);
     let b = data_segments(dst);
@@ -90,8 +92,34 @@ pub fn assert_truthful(fs: Fs, src: &Path, dst: &Path, r: &CopyReport) {
     }
 }
 
-/// (dev, ino) of a path.
+/// (dev, ino) of a path; on Windows (volume serial, file index).
 pub fn inode(p: &Path) -> (u64, u64) {
-    let m = std::fs::metadata(p).unwrap();
-    (m.dev(), m.ino())
+    #[cfg(unix)]
+    {
+        let m = std::fs::metadata(p).unwrap();
+        (m.dev(), m.ino())
+    }
+    #[cfg(windows)]
+    {
+        use std::os::windows::io::AsHandle;
+        let f = std::fs::File::open(p).unwrap();
+        let id = cow_sys::windows::file_id(f.as_handle()).unwrap();
+        (u64::from(id.volume_serial), id.index)
+    }
 }
+
+/// Overwrites `data.len()` bytes of the file at `path` at `offset`.
+pub fn write_at(path: &Path, data: &[u8], offset: u64) {
+    use std::io::{Seek, SeekFrom, Write};
+    let mut f = std::fs::OpenOptions::new().write(true).open(path).unwrap();
+    f.seek(SeekFrom::Start(offset)).unwrap();
+    f.write_all(data).unwrap();
+}
+
+/// The strategy of a plain copy with `reflink = never`: read/write on
+/// Unix, `CopyFileExW` on Windows.
+pub const PLAIN_COPY: cow_copy::Strategy = if cfg!(windows) {
+    cow_copy::Strategy::SystemCopy
+} else {
+    cow_copy::Strategy::UserCopy
+};
