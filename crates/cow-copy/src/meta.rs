@@ -76,6 +76,10 @@ pub(crate) fn apply(
     }
     if preserve.xattrs {
         crate::platform::copy_xattrs(src, dst, skipped);
+    } else {
+        // Gatekeeper's attribute travels with every copy (docs/macos.md).
+        #[cfg(target_os = "macos")]
+        crate::platform::keep_quarantine(src, dst, skipped);
     }
     if preserve.timestamps {
         let times = FileTimes::new()
