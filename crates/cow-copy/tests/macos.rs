@@ -279,6 +279,22 @@ fn quarantine_is_kept_other_xattrs_follow_the_options() {
         .copy(&src, &all)
         .unwrap();
     assert_eq!(xattr(&all, "org.cow.other").as_deref(), Some(&b"x\n"[..]));
+    // A read-only copy still gets them: writing an xattr needs the write
+    // bit, which the copy has only for that moment.
+    chmod(&src, 0o444);
+    for (name, preserve) in [("ro", Preserve::default()), ("ro-all", Preserve::all())] {
+        for reflink in [Reflink::Auto, Reflink::Never] {
+            let dst = d.join(format!("{name}-{reflink:?}"));
+            let r = CopyOptions::new()
+                .reflink(reflink)
+                .preserve(preserve)
+                .copy(&src, &dst)
+                .unwrap();
+            assert_eq!(xattr(&dst, QUARANTINE).as_ref(), Some(&q), "{name}: {r:?}");
+            assert!(r.metadata_skipped.is_empty(), "{name}: {r:?}");
+            assert_eq!(fs::metadata(&dst).unwrap().mode() & 0o7777, 0o444);
+        }
+    }
 }
 
 /// The data fallback when no clone is made: a dense source in one

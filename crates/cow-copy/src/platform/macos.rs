@@ -365,41 +365,50 @@ pub(crate) fn rename_noreplace(
     )?)
 }
 
-/// Copies extended attributes (ACLs are not xattrs on macOS and are not
-/// copied); refusals are listed in `skipped`.
-pub(crate) fn copy_xattrs(src: &File, dst: &File, skipped: &mut Vec<String>) {
-    let names = match xattr_names(src) {
-        Ok(n) => n,
-        Err(e) => {
-            skipped.push(format!("xattrs: {e}"));
-            return;
+/// The xattr part of the metadata: every extended attribute of `src` with
+/// `all` (ACLs are not xattrs on macOS and are not copied), else only
+/// Gatekeeper's `com.apple.quarantine`, which travels with every copy as
+/// with Finder and `fcopyfile`. Values `dst` already has are left alone (a
+/// clone brought them). Writing an xattr needs the owner's write bit, even
+/// on an open descriptor, so a read-only `dst` gets it while they are
+/// written. Refusals are listed in `skipped`.
+pub(crate) fn apply_xattrs(src: &File, dst: &File, all: bool, skipped: &mut Vec<String>) {
+    let names = if all {
+        match xattr_names(src) {
+            Ok(n) => n,
+            Err(e) => {
+                skipped.push(format!("xattrs: {e}"));
+                return;
+            }
         }
+    } else {
+        vec![OsString::from(QUARANTINE)]
     };
+    let mut wanted = Vec::new();
     for name in names {
-        let r = xattr_value(src, &name).and_then(|value| {
-            rustix::fs::fsetxattr(dst, &name, &value, rustix::fs::XattrFlags::empty())
-                .map_err(io::Error::from)
-        });
-        if let Err(e) = r {
+        match xattr_value(src, &name) {
+            Ok(v) if xattr_value(dst, &name).ok().as_ref() != Some(&v) => wanted.push((name, v)),
+            Ok(_) => {}
+            Err(e) if Errno::from_io_error(&e) == Some(Errno::NOATTR) => {}
+            Err(e) => skipped.push(format!("xattr {}: {e}", name.to_string_lossy())),
+        }
+    }
+    if wanted.is_empty() {
+        return;
+    }
+    let mode = rustix::fs::fstat(dst).map(|st| st.st_mode & 0o7777).ok();
+    let lifted = mode.filter(|m| m & 0o200 == 0);
+    if let Some(m) = lifted {
+        let _ = rustix::fs::fchmod(dst, Mode::from_raw_mode(m | 0o200));
+    }
+    for (name, value) in wanted {
+        if let Err(e) = rustix::fs::fsetxattr(dst, &name, &value, rustix::fs::XattrFlags::empty()) {
             skipped.push(format!("xattr {}: {e}", name.to_string_lossy()));
         }
     }
-}
-
-/// Gives `dst` the source's `com.apple.quarantine` (when xattrs are not
-/// preserved: Gatekeeper's attribute travels with every copy, as with
-/// Finder and `fcopyfile`); a refusal is listed in `skipped`.
-pub(crate) fn keep_quarantine(src: &File, dst: &File, skipped: &mut Vec<String>) {
-    let name = OsStr::new(QUARANTINE);
-    let value = match xattr_value(src, name) {
-        Ok(v) => v,
-        Err(e) if Errno::from_io_error(&e) == Some(Errno::NOATTR) => return,
-        Err(e) => {
-            skipped.push(format!("xattr {QUARANTINE}: {e}"));
-            return;
+    if let Some(m) = lifted {
+        if let Err(e) = rustix::fs::fchmod(dst, Mode::from_raw_mode(m)) {
+            skipped.push(format!("mode after the xattrs: {e}"));
         }
-    };
-    if let Err(e) = rustix::fs::fsetxattr(dst, name, &value, rustix::fs::XattrFlags::empty()) {
-        skipped.push(format!("xattr {QUARANTINE}: {e}"));
     }
 }
