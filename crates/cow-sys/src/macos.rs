@@ -12,6 +12,9 @@
 //! [`log2phys_ext`] tells where a file's bytes live on the device: two files
 //! whose offsets map to the same device offsets share storage.
 //!
+//! [`chflagsat`] sets BSD file flags through a directory descriptor
+//! (`setattrlistat`); [`has_extended_acl`] tells whether a file has an ACL.
+//!
 //! [`mkfifoat`] and [`mknodat`] create FIFOs and device nodes relative to a
 //! directory descriptor. The C library has them only from macOS 13 on, so
 //! they are looked up at run time and answer `ENOSYS` on older systems.
@@ -359,14 +362,43 @@ pub fn fcopyfile(
     check(unsafe { libc::fcopyfile(src.as_raw_fd(), dst.as_raw_fd(), state, flags.bits()) })
 }
 
+/// `setattrlistat(2)`'s C prototype (`<sys/attr.h>`).
+type SetattrlistatFn = unsafe extern "C" fn(
+    libc::c_int,
+    *const libc::c_char,
+    *mut c_void,
+    *mut c_void,
+    libc::size_t,
+    u32,
+) -> libc::c_int;
+
+/// `setattrlistat`, looked up once (macOS 10.13+; Rust still supports 10.12).
+fn setattrlistat_fn() -> Option<SetattrlistatFn> {
+    static FUNC: OnceLock<Option<SetattrlistatFn>> = OnceLock::new();
+    *FUNC.get_or_init(|| {
+        let addr = runtime_symbol(c"setattrlistat")?;
+        // SAFETY: the symbol named setattrlistat is libc's function, whose C
+        // prototype is exactly `SetattrlistatFn`; a non-null function
+        // address is a valid function pointer.
+        Some(unsafe { std::mem::transmute::<*mut c_void, SetattrlistatFn>(addr.as_ptr()) })
+    })
+}
+
+/// Whether [`chflagsat`] works on this system (macOS 10.13+).
+pub fn has_chflagsat() -> bool {
+    setattrlistat_fn().is_some()
+}
+
 /// Sets the BSD flags of the entry `name` in the directory `dir` to `flags`
 /// without opening it and without following a symbolic link there:
-/// `setattrlistat(2)` with `ATTR_CMN_FLAGS` and `FSOPT_NOFOLLOW` (macOS
-/// 10.13+), the `chflagsat` macOS does not have.
+/// `setattrlistat(2)` with `ATTR_CMN_FLAGS` and `FSOPT_NOFOLLOW`, the
+/// `chflagsat` macOS does not have. `setattrlistat` exists from macOS 10.13
+/// on and is looked up at run time: older systems answer `ENOSYS`.
 ///
 /// Changing flags needs ownership (or the super-user for `SF_*` flags),
 /// not access: it works on a file whose mode denies reading and writing.
 pub fn chflagsat(dir: BorrowedFd<'_>, name: &Path, flags: FileFlags) -> io::Result<()> {
+    let func = setattrlistat_fn().ok_or_else(not_on_this_macos)?;
     let name = cstr(name)?;
     let mut list = libc::attrlist {
         bitmapcount: libc::ATTR_BIT_MAP_COUNT,
@@ -385,7 +417,7 @@ pub fn chflagsat(dir: BorrowedFd<'_>, name: &Path, flags: FileFlags) -> io::Resu
     // asking for one attribute, and `value` is the 4-byte buffer holding
     // it, whose size is passed; the kernel only reads both during the call.
     check(unsafe {
-        libc::setattrlistat(
+        func(
             dir.as_raw_fd(),
             name.as_ptr(),
             (&raw mut list).cast(),

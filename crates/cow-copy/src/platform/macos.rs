@@ -84,6 +84,11 @@ pub(crate) fn clone(job: &mut Job<'_>) -> Result<Outcome, CloneError> {
             "the source has system flags (schg, sappnd, sunlnk) that a clone would keep and only root can clear",
         ));
     }
+    if src_flags.difference(KEPT_FLAGS) != FileFlags::empty() && !cow_sys::macos::has_chflagsat() {
+        return Err(declined(
+            "the source has BSD flags and this macOS cannot clear them on a clone (setattrlistat)",
+        ));
+    }
     let target = target(job, &before)?;
     let dir = target.dir.as_ref().map_or(job.dst_dir, |d| d.as_fd());
     if job.in_place {

@@ -50,6 +50,8 @@ fn allowed(opts: &TreeOptions) -> bool {
         && p.xattrs
         && opts.dereference != Dereference::Always
         && !opts.preserve_hard_links
+        // The flags the clone brings must be clearable (macOS 10.13+).
+        && cow_sys::macos::has_chflagsat()
 }
 
 /// Clones `src` to `dst` in one call when allowed; `None` means "walk".
