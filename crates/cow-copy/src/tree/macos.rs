@@ -110,7 +110,7 @@ pub(super) fn try_clone_tree(
         method: TreeMethod::CloneTree,
         ..TreeReport::default()
     };
-    if let Err(e) = fix_up(src, dst, &meta, &mut report) {
+    if let Err(e) = fix_up(src, dst, Some(&meta), &mut report) {
         return Some(Err(io_err("finish the clone of", e)));
     }
     Some(Ok(report))
@@ -134,7 +134,7 @@ fn fatal(e: &io::Error) -> bool {
 fn fix_up(
     src: &Path,
     dst: &Path,
-    src_meta: &std::fs::Metadata,
+    src_meta: Option<&std::fs::Metadata>,
     report: &mut TreeReport,
 ) -> io::Result<()> {
     let copy = std::fs::symlink_metadata(dst)?;
@@ -146,8 +146,10 @@ fn fix_up(
         for e in std::fs::read_dir(dst)? {
             let name = e?.file_name();
             let (s, d) = (src.join(&name), dst.join(&name));
-            let sm = std::fs::symlink_metadata(&s)?;
-            fix_up(&s, &d, &sm, report)?;
+            // An entry gone from the source since the clone has no set-id
+            // bits to put back.
+            let sm = std::fs::symlink_metadata(&s).ok();
+            fix_up(&s, &d, sm.as_ref(), report)?;
         }
         return Ok(());
     }
@@ -156,7 +158,9 @@ fn fix_up(
     } else if ft.is_file() {
         t.files += 1;
         t.bytes_cloned += copy.len();
-        set_ids(src, dst, src_meta, &copy, &mut report.warnings)?;
+        if let Some(src_meta) = src_meta {
+            set_ids(src, dst, src_meta, &copy, &mut report.warnings)?;
+        }
     } else if std::os::unix::fs::FileTypeExt::is_fifo(&ft) {
         t.fifos += 1;
     } else {
