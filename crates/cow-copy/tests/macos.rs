@@ -51,6 +51,15 @@ fn xattr(path: &Path, name: &str) -> Option<Vec<u8>> {
     out.status.success().then_some(out.stdout)
 }
 
+fn assert_symlink(path: &Path) {
+    let t = fs::symlink_metadata(path).unwrap().file_type();
+    assert!(
+        t.is_symlink(),
+        "{} is no longer a symlink: {t:?}",
+        path.display()
+    );
+}
+
 fn assert_clone(src: &Path, dst: &Path, r: &cow_copy::CopyReport) {
     assert_eq!(r.strategy, Strategy::Cloned, "{r:?}");
     assert!(cow_verify::is_clone(src, dst).unwrap(), "{r:?}");
@@ -122,23 +131,13 @@ fn a_destination_symlink_is_written_through() {
     fs::write(d.join("sub/target"), b"old").unwrap();
     std::os::unix::fs::symlink("sub/target", d.join("link")).unwrap();
     let r = CopyOptions::new().copy(&src, &d.join("link")).unwrap();
-    assert!(
-        fs::symlink_metadata(d.join("link"))
-            .unwrap()
-            .file_type()
-            .is_symlink()
-    );
+    assert_symlink(&d.join("link"));
     assert_clone(&src, &d.join("sub/target"), &r);
     assert_eq!(fs::read(d.join("link")).unwrap(), data);
     // A dangling link: its target is created, the link stays.
     std::os::unix::fs::symlink("sub/new", d.join("dangling")).unwrap();
     let r = CopyOptions::new().copy(&src, &d.join("dangling")).unwrap();
-    assert!(
-        fs::symlink_metadata(d.join("dangling"))
-            .unwrap()
-            .file_type()
-            .is_symlink()
-    );
+    assert_symlink(&d.join("dangling"));
     assert_clone(&src, &d.join("sub/new"), &r);
     assert_eq!(
         cow_test_support::names_in(&d.join("sub")),
