@@ -286,21 +286,29 @@ fn xattr_value(file: &File, name: &OsStr) -> io::Result<Vec<u8>> {
     Ok(value)
 }
 
-/// Removes every extended attribute but Gatekeeper's.
+/// Removes every extended attribute but Gatekeeper's. One the system
+/// protects (`EPERM`, such as `com.apple.provenance`) stays, as it would on
+/// any copy this process writes.
 fn strip_xattrs(file: &File) -> io::Result<()> {
     for name in xattr_names(file)? {
         if name != QUARANTINE {
-            rustix::fs::fremovexattr(file, &name)?;
+            match rustix::fs::fremovexattr(file, &name) {
+                Ok(()) | Err(Errno::PERM) => {}
+                Err(e) => return Err(e.into()),
+            }
         }
     }
     Ok(())
 }
 
-/// Sets every extended attribute of `from` on `to`.
+/// Sets every extended attribute of `from` on `to` that `to` does not
+/// already have with the same value.
 fn carry_xattrs(from: &File, to: &File) -> io::Result<()> {
     for name in xattr_names(from)? {
         let value = xattr_value(from, &name)?;
-        rustix::fs::fsetxattr(to, &name, &value, rustix::fs::XattrFlags::empty())?;
+        if xattr_value(to, &name).ok().as_ref() != Some(&value) {
+            rustix::fs::fsetxattr(to, &name, &value, rustix::fs::XattrFlags::empty())?;
+        }
     }
     Ok(())
 }
