@@ -182,7 +182,7 @@ fn open_parent(
 /// Follows `name` in `dir` while it is a symlink (for an atomic replace that
 /// must rename over the symlink's target, not the link). Returns the final
 /// directory and name.
-fn resolve_links(
+pub(crate) fn resolve_links(
     dir: BorrowedFd<'_>,
     name: &OsStr,
     display: &Path,

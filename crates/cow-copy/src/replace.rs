@@ -76,6 +76,30 @@ impl Drop for Temp {
 /// Creates a fresh temporary sibling of `name` in `dir`, read-write, mode
 /// 0600, and lists it for [`crate::remove_temporaries`].
 pub(crate) fn create_temp(dir: BorrowedFd<'_>, name: &OsStr) -> io::Result<(OwnedFd, Temp)> {
+    create_temp_with(dir, name, |tmp| {
+        fault!(
+            Site::Open,
+            rustix::fs::openat(
+                dir,
+                tmp,
+                OFlags::RDWR | OFlags::CREATE | OFlags::EXCL | OFlags::CLOEXEC | OFlags::NOFOLLOW,
+                Mode::from_raw_mode(0o600),
+            )
+        )
+        .map_err(io::Error::from)
+    })
+}
+
+/// Makes a temporary sibling of `name` in `dir` with `make` (which must
+/// create the entry it is given exclusively, failing with `EEXIST` when it
+/// exists: another name is then tried) and lists it for
+/// [`crate::remove_temporaries`]. The macOS clone step makes its clone this
+/// way.
+pub(crate) fn create_temp_with<T>(
+    dir: BorrowedFd<'_>,
+    name: &OsStr,
+    mut make: impl FnMut(&OsStr) -> io::Result<T>,
+) -> io::Result<(T, Temp)> {
     // The list keeps its own descriptor of the directory: the caller's may
     // be closed before the temporary is removed by an interrupt.
     let keep = dir.try_clone_to_owned()?;
@@ -89,21 +113,13 @@ pub(crate) fn create_temp(dir: BorrowedFd<'_>, name: &OsStr) -> io::Result<(Owne
                 "the process is being interrupted: no new temporary files",
             ));
         }
-        match fault!(
-            Site::Open,
-            rustix::fs::openat(
-                dir,
-                &tmp,
-                OFlags::RDWR | OFlags::CREATE | OFlags::EXCL | OFlags::CLOEXEC | OFlags::NOFOLLOW,
-                Mode::from_raw_mode(0o600),
-            )
-        ) {
-            Ok(fd) => {
+        match make(&tmp) {
+            Ok(made) => {
                 let id = live.add(keep, tmp.clone());
-                return Ok((fd, Temp { name: tmp, id }));
+                return Ok((made, Temp { name: tmp, id }));
             }
-            Err(Errno::EXIST) => continue,
-            Err(e) => return Err(e.into()),
+            Err(e) if e.raw_os_error() == Some(Errno::EXIST.raw_os_error()) => continue,
+            Err(e) => return Err(e),
         }
     }
     Err(io::Error::new(

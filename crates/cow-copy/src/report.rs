@@ -11,7 +11,8 @@ pub enum Strategy {
     /// `clonefile`, `FSCTL_DUPLICATE_EXTENTS_TO_FILE`).
     Cloned,
     /// The kernel copied the bytes (`copy_file_range`, or a clone ioctl
-    /// that had to copy data stored inline in metadata).
+    /// that had to copy data stored inline in metadata). On macOS this slot
+    /// is one `fcopyfile(COPYFILE_DATA)` of a dense source (docs/macos.md).
     KernelCopy,
     /// The bytes went through this process (`read`/`write`).
     UserCopy,
@@ -21,7 +22,7 @@ pub enum Strategy {
     /// (`COPYFILE_STATE_WAS_CLONED`).
     Copyfile,
     /// An operating-system copy routine whose method is not observable
-    /// (Windows `CopyFileExW`, macOS `fcopyfile`): counted as copied bytes.
+    /// (Windows `CopyFileExW`): counted as copied bytes.
     SystemCopy,
     /// The destination already held identical content and was left alone
     /// ([`Update::IfDifferent`](crate::Update::IfDifferent)): no byte

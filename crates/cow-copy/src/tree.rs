@@ -214,7 +214,8 @@ impl TreeOptions {
 
     /// On macOS, allow cloning the whole tree with one `clonefile` call when
     /// the destination does not exist and the options allow it (default
-    /// `true`). Ignored elsewhere.
+    /// `true`; the rules are in docs/macos.md: ACLs are not cloned, any
+    /// refusal falls back to the walk). Ignored elsewhere.
     pub fn whole_tree_clone(mut self, allow: bool) -> Self {
         self.whole_tree_clone = allow;
         self

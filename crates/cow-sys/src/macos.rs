@@ -12,6 +12,9 @@
 //! [`log2phys_ext`] tells where a file's bytes live on the device: two files
 //! whose offsets map to the same device offsets share storage.
 //!
+//! [`chflagsat`] sets BSD file flags through a directory descriptor
+//! (`setattrlistat`); [`has_extended_acl`] tells whether a file has an ACL.
+//!
 //! [`mkfifoat`] and [`mknodat`] create FIFOs and device nodes relative to a
 //! directory descriptor. The C library has them only from macOS 13 on, so
 //! they are looked up at run time and answer `ENOSYS` on older systems.
@@ -30,14 +33,22 @@ bitflags! {
     /// Options of the clone calls (`CLONE_*` from `<sys/clonefile.h>`).
     #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
     pub struct CloneFlags: u32 {
-        /// Do not follow a symbolic link as the last component of the
-        /// source; clone the link itself.
+        /// Follow no symbolic link as the last component: for `clonefile`
+        /// and `clonefileat` the source link is cloned itself; for every
+        /// call a symbolic link at the destination name is not followed
+        /// (the call fails with `EEXIST`, the kernel looks the destination
+        /// up with the same follow rule).
         const NOFOLLOW = 0x0001;
-        /// Do not copy the source's owner; the clone belongs to the caller.
+        /// Do not copy the source's owner even as the super-user; the clone
+        /// belongs to the caller (group as for a new file in the
+        /// destination directory).
         const NOOWNERCOPY = 0x0002;
-        /// Copy the source's access control list to the clone.
+        /// Copy the source's access control list to the clone (without it
+        /// the clone only inherits the destination directory's ACL).
         const ACL = 0x0004;
-        /// Follow no symbolic link anywhere in the paths (macOS 14+).
+        /// Follow no symbolic link anywhere in the paths. First accepted
+        /// by macOS 15: earlier kernels refuse any flag beyond the three
+        /// above with `EINVAL`.
         const NOFOLLOW_ANY = 0x0008;
     }
 }
@@ -80,14 +91,21 @@ bitflags! {
         const PACK = 1 << 22;
         /// Unpack an AppleDouble file.
         const UNPACK = 1 << 23;
-        /// Try to clone, falling back to a copy (`copyfile` only). Acts as
-        /// `EXCL | ACL | STAT | XATTR | DATA | NOFOLLOW_SRC`: an existing
-        /// destination fails and a symlink source is cloned as a link.
+        /// Try to clone, falling back to a copy (`copyfile` only). The
+        /// header calls it `EXCL | ACL | STAT | XATTR | DATA |
+        /// NOFOLLOW_SRC`: an existing destination fails and a symlink
+        /// source is cloned as a link. The clone itself is
+        /// `clonefileat(CLONE_NOFOLLOW)` without `CLONE_ACL`, so the
+        /// source's ACL is not copied when the clone succeeds (only the
+        /// fallback copy applies `ACL`).
         const CLONE = 1 << 24;
         /// Clone or fail, never copy (`copyfile` only); same implied flags
         /// as [`CopyFileFlags::CLONE`].
         const CLONE_FORCE = 1 << 25;
-        /// Copy in place (no temporary file); internal use.
+        /// A quarantine flag, not a copy mode: when the source carries
+        /// quarantine information, add `QTN_FLAG_DO_NOT_TRANSLOCATE` to the
+        /// destination's, so a copied app bundle runs in place instead of
+        /// being translocated by Gatekeeper.
         const RUN_IN_PLACE = 1 << 26;
         /// Keep holes: copy only the data segments of a sparse source.
         const DATA_SPARSE = 1 << 27;
@@ -97,6 +115,41 @@ bitflags! {
         const VERBOSE = 1 << 30;
     }
 }
+
+bitflags! {
+    /// BSD file flags (`st_flags`, `chflags(2)`, `<sys/stat.h>`). `UF_*`
+    /// flags may be changed by the owner, `SF_*` flags only by the
+    /// super-user.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+    pub struct FileFlags: u32 {
+        /// Do not dump (`nodump`).
+        const UF_NODUMP = 0x0000_0001;
+        /// The file may not be changed (`uchg`).
+        const UF_IMMUTABLE = 0x0000_0002;
+        /// Writes may only append (`uappnd`).
+        const UF_APPEND = 0x0000_0004;
+        /// The directory is opaque in a union mount.
+        const UF_OPAQUE = 0x0000_0008;
+        /// The data is stored compressed (decmpfs): part of how the bytes
+        /// are kept, not a property to copy or clear.
+        const UF_COMPRESSED = 0x0000_0020;
+        /// Renames and deletes are tracked (document identity).
+        const UF_TRACKED = 0x0000_0040;
+        /// Hidden from the Finder (`hidden`).
+        const UF_HIDDEN = 0x0000_8000;
+        /// Archived (`arch`).
+        const SF_ARCHIVED = 0x0001_0000;
+        /// The file may not be changed, even by its owner (`schg`).
+        const SF_IMMUTABLE = 0x0002_0000;
+        /// Writes may only append, even for its owner (`sappnd`).
+        const SF_APPEND = 0x0004_0000;
+        /// The file may not be removed or renamed (`sunlnk`).
+        const SF_NOUNLINK = 0x0010_0000;
+    }
+}
+
+/// `ACL_TYPE_EXTENDED` from `<sys/acl.h>`: the NFSv4-style ACLs of macOS.
+pub const ACL_TYPE_EXTENDED: i32 = 0x0000_0100;
 
 /// `COPYFILE_STATE_COPIED`: bytes copied so far (`off_t`).
 pub const COPYFILE_STATE_COPIED: u32 = 8;
@@ -307,6 +360,98 @@ pub fn fcopyfile(
     // make it reuse old, possibly closed ones) and, having no paths, never
     // closes them.
     check(unsafe { libc::fcopyfile(src.as_raw_fd(), dst.as_raw_fd(), state, flags.bits()) })
+}
+
+/// `setattrlistat(2)`'s C prototype (`<sys/attr.h>`).
+type SetattrlistatFn = unsafe extern "C" fn(
+    libc::c_int,
+    *const libc::c_char,
+    *mut c_void,
+    *mut c_void,
+    libc::size_t,
+    u32,
+) -> libc::c_int;
+
+/// `setattrlistat`, looked up once (macOS 10.13+; Rust still supports 10.12).
+fn setattrlistat_fn() -> Option<SetattrlistatFn> {
+    static FUNC: OnceLock<Option<SetattrlistatFn>> = OnceLock::new();
+    *FUNC.get_or_init(|| {
+        let addr = runtime_symbol(c"setattrlistat")?;
+        // SAFETY: the symbol named setattrlistat is libc's function, whose C
+        // prototype is exactly `SetattrlistatFn`; a non-null function
+        // address is a valid function pointer.
+        Some(unsafe { std::mem::transmute::<*mut c_void, SetattrlistatFn>(addr.as_ptr()) })
+    })
+}
+
+/// Whether [`chflagsat`] works on this system (macOS 10.13+).
+pub fn has_chflagsat() -> bool {
+    setattrlistat_fn().is_some()
+}
+
+/// Sets the BSD flags of the entry `name` in the directory `dir` to `flags`
+/// without opening it and without following a symbolic link there:
+/// `setattrlistat(2)` with `ATTR_CMN_FLAGS` and `FSOPT_NOFOLLOW`, the
+/// `chflagsat` macOS does not have. `setattrlistat` exists from macOS 10.13
+/// on and is looked up at run time: older systems answer `ENOSYS`.
+///
+/// Changing flags needs ownership (or the super-user for `SF_*` flags),
+/// not access: it works on a file whose mode denies reading and writing.
+pub fn chflagsat(dir: BorrowedFd<'_>, name: &Path, flags: FileFlags) -> io::Result<()> {
+    let func = setattrlistat_fn().ok_or_else(not_on_this_macos)?;
+    let name = cstr(name)?;
+    let mut list = libc::attrlist {
+        bitmapcount: libc::ATTR_BIT_MAP_COUNT,
+        reserved: 0,
+        commonattr: libc::ATTR_CMN_FLAGS,
+        volattr: 0,
+        dirattr: 0,
+        fileattr: 0,
+        forkattr: 0,
+    };
+    // setattrlist's buffer holds the values only (no leading length, unlike
+    // getattrlist's): one u_int32_t for ATTR_CMN_FLAGS.
+    let mut value: u32 = flags.bits();
+    // SAFETY: the descriptor is borrowed and open; `name` is a
+    // NUL-terminated string alive for the call; `list` is a valid attrlist
+    // asking for one attribute, and `value` is the 4-byte buffer holding
+    // it, whose size is passed; the kernel only reads both during the call.
+    check(unsafe {
+        func(
+            dir.as_raw_fd(),
+            name.as_ptr(),
+            (&raw mut list).cast(),
+            (&raw mut value).cast(),
+            std::mem::size_of::<u32>(),
+            libc::FSOPT_NOFOLLOW,
+        )
+    })
+}
+
+unsafe extern "C" {
+    fn acl_get_fd_np(fd: libc::c_int, ty: libc::c_int) -> *mut c_void;
+    fn acl_free(obj: *mut c_void) -> libc::c_int;
+}
+
+/// Whether the open file has an extended access control list
+/// (`acl_get_fd_np(fd, ACL_TYPE_EXTENDED)`: `NULL` with `ENOENT` means none;
+/// any ACL object, even one without entries, counts as one).
+pub fn has_extended_acl(fd: BorrowedFd<'_>) -> io::Result<bool> {
+    // SAFETY: the descriptor is borrowed and open for the call;
+    // acl_get_fd_np returns a new ACL object (freed below) or NULL.
+    let acl = unsafe { acl_get_fd_np(fd.as_raw_fd(), ACL_TYPE_EXTENDED) };
+    if acl.is_null() {
+        let e = io::Error::last_os_error();
+        return match e.raw_os_error() {
+            Some(libc::ENOENT) => Ok(false),
+            _ => Err(e),
+        };
+    }
+    // SAFETY: `acl` came from acl_get_fd_np and is freed exactly once.
+    unsafe {
+        acl_free(acl);
+    }
+    Ok(true)
 }
 
 /// Where `len` bytes of the file at `offset` live on the device

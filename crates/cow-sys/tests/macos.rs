@@ -21,6 +21,8 @@ const PROBE: &str = r#"
 #include <fcntl.h>
 #include <copyfile.h>
 #include <sys/clonefile.h>
+#include <sys/stat.h>
+#include <sys/acl.h>
 
 #define CONST(c) printf("const %s %llu\n", #c, (unsigned long long)(c))
 
@@ -33,6 +35,18 @@ int main(void) {
     CONST(CLONE_NOFOLLOW);
     CONST(CLONE_NOOWNERCOPY);
     CONST(CLONE_ACL);
+    CONST(UF_NODUMP);
+    CONST(UF_IMMUTABLE);
+    CONST(UF_APPEND);
+    CONST(UF_OPAQUE);
+    CONST(UF_COMPRESSED);
+    CONST(UF_TRACKED);
+    CONST(UF_HIDDEN);
+    CONST(SF_ARCHIVED);
+    CONST(SF_IMMUTABLE);
+    CONST(SF_APPEND);
+    CONST(SF_NOUNLINK);
+    CONST(ACL_TYPE_EXTENDED);
     CONST(COPYFILE_STATE_COPIED);
     CONST(COPYFILE_STATE_WAS_CLONED);
     CONST(COPYFILE_ACL);
@@ -65,6 +79,7 @@ int main(void) {
 fn facts() -> Vec<(&'static str, u64, u64)> {
     let u = |n: usize| n as u64;
     let c = |f: CopyFileFlags| u64::from(f.bits());
+    let f = |f: FileFlags| u64::from(f.bits());
     vec![
         ("size log2phys", u(size_of::<Log2Phys>()), 20),
         ("align log2phys", u(align_of::<Log2Phys>()), 4),
@@ -95,6 +110,18 @@ fn facts() -> Vec<(&'static str, u64, u64)> {
             2,
         ),
         ("const CLONE_ACL", CloneFlags::ACL.bits().into(), 4),
+        ("const UF_NODUMP", f(FileFlags::UF_NODUMP), 0x1),
+        ("const UF_IMMUTABLE", f(FileFlags::UF_IMMUTABLE), 0x2),
+        ("const UF_APPEND", f(FileFlags::UF_APPEND), 0x4),
+        ("const UF_OPAQUE", f(FileFlags::UF_OPAQUE), 0x8),
+        ("const UF_COMPRESSED", f(FileFlags::UF_COMPRESSED), 0x20),
+        ("const UF_TRACKED", f(FileFlags::UF_TRACKED), 0x40),
+        ("const UF_HIDDEN", f(FileFlags::UF_HIDDEN), 0x8000),
+        ("const SF_ARCHIVED", f(FileFlags::SF_ARCHIVED), 0x1_0000),
+        ("const SF_IMMUTABLE", f(FileFlags::SF_IMMUTABLE), 0x2_0000),
+        ("const SF_APPEND", f(FileFlags::SF_APPEND), 0x4_0000),
+        ("const SF_NOUNLINK", f(FileFlags::SF_NOUNLINK), 0x10_0000),
+        ("const ACL_TYPE_EXTENDED", ACL_TYPE_EXTENDED as u64, 0x100),
         (
             "const COPYFILE_STATE_COPIED",
             COPYFILE_STATE_COPIED.into(),
@@ -173,7 +200,10 @@ fn facts() -> Vec<(&'static str, u64, u64)> {
 
 #[test]
 fn layouts_match_sdk_headers_and_documented_numbers() {
-    let c = common::run_c_probe(PROBE, &["copyfile.h", "sys/clonefile.h", "fcntl.h"]);
+    let c = common::run_c_probe(
+        PROBE,
+        &["copyfile.h", "sys/clonefile.h", "fcntl.h", "sys/acl.h"],
+    );
     let checked = common::check_facts(&facts(), c.as_ref());
     if let Some(c) = &c {
         assert_eq!(
@@ -190,6 +220,10 @@ fn layouts_match_sdk_headers_and_documented_numbers() {
         COPYFILE_STATE_WAS_CLONED
     );
     assert_eq!(libc::COPYFILE_CLONE, CopyFileFlags::CLONE.bits());
+    assert_eq!(libc::UF_IMMUTABLE, FileFlags::UF_IMMUTABLE.bits());
+    assert_eq!(libc::UF_APPEND, FileFlags::UF_APPEND.bits());
+    assert_eq!(libc::UF_COMPRESSED, FileFlags::UF_COMPRESSED.bits());
+    assert_eq!(libc::SF_IMMUTABLE, FileFlags::SF_IMMUTABLE.bits());
     assert_eq!(
         libc::COPYFILE_DATA_SPARSE,
         CopyFileFlags::DATA_SPARSE.bits()
@@ -419,4 +453,98 @@ fn mkfifoat_and_mknodat_are_found_and_create_relative_to_the_directory() {
             Err(e) => assert_eq!(errno(&e), libc::EPERM, "{name:?}: {e}"),
         }
     }
+}
+
+fn flags_of(path: &Path) -> u32 {
+    use std::os::macos::fs::MetadataExt;
+    std::fs::symlink_metadata(path).unwrap().st_flags()
+}
+
+/// The clone carries the source's BSD flags and mode (xnu
+/// clonefile_internal copies va_flags and va_mode): `chflagsat` clears
+/// them through the directory, even on a file whose mode denies access.
+#[test]
+fn clone_carries_flags_and_chflagsat_clears_them_without_opening() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write_pattern(&d.join("src"), 100_000, 7);
+    std::fs::set_permissions(d.join("src"), std::fs::Permissions::from_mode(0o444)).unwrap();
+    let parent = File::open(d).unwrap();
+    chflagsat(
+        parent.as_fd(),
+        Path::new("src"),
+        FileFlags::UF_IMMUTABLE | FileFlags::UF_APPEND,
+    )
+    .expect("chflagsat uchg,uappnd");
+    assert_eq!(flags_of(&d.join("src")) & 0x6, 0x6);
+    let src = File::open(d.join("src")).unwrap();
+    fclonefileat(
+        src.as_fd(),
+        parent.as_fd(),
+        Path::new("clone"),
+        CloneFlags::NOFOLLOW | CloneFlags::NOOWNERCOPY,
+    )
+    .expect("fclonefileat of an immutable, read-only source");
+    let clone = d.join("clone");
+    assert_eq!(
+        flags_of(&clone) & 0x6,
+        0x6,
+        "the clone has the source's flags"
+    );
+    let err = std::fs::remove_file(&clone).expect_err("an immutable clone cannot be removed");
+    assert_eq!(errno(&err), libc::EPERM, "{err}");
+    // Mode 0000 as well: clearing flags needs ownership only.
+    chflagsat(parent.as_fd(), Path::new("clone"), FileFlags::empty()).unwrap();
+    std::fs::set_permissions(&clone, std::fs::Permissions::from_mode(0o000)).unwrap();
+    chflagsat(parent.as_fd(), Path::new("clone"), FileFlags::UF_HIDDEN).unwrap();
+    assert_eq!(flags_of(&clone), FileFlags::UF_HIDDEN.bits());
+    chflagsat(parent.as_fd(), Path::new("clone"), FileFlags::empty()).unwrap();
+    assert_eq!(flags_of(&clone), 0);
+    std::fs::remove_file(&clone).unwrap();
+    // A symlink at the name is changed itself, never its target.
+    std::os::unix::fs::symlink("src", d.join("link")).unwrap();
+    chflagsat(parent.as_fd(), Path::new("link"), FileFlags::UF_HIDDEN).unwrap();
+    assert_eq!(flags_of(&d.join("src")) & 0x6, 0x6);
+    assert_eq!(flags_of(&d.join("src")) & FileFlags::UF_HIDDEN.bits(), 0);
+    chflagsat(parent.as_fd(), Path::new("src"), FileFlags::empty()).unwrap();
+}
+
+/// fclonefileat with CLONE_NOFOLLOW refuses a symlink at the destination
+/// name (EEXIST) instead of creating the clone at the link's target.
+#[test]
+fn fclonefileat_nofollow_refuses_a_planted_symlink() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    source(d, 10_000, 8);
+    std::os::unix::fs::symlink(d.join("elsewhere"), d.join("planted")).unwrap();
+    let src = File::open(d.join("src")).unwrap();
+    let parent = File::open(d).unwrap();
+    let err = fclonefileat(
+        src.as_fd(),
+        parent.as_fd(),
+        Path::new("planted"),
+        CloneFlags::NOFOLLOW,
+    )
+    .expect_err("a symlink at the destination");
+    assert_eq!(errno(&err), libc::EEXIST, "{err}");
+    assert!(!d.join("elsewhere").exists());
+}
+
+/// A new file in a temp directory has no extended ACL; one set with
+/// chmod +a is seen.
+#[test]
+fn has_extended_acl_sees_an_acl() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("f");
+    std::fs::write(&p, b"x").unwrap();
+    assert!(!has_extended_acl(File::open(&p).unwrap().as_fd()).unwrap());
+    let status = std::process::Command::new("chmod")
+        .arg("+a")
+        .arg("everyone deny delete")
+        .arg(&p)
+        .status()
+        .unwrap();
+    assert!(status.success(), "chmod +a: {status}");
+    assert!(has_extended_acl(File::open(&p).unwrap().as_fd()).unwrap());
 }

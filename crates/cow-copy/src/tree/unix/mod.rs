@@ -421,6 +421,9 @@ fn open_file_limit() -> usize {
 /// them (each needs a few descriptors, and the walk needs some per level).
 fn workers_for(opts: &TreeOptions) -> usize {
     let fit = open_file_limit().saturating_sub(32) / 8;
+    // APFS serializes clones volume-wide: more workers only queue.
+    #[cfg(target_os = "macos")]
+    let fit = fit.min(super::super::macos::MAX_WORKERS);
     opts.worker_count().min(fit).max(1)
 }
 
