@@ -6,6 +6,7 @@
 //! cow verify original copy               # how many bytes do they share?
 //! cow probe .                            # what can this filesystem do?
 //! cow dedupe a b                         # share the blocks of two equal files
+//! cow dedupe -r venvs/ cache/            # find identical files, share their blocks
 //! cow clean -r dst/                      # remove temporaries of killed copies
 //! ```
 
@@ -18,6 +19,7 @@ use clap::{Parser, Subcommand};
 mod clean;
 mod cp;
 mod dedupe;
+mod dedupe_tree;
 mod probe;
 mod quote;
 mod verify;
