@@ -312,19 +312,18 @@ pub(super) fn scan(
     Ok(tree)
 }
 
-/// (`st_dev`, `st_ino`) of every regular file some other process has open
-/// for writing, from `/proc/*/fdinfo` (access mode in `flags:`) and a stat
+/// (`st_dev`, `st_ino`) of every regular file some process has open for
+/// writing (this one included: the dedupe itself only opens files to read), from `/proc/*/fdinfo` (access mode in `flags:`) and a stat
 /// through `/proc/*/fd`. Processes this user may not inspect are not seen
 /// (all of them are, for root).
 pub(super) fn open_for_writing() -> HashSet<(u64, u64)> {
     let mut out = HashSet::new();
-    let me = std::process::id().to_string();
     let Ok(procs) = fs::read_dir("/proc") else {
         return out;
     };
     for p in procs.flatten() {
         let pid = p.file_name();
-        if pid.as_bytes().iter().any(|b| !b.is_ascii_digit()) || pid.as_bytes() == me.as_bytes() {
+        if pid.as_bytes().iter().any(|b| !b.is_ascii_digit()) {
             continue;
         }
         let base = p.path();
