@@ -23,6 +23,8 @@ mod dedupe_tree;
 mod probe;
 mod quote;
 mod verify;
+#[cfg(unix)]
+mod verify_tree;
 
 /// Prints `value` as pretty JSON on stdout; on failure says so on stderr
 /// as `cow COMMAND: cannot write JSON: ...` and returns `false`.
