@@ -12,17 +12,42 @@ use std::path::{Path, PathBuf};
 use clap::Args;
 use cow_copy::identical::{self, DedupeResult};
 
+use crate::quote::quote;
+
 /// Arguments of `cow dedupe`.
 #[derive(Args, Debug)]
+#[command(
+    after_long_help = "Without -r: the first PATH is the reference, whose blocks are kept, \
+    and every other PATH is made to share them where the kernel finds the bytes equal.\n\n\
+    With -r: every PATH is a directory (or file) to search; files with identical content on \
+    one filesystem are found (size, then the extent map, then a hash of the first block and of \
+    the whole file, each file read at most once) and shared with FIDEDUPERANGE against a \
+    deterministic reference. Hard links, read-only, immutable and append-only files, files open \
+    for writing and other filesystems are skipped with a reason. Exit status: 0 done, 1 some \
+    file failed or a filesystem cannot dedupe, 2 usage error."
+)]
 pub(crate) struct DedupeArgs {
-    /// The file whose blocks are kept.
-    reference: PathBuf,
-    /// Files with the same content that should share the reference's blocks.
-    #[arg(required = true)]
-    files: Vec<PathBuf>,
+    /// REFERENCE FILE... (or, with -r, DIR...).
+    #[arg(required = true, value_name = "PATH")]
+    paths: Vec<PathBuf>,
+    /// Search the directories for duplicates instead of naming them.
+    #[arg(short = 'r', long)]
+    pub(crate) recursive: bool,
+    /// With -r: find and check, but share nothing.
+    #[arg(long, requires = "recursive")]
+    pub(crate) dry_run: bool,
+    /// With -r: leave files smaller than this alone (bytes; K, M, G suffixes).
+    #[arg(long, requires = "recursive", value_parser = crate::dedupe_tree::parse_size, default_value = "1")]
+    pub(crate) min_size: u64,
+    /// With -r: also print counters and phase times.
+    #[arg(long, requires = "recursive")]
+    pub(crate) stats: bool,
+    /// With -r: show progress on stderr even when it is not a terminal.
+    #[arg(long, requires = "recursive")]
+    pub(crate) progress: bool,
     /// Print the result as JSON.
     #[arg(long)]
-    json: bool,
+    pub(crate) json: bool,
 }
 
 /// What happened to one file.
@@ -60,12 +85,12 @@ struct Summary<'a> {
 }
 
 fn open_regular(path: &Path) -> Result<(File, u64), String> {
-    let f = File::open(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+    let f = File::open(path).map_err(|e| format!("cannot open {}: {e}", quote(path)))?;
     let meta = f
         .metadata()
-        .map_err(|e| format!("cannot stat {}: {e}", path.display()))?;
+        .map_err(|e| format!("cannot stat {}: {e}", quote(path)))?;
     if !meta.is_file() {
-        return Err(format!("{} is not a regular file", path.display()));
+        return Err(format!("{} is not a regular file", quote(path)));
     }
     Ok((f, meta.len()))
 }
@@ -92,15 +117,11 @@ fn dedupe_file(reference: &Path, keep: &File, keep_len: u64, path: &Path) -> Fil
         Ok(true) => {
             return failed(
                 path,
-                format!(
-                    "{} and {} are the same file",
-                    reference.display(),
-                    path.display()
-                ),
+                format!("{} and {} are the same file", quote(reference), quote(path)),
             );
         }
         Ok(false) => {}
-        Err(e) => return failed(path, format!("cannot stat {}: {e}", path.display())),
+        Err(e) => return failed(path, format!("cannot stat {}: {e}", quote(path))),
     }
     let mut result = FileResult {
         path: path.to_path_buf(),
@@ -113,8 +134,8 @@ fn dedupe_file(reference: &Path, keep: &File, keep_len: u64, path: &Path) -> Fil
         result.differs_from = Some(len.min(keep_len));
         result.error = Some(format!(
             "{} ({len} bytes) and {} ({keep_len} bytes) differ in size; nothing shared",
-            path.display(),
-            reference.display()
+            quote(path),
+            quote(reference)
         ));
         return result;
     }
@@ -145,8 +166,8 @@ fn dedupe_file(reference: &Path, keep: &File, keep_len: u64, path: &Path) -> Fil
             };
             result.error = Some(format!(
                 "{} and {} differ (first at byte {from}); not deduplicated{partial}; neither file's content was changed",
-                path.display(),
-                reference.display()
+                quote(path),
+                quote(reference)
             ));
         }
         Ok(DedupeResult::NotPossible { reason, shared }) => {
@@ -154,16 +175,16 @@ fn dedupe_file(reference: &Path, keep: &File, keep_len: u64, path: &Path) -> Fil
             result.bytes_shared = shared;
             result.error = Some(format!(
                 "cannot dedupe {} against {}: {reason}",
-                path.display(),
-                reference.display()
+                quote(path),
+                quote(reference)
             ));
         }
         Err(e) => {
             result.status = Status::Failed;
             result.error = Some(format!(
                 "FIDEDUPERANGE {} -> {} failed: {e}",
-                reference.display(),
-                path.display()
+                quote(reference),
+                quote(path)
             ));
         }
     }
@@ -172,23 +193,32 @@ fn dedupe_file(reference: &Path, keep: &File, keep_len: u64, path: &Path) -> Fil
 
 /// Runs `cow dedupe`.
 pub(crate) fn run(args: DedupeArgs) -> u8 {
-    let (keep, keep_len) = match open_regular(&args.reference) {
+    if args.recursive {
+        return crate::dedupe_tree::run(&args.paths, &args);
+    }
+    let [reference, files @ ..] = args.paths.as_slice() else {
+        return crate::exit::USAGE;
+    };
+    if files.is_empty() {
+        eprintln!("cow dedupe: name a REFERENCE and at least one FILE (or use -r DIR...)");
+        return crate::exit::USAGE;
+    }
+    let (keep, keep_len) = match open_regular(reference) {
         Ok(x) => x,
         Err(e) => {
             eprintln!("cow dedupe: {e}");
             return crate::exit::FAILED;
         }
     };
-    let files: Vec<FileResult> = args
-        .files
+    let files: Vec<FileResult> = files
         .iter()
-        .map(|p| dedupe_file(&args.reference, &keep, keep_len, p))
+        .map(|p| dedupe_file(reference, &keep, keep_len, p))
         .collect();
     let ok = files
         .iter()
         .all(|r| matches!(r.status, Status::Shared | Status::AlreadyShared));
     let summary = Summary {
-        reference: &args.reference,
+        reference,
         bytes_shared: files.iter().map(|r| r.bytes_shared).sum(),
         files,
     };
@@ -201,14 +231,14 @@ pub(crate) fn run(args: DedupeArgs) -> u8 {
             match r.status {
                 Status::Shared => println!(
                     "{}: {} bytes now share the blocks of {}",
-                    r.path.display(),
+                    quote(&r.path),
                     r.bytes_shared,
-                    args.reference.display()
+                    quote(reference)
                 ),
                 Status::AlreadyShared => println!(
                     "{}: already shares every block with {}",
-                    r.path.display(),
-                    args.reference.display()
+                    quote(&r.path),
+                    quote(reference)
                 ),
                 Status::Differs | Status::Failed => {
                     eprintln!("cow dedupe: {}", r.error.as_deref().unwrap_or("failed"));

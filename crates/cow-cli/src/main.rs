@@ -6,6 +6,7 @@
 //! cow verify original copy               # how many bytes do they share?
 //! cow probe .                            # what can this filesystem do?
 //! cow dedupe a b                         # share the blocks of two equal files
+//! cow dedupe -r venvs/ cache/            # find identical files, share their blocks
 //! cow clean -r dst/                      # remove temporaries of killed copies
 //! ```
 
@@ -40,11 +41,14 @@ macro_rules! eprintln {
 mod clean;
 mod cp;
 mod dedupe;
+mod dedupe_tree;
 mod msg;
 mod out;
 mod probe;
 mod quote;
 mod verify;
+#[cfg(unix)]
+mod verify_tree;
 
 /// Prints `value` as pretty JSON on stdout; on failure says so on stderr
 /// as `cow COMMAND: cannot write JSON: ...` and returns `false`.

@@ -29,11 +29,16 @@ use crate::exit;
     )
 )]
 pub(crate) struct VerifyArgs {
-    /// The reference file.
+    /// The reference file (with -r: a directory).
     reference: PathBuf,
-    /// Files to compare with the reference.
-    #[arg(required = true, value_name = "FILE")]
+    /// Files to compare with the reference (with -r: more directories).
+    #[arg(required_unless_present = "recursive", value_name = "FILE")]
     files: Vec<PathBuf>,
+    /// Show how much the files of each directory tree share: data bytes,
+    /// bytes in shared extents, and the device bytes they occupy with
+    /// shared blocks counted once.
+    #[arg(short = 'r', long, conflicts_with_all = ["extents", "expect_clone"])]
+    recursive: bool,
     /// Also print the extent table of every file, with flag names.
     #[arg(long)]
     extents: bool,
@@ -72,6 +77,19 @@ struct Report {
 
 /// Runs `cow verify`.
 pub(crate) fn run(args: VerifyArgs) -> u8 {
+    if args.recursive {
+        #[cfg(unix)]
+        {
+            let mut dirs = vec![args.reference.clone()];
+            dirs.extend(args.files.iter().cloned());
+            return crate::verify_tree::run(&dirs, args.json);
+        }
+        #[cfg(not(unix))]
+        {
+            eprintln!("cow verify: -r is not supported on this platform yet");
+            return exit::FAILED;
+        }
+    }
     let mut code = exit::OK;
     // The reference's extents: read once up front, so a reference that
     // cannot be measured is reported once, not once per file.

@@ -393,6 +393,14 @@ pub fn dedupe_into(keep: &File, other: &File, len: u64) -> io::Result<DedupeResu
     sys::dedupe_into(keep, other, len)
 }
 
+/// Whether the kernel refuses to dedupe between `a` and `b` at all (a
+/// zero-length `FIDEDUPERANGE`, which changes nothing): `Some` only for
+/// [`NotPossible::Unsupported`]; per-file refusals show up later.
+#[cfg(target_os = "linux")]
+pub(crate) fn dedupe_refused(a: &File, b: &File) -> Option<NotPossible> {
+    sys::dedupe_refused(a, b)
+}
+
 /// Step 2 of the strategy chain: decides, before the destination is
 /// truncated, whether copying `src` over the existing `dst` is needed.
 ///

@@ -61,6 +61,8 @@
 
 #[cfg(unix)]
 mod chain;
+#[cfg(target_os = "linux")]
+pub mod dedupe;
 #[cfg(unix)]
 mod changed;
 #[cfg(unix)]

@@ -5,6 +5,8 @@
 //! `cargo xtask test`, or `--dir PATH`). Elsewhere the command says so.
 
 #[cfg(target_os = "linux")]
+mod dedupe;
+#[cfg(target_os = "linux")]
 mod measure;
 #[cfg(target_os = "linux")]
 mod report;

@@ -258,6 +258,9 @@ pub(crate) fn run(args: &Args) -> Result<i32, String> {
         }
     }
 
+    let dedupe_md = (!interrupted && super::dedupe::wanted(args))
+        .then(|| super::dedupe::run(args, &filesystems));
+
     // Cleanup before reporting, so a report problem cannot leave mounts.
     let mut clean = true;
     if let Some(mut tfs) = session {
@@ -274,6 +277,7 @@ pub(crate) fn run(args: &Args) -> Result<i32, String> {
     header.total_seconds = started.elapsed().as_secs_f64();
     let results = Results { header, cells };
     print!("{}", super::report::markdown(&results));
+    print!("{}", dedupe_md.unwrap_or_default());
     let out = out_dir();
     match super::report::write_files(&results, &out) {
         Ok(()) => eprintln!(
@@ -539,7 +543,7 @@ fn utc_now() -> String {
 }
 
 /// `$CARGO_TARGET_DIR/cow-bench`, else `<workspace>/target/cow-bench`.
-fn out_dir() -> PathBuf {
+pub(crate) fn out_dir() -> PathBuf {
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| {

@@ -148,6 +148,13 @@ pub(super) fn same_extents(a: &File, b: &File, len: u64) -> io::Result<bool> {
     Ok(!ra.is_empty() && ra == rb)
 }
 
+pub(super) fn dedupe_refused(a: &File, b: &File) -> Option<NotPossible> {
+    match dedupe_one(a.as_fd(), 0, 0, b.as_fd(), 0) {
+        Ok(_) => None,
+        Err(e) => not_possible(&e).filter(|r| *r == NotPossible::Unsupported),
+    }
+}
+
 pub(super) fn dedupe_into(keep: &File, other: &File, len: u64) -> io::Result<DedupeResult> {
     let mut offset = 0u64;
     while offset < len {

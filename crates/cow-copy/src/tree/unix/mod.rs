@@ -423,7 +423,7 @@ fn workers_for(opts: &TreeOptions) -> usize {
     let fit = open_file_limit().saturating_sub(32) / 8;
     // APFS serializes clones volume-wide: more workers only queue.
     #[cfg(target_os = "macos")]
-    let fit = fit.min(super::super::macos::MAX_WORKERS);
+    let fit = fit.min(super::macos::MAX_WORKERS);
     opts.worker_count().min(fit).max(1)
 }
 

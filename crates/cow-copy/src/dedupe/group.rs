@@ -1,0 +1,454 @@
+//! Finding the duplicates: by filesystem and size, then by the extent map
+//! (files already sharing every block are equal without a read), then by a
+//! hash of the first block, then by a hash of the whole file. Each file is
+//! read at most once: the whole-file hash continues where the first-block
+//! hash stopped, seeded with it.
+//!
+//! The hash is XXH3 (64 bits): it only proposes candidates. The kernel's
+//! byte compare in `FIDEDUPERANGE` decides, so a collision (accidental or
+//! crafted) costs one refused request and never shares different bytes.
+
+use std::cell::RefCell;
+use std::fs::File;
+use std::io;
+use std::num::NonZeroU64;
+use std::os::unix::fs::{FileExt, MetadataExt};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use cow_verify::{Location, extents_of};
+use rayon::prelude::*;
+use xxhash_rust::xxh3::{Xxh3, xxh3_64};
+
+use super::report::{SkipReason, Skipped};
+use super::scan::{FileEntry, Tree, mtime_ns};
+use super::{Event, Observer, Phase};
+
+/// The first read of each file: one block.
+pub(super) const HEAD: u64 = 4096;
+
+/// Later reads.
+const CHUNK: usize = 1 << 20;
+
+/// The candidate's content key is valid.
+const KEYED: u8 = 1;
+/// Left out (skipped, changed, inline, or on a filesystem without dedupe).
+const OUT: u8 = 2;
+/// Follows the first member of its shared cluster for the key being made.
+const FOLLOW: u8 = 4;
+
+/// A file that shares its size with another file on its filesystem.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Candidate {
+    pub(super) size: u64,
+    /// Hash of its physical extent map when every extent is shared and
+    /// exactly addressed; 0 otherwise. Equal non-zero values (same size,
+    /// same filesystem) mean the same blocks, hence the same bytes.
+    pub(super) sig: u64,
+    /// Content key: hash of the first block, then of the whole file.
+    key: u64,
+    /// Index into [`Tree::files`].
+    pub(super) file: u32,
+    pub(super) dev: u16,
+    flags: u8,
+}
+
+impl Candidate {
+    pub(super) fn out(&self) -> bool {
+        self.flags & OUT != 0
+    }
+}
+
+/// Shared state of the compare phase.
+pub(super) struct Ctx<'a> {
+    pub(super) tree: &'a Tree,
+    pub(super) observer: &'a dyn Observer,
+    pub(super) skipped: Mutex<Vec<Skipped>>,
+    pub(super) bytes_read: AtomicU64,
+    pub(super) files_read: AtomicU64,
+    pub(super) files_read_whole: AtomicU64,
+}
+
+impl Ctx<'_> {
+    pub(super) fn skip(&self, file: u32, reason: SkipReason) {
+        let s = Skipped {
+            path: self.tree.path(file),
+            reason,
+        };
+        self.observer.event(&Event::Skipped(&s));
+        self.skipped
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(s);
+    }
+}
+
+thread_local! {
+    static BUF: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Opens file `i` of the tree read-only and checks it is still the file
+/// scanned (same device, inode, size and mtime).
+pub(super) fn open_checked(ctx: &Ctx<'_>, i: u32) -> Result<File, SkipReason> {
+    let e: &FileEntry = &ctx.tree.files[i as usize];
+    let path = ctx.tree.path(i);
+    let f = File::open(&path).map_err(|err| SkipReason::Error(format!("cannot open: {err}")))?;
+    let m = f
+        .metadata()
+        .map_err(|err| SkipReason::Error(format!("cannot fstat: {err}")))?;
+    let dev = ctx.tree.devices[e.dev as usize].dev;
+    if m.dev() != dev || m.ino() != e.ino || m.len() != e.size || mtime_ns(&m) != e.mtime {
+        return Err(SkipReason::Changed);
+    }
+    Ok(f)
+}
+
+/// Sorts the files into candidates: per (filesystem, size), at least two
+/// distinct inodes. Extra names of one inode are reported as hard links.
+pub(super) fn candidates(tree: &Tree) -> (Vec<Candidate>, Vec<Skipped>) {
+    let mut order: Vec<u32> = (0..tree.files.len() as u32).collect();
+    let f = &tree.files;
+    order.par_sort_unstable_by_key(|&i| {
+        let e = &f[i as usize];
+        (e.dev, e.size, e.ino)
+    });
+    let mut out = Vec::new();
+    let mut links = Vec::new();
+    let mut start = 0;
+    while start < order.len() {
+        let e0 = &f[order[start] as usize];
+        let mut end = start + 1;
+        while end < order.len() && {
+            let e = &f[order[end] as usize];
+            (e.dev, e.size) == (e0.dev, e0.size)
+        } {
+            end += 1;
+        }
+        let run = &order[start..end];
+        let mut firsts = Vec::with_capacity(run.len());
+        for (k, &i) in run.iter().enumerate() {
+            if k > 0 && f[i as usize].ino == f[run[k - 1] as usize].ino {
+                links.push(Skipped {
+                    path: tree.path(i),
+                    reason: SkipReason::HardLink,
+                });
+            } else {
+                firsts.push(i);
+            }
+        }
+        if firsts.len() >= 2 {
+            out.extend(firsts.into_iter().map(|i| Candidate {
+                size: e0.size,
+                sig: 0,
+                key: 0,
+                file: i,
+                dev: e0.dev,
+                flags: 0,
+            }));
+        }
+        start = end;
+    }
+    (out, links)
+}
+
+/// Reads from `offset` to `size` into the hasher; returns the bytes read,
+/// or `Changed` when the file ended early or grew.
+fn hash_from(f: &File, offset: u64, size: u64, h: &mut Xxh3) -> Result<u64, SkipReason> {
+    BUF.with(|b| {
+        let mut buf = b.borrow_mut();
+        let want = ((size - offset) as usize).min(CHUNK) + 1;
+        if buf.len() < want {
+            buf.resize(want, 0);
+        }
+        let mut at = offset;
+        loop {
+            let n = match f.read_at(&mut buf[..want], at) {
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(SkipReason::Error(format!("cannot read: {e}"))),
+            };
+            if n == 0 {
+                break;
+            }
+            let keep = n.min((size.saturating_sub(at)) as usize);
+            h.update(&buf[..keep]);
+            at += n as u64;
+            if at > size {
+                return Err(SkipReason::Changed);
+            }
+        }
+        if at != size {
+            return Err(SkipReason::Changed);
+        }
+        Ok(at - offset)
+    })
+}
+
+/// The first-block key of an open file.
+fn head_key(ctx: &Ctx<'_>, f: &File, size: u64) -> Result<u64, SkipReason> {
+    let n = HEAD.min(size);
+    // A small file is read whole: the kernel's read-ahead would fetch it
+    // anyway.
+    if let Some(len) = NonZeroU64::new(size.min(128 << 10)) {
+        let _ = rustix::fs::fadvise(f, 0, Some(len), rustix::fs::Advice::WillNeed);
+    }
+    let key = BUF.with(|b| {
+        let mut buf = b.borrow_mut();
+        if buf.len() < HEAD as usize {
+            buf.resize(HEAD as usize, 0);
+        }
+        let mut got = 0usize;
+        while (got as u64) < n {
+            match f.read_at(&mut buf[got..n as usize], got as u64) {
+                Ok(0) => return Err(SkipReason::Changed),
+                Ok(k) => got += k,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(SkipReason::Error(format!("cannot read: {e}"))),
+            }
+        }
+        Ok(xxh3_64(&buf[..got]))
+    })?;
+    ctx.bytes_read.fetch_add(n, Ordering::Relaxed);
+    ctx.files_read.fetch_add(1, Ordering::Relaxed);
+    Ok(key)
+}
+
+/// What the extent map says about a file.
+enum Map {
+    /// Every extent shared and exactly addressed: the map's hash.
+    Shared(u64),
+    /// Data stored inline: nothing to gain.
+    Inline,
+    /// Nothing provable.
+    Other,
+}
+
+fn map_of(f: &File, size: u64) -> Map {
+    let Ok(extents) = extents_of(f) else {
+        return Map::Other;
+    };
+    let mut h = Xxh3::new();
+    let mut all = !extents.is_empty();
+    for e in &extents {
+        if e.logical >= size {
+            continue;
+        }
+        match e.location {
+            Location::Physical(p) if e.shared => {
+                let len = e.length.min(size - e.logical);
+                h.update(&e.logical.to_le_bytes());
+                h.update(&p.to_le_bytes());
+                h.update(&len.to_le_bytes());
+            }
+            Location::Inline => return Map::Inline,
+            _ => all = false,
+        }
+    }
+    match h.digest() {
+        s if all && s != 0 => Map::Shared(s),
+        _ => Map::Other,
+    }
+}
+
+/// Index ranges of `c` where `key` is equal (the slice is sorted by it).
+fn runs<K: PartialEq>(
+    c: &[Candidate],
+    key: impl Fn(&Candidate) -> K,
+) -> Vec<std::ops::Range<usize>> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    while start < c.len() {
+        let k = key(&c[start]);
+        let mut end = start + 1;
+        while end < c.len() && key(&c[end]) == k {
+            end += 1;
+        }
+        out.push(start..end);
+        start = end;
+    }
+    out
+}
+
+fn leave_out(ctx: &Ctx<'_>, c: &mut Candidate, reason: SkipReason) {
+    c.flags |= OUT;
+    ctx.skip(c.file, reason);
+}
+
+fn progress(ctx: &Ctx<'_>, bytes: u64) {
+    ctx.observer.event(&Event::Progress {
+        phase: Phase::Compare,
+        files: 1,
+        bytes,
+    });
+}
+
+/// Phase 1: the extent map of every candidate; the first block of each one
+/// whose map proves nothing (it will be needed: such a file has no equal
+/// in its size group without reading).
+fn map_phase(ctx: &Ctx<'_>, c: &mut [Candidate]) {
+    c.par_iter_mut().filter(|x| !x.out()).for_each(|x| {
+        let f = match open_checked(ctx, x.file) {
+            Ok(f) => f,
+            Err(r) => return leave_out(ctx, x, r),
+        };
+        match map_of(&f, x.size) {
+            Map::Shared(s) => {
+                x.sig = s;
+                progress(ctx, 0);
+            }
+            Map::Inline => leave_out(ctx, x, SkipReason::Inline),
+            Map::Other => match head_key(ctx, &f, x.size) {
+                Ok(k) => {
+                    x.key = k;
+                    x.flags |= KEYED;
+                    progress(ctx, HEAD.min(x.size));
+                }
+                Err(r) => leave_out(ctx, x, r),
+            },
+        }
+    });
+}
+
+/// Marks the live members of `s` (sorted so that equal `sig`s are
+/// adjacent) that need a key for the next step: every file outside a shared
+/// cluster when `unclustered`, and the first member of each cluster; the
+/// other members of a cluster follow their first (they hold the same bytes).
+fn mark(s: &mut [Candidate], unclustered: bool) {
+    for r in runs(s, |x| x.sig) {
+        let rs = &mut s[r];
+        let clustered = rs[0].sig != 0;
+        let mut first = true;
+        for x in rs.iter_mut().filter(|x| !x.out()) {
+            if !clustered {
+                if unclustered {
+                    x.flags &= !KEYED;
+                }
+                continue;
+            }
+            x.flags &= !KEYED;
+            if !first {
+                x.flags |= FOLLOW;
+            }
+            first = false;
+        }
+    }
+}
+
+/// Copies the key of each cluster's keyed first member to its followers;
+/// followers whose first dropped out stay unkeyed (they are read
+/// themselves next).
+fn spread(s: &mut [Candidate]) {
+    for r in runs(s, |x| x.sig) {
+        let rs = &mut s[r];
+        let lead = rs
+            .iter()
+            .find(|x| !x.out() && x.flags & (KEYED | FOLLOW) == KEYED)
+            .map(|x| x.key);
+        for x in rs.iter_mut() {
+            if x.flags & FOLLOW != 0 {
+                x.flags &= !FOLLOW;
+                if let (Some(k), false) = (lead, x.out()) {
+                    x.key = k;
+                    x.flags |= KEYED;
+                }
+            }
+        }
+    }
+}
+
+/// Whether the live members of `s` are one shared cluster (or fewer than
+/// two files): then they are equal, or alone, without reading.
+fn settled(s: &[Candidate]) -> bool {
+    let mut live = s.iter().filter(|x| !x.out());
+    match (live.next(), live.clone().next()) {
+        (Some(first), Some(_)) => first.sig != 0 && live.all(|x| x.sig == first.sig),
+        _ => true,
+    }
+}
+
+/// Computes `key` for every live, unkeyed candidate: the followers first
+/// wait for their cluster's first, then whoever is still unkeyed is read.
+fn keys(
+    ctx: &Ctx<'_>,
+    c: &mut [Candidate],
+    groups: &[std::ops::Range<usize>],
+    f: impl Fn(&Candidate) -> Result<u64, SkipReason> + Sync,
+) {
+    let pass = |c: &mut [Candidate]| {
+        c.par_iter_mut()
+            .filter(|x| !x.out() && x.flags & (KEYED | FOLLOW) == 0)
+            .for_each(|x| match f(x) {
+                Ok(k) => {
+                    x.key = k;
+                    x.flags |= KEYED;
+                }
+                Err(r) => leave_out(ctx, x, r),
+            });
+    };
+    pass(c);
+    for g in groups {
+        spread(&mut c[g.clone()]);
+    }
+    pass(c);
+}
+
+/// Groups the candidates by content. Returns the candidates sorted by
+/// (filesystem, size, key, sig) and the ranges of each content group (two
+/// or more live members).
+pub(super) fn compare(
+    ctx: &Ctx<'_>,
+    mut c: Vec<Candidate>,
+) -> (Vec<Candidate>, Vec<std::ops::Range<usize>>) {
+    map_phase(ctx, &mut c);
+    // Phase 2: the first block of one member per shared cluster, where the
+    // size group holds more than one cluster.
+    c.par_sort_unstable_by_key(|x| (x.dev, x.size, x.sig));
+    let sizes = runs(&c, |x| (x.dev, x.size));
+    for g in &sizes {
+        let s = &mut c[g.clone()];
+        if settled(s) {
+            for x in s.iter_mut() {
+                x.flags |= KEYED;
+            }
+        } else {
+            mark(s, false);
+        }
+    }
+    keys(ctx, &mut c, &sizes, |x| {
+        open_checked(ctx, x.file).and_then(|f| head_key(ctx, &f, x.size))
+    });
+    // Phase 3: whole files where the first blocks matched, one per cluster.
+    c.par_sort_unstable_by_key(|x| (x.dev, x.size, x.key, x.sig));
+    let heads = runs(&c, |x| (x.dev, x.size, x.key));
+    for g in &heads {
+        let s = &mut c[g.clone()];
+        if s[0].size > HEAD && !settled(s) {
+            mark(s, true);
+        }
+    }
+    keys(ctx, &mut c, &heads, |x| whole_key(ctx, x));
+    c.par_sort_unstable_by_key(|x| (x.dev, x.size, x.key, x.sig));
+    let groups = runs(&c, |x| (x.dev, x.size, x.key))
+        .into_iter()
+        .filter(|g| c[g.clone()].iter().filter(|x| !x.out()).count() >= 2)
+        .collect();
+    (c, groups)
+}
+
+/// The whole-file key: the first block's hash seeds the hash of the rest.
+fn whole_key(ctx: &Ctx<'_>, x: &Candidate) -> Result<u64, SkipReason> {
+    let f = open_checked(ctx, x.file)?;
+    if let Some(len) = NonZeroU64::new(x.size - HEAD) {
+        let _ = rustix::fs::fadvise(&f, HEAD, Some(len), rustix::fs::Advice::Sequential);
+    }
+    let mut h = Xxh3::with_seed(x.key);
+    let n = hash_from(&f, HEAD, x.size, &mut h)?;
+    ctx.bytes_read.fetch_add(n, Ordering::Relaxed);
+    ctx.files_read_whole.fetch_add(1, Ordering::Relaxed);
+    ctx.observer.event(&Event::Progress {
+        phase: Phase::Compare,
+        files: 0,
+        bytes: n,
+    });
+    Ok(h.digest())
+}

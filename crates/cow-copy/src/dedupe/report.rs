@@ -1,0 +1,244 @@
+//! What a tree dedupe found and did: the report, its groups, the skipped
+//! files with their reasons, and the fatal error.
+
+use std::fmt;
+use std::io;
+use std::path::PathBuf;
+
+use serde::Serialize;
+use serde::ser::SerializeStruct;
+
+use crate::identical::NotPossible;
+
+/// Why a file was left alone. Nothing about a skipped file was changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SkipReason {
+    /// Another name of a file already seen (same device and inode): it
+    /// already is the same file, nothing to share and nothing read.
+    HardLink,
+    /// The file has no write permission bit: its owner marked it read-only.
+    ReadOnly,
+    /// The file is immutable (`chattr +i`).
+    Immutable,
+    /// The file is append-only (`chattr +a`).
+    AppendOnly,
+    /// Some process has the file open for writing.
+    OpenForWriting,
+    /// A mount point of another filesystem (or btrfs subvolume) inside a
+    /// tree: not descended into.
+    OtherFilesystem,
+    /// The data is stored inline in filesystem metadata (small btrfs
+    /// files): there are no blocks to share, so nothing could be freed.
+    Inline,
+    /// The file changed (size, mtime, or a different inode at the path)
+    /// between the scan and its turn.
+    Changed,
+    /// The kernel's byte compare found a difference from the reference
+    /// (the file changed after it was hashed): nothing was shared.
+    Differs,
+    /// The kernel refused to share the blocks.
+    NotPossible(NotPossible),
+    /// An operation on the file failed (the text names it).
+    Error(String),
+}
+
+impl SkipReason {
+    /// A short stable name, for JSON and tallies.
+    pub fn code(&self) -> &'static str {
+        match self {
+            SkipReason::HardLink => "hard-link",
+            SkipReason::ReadOnly => "read-only",
+            SkipReason::Immutable => "immutable",
+            SkipReason::AppendOnly => "append-only",
+            SkipReason::OpenForWriting => "open-for-writing",
+            SkipReason::OtherFilesystem => "other-filesystem",
+            SkipReason::Inline => "inline",
+            SkipReason::Changed => "changed",
+            SkipReason::Differs => "differs",
+            SkipReason::NotPossible(_) => "not-possible",
+            SkipReason::Error(_) => "error",
+        }
+    }
+}
+
+impl fmt::Display for SkipReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SkipReason::HardLink => f.write_str("a hard link of a file already seen"),
+            SkipReason::ReadOnly => f.write_str("read-only (no write permission)"),
+            SkipReason::Immutable => f.write_str("immutable"),
+            SkipReason::AppendOnly => f.write_str("append-only"),
+            SkipReason::OpenForWriting => f.write_str("open for writing by a process"),
+            SkipReason::OtherFilesystem => {
+                f.write_str("on another filesystem or subvolume (not descended)")
+            }
+            SkipReason::Inline => f.write_str("stored inline in metadata, no blocks to share"),
+            SkipReason::Changed => f.write_str("changed during the run"),
+            SkipReason::Differs => {
+                f.write_str("the kernel found its bytes differ from the reference's")
+            }
+            SkipReason::NotPossible(r) => write!(f, "{r}"),
+            SkipReason::Error(e) => f.write_str(e),
+        }
+    }
+}
+
+impl Serialize for SkipReason {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut st = s.serialize_struct("SkipReason", 2)?;
+        st.serialize_field("code", self.code())?;
+        st.serialize_field("message", &self.to_string())?;
+        st.end()
+    }
+}
+
+/// A file left alone, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Skipped {
+    /// The file (or the directory not descended into).
+    pub path: PathBuf,
+    /// Why.
+    pub reason: SkipReason,
+}
+
+/// What happened to one member of a duplicate group.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case", tag = "status")]
+pub enum Outcome {
+    /// The group's reference: its blocks are the ones kept.
+    Reference,
+    /// Every byte now shares the reference's blocks.
+    Shared {
+        /// Bytes newly shared.
+        bytes: u64,
+    },
+    /// Dry run: every byte would have been shared.
+    WouldShare {
+        /// Bytes that would be shared.
+        bytes: u64,
+    },
+    /// It already shared every block with the reference (seen in the
+    /// extent map, nothing read).
+    AlreadyShared,
+    /// Left alone.
+    Skipped {
+        /// Why.
+        reason: SkipReason,
+    },
+}
+
+/// One member of a duplicate group.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Member {
+    /// The file.
+    pub path: PathBuf,
+    /// What happened to it.
+    #[serde(flatten)]
+    pub outcome: Outcome,
+}
+
+/// Files with identical content on one filesystem.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DuplicateGroup {
+    /// Size of each file.
+    pub size: u64,
+    /// Every member, the reference first.
+    pub members: Vec<Member>,
+}
+
+impl DuplicateGroup {
+    /// The reference's path (the first member).
+    pub fn reference(&self) -> &std::path::Path {
+        &self.members[0].path
+    }
+}
+
+/// A filesystem where nothing can be deduplicated: reported once, not once
+/// per file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CannotDedupe {
+    /// The first file or tree seen on it.
+    pub path: PathBuf,
+    /// What the kernel said.
+    #[serde(serialize_with = "display")]
+    pub reason: NotPossible,
+    /// Candidate files on it that were therefore neither read nor changed.
+    pub files: u64,
+}
+
+fn display<S: serde::Serializer>(v: &NotPossible, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(v)
+}
+
+/// Counters of a run (`cow dedupe --stats`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Stats {
+    /// Regular files seen.
+    pub files_scanned: u64,
+    /// Their bytes.
+    pub bytes_scanned: u64,
+    /// Files sharing their size with another file (the ones looked at).
+    pub candidates: u64,
+    /// Bytes read to hash them.
+    pub bytes_read: u64,
+    /// Files read at all.
+    pub files_read: u64,
+    /// Files read past their first block.
+    pub files_read_whole: u64,
+    /// Seconds spent scanning, comparing and sharing.
+    pub seconds: [f64; 3],
+}
+
+/// The result of [`DedupeOptions::run`](super::DedupeOptions::run).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct DedupeReport {
+    /// Whether nothing was changed on purpose (`--dry-run`).
+    pub dry_run: bool,
+    /// The duplicate groups found, sorted by reference path.
+    pub groups: Vec<DuplicateGroup>,
+    /// Bytes that now share a reference's blocks and did not before (with
+    /// `dry_run`: that would).
+    pub bytes_newly_shared: u64,
+    /// Bytes of duplicates that already shared the reference's blocks.
+    pub bytes_already_shared: u64,
+    /// Files left alone, sorted by path.
+    pub skipped: Vec<Skipped>,
+    /// Filesystems that cannot dedupe, once each.
+    pub cannot_dedupe: Vec<CannotDedupe>,
+    /// Used space before minus used space after, summed over the
+    /// filesystems where something was shared, as `df` shows it
+    /// (`statvfs` after `syncfs`, before and after). Other writers on the
+    /// same filesystems move it too. `None` in a dry run.
+    pub space_freed: Option<i64>,
+    /// Counters.
+    pub stats: Stats,
+}
+
+/// A tree dedupe that could not run at all.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DedupeError {
+    /// A path given to the run could not be read.
+    #[error("{op} {}: {source}", path.display())]
+    Io {
+        /// The failing call.
+        op: &'static str,
+        /// The path.
+        path: PathBuf,
+        /// The error.
+        source: io::Error,
+    },
+    /// More than the supported number of files, names or filesystems.
+    #[error("too many {0} for one run")]
+    TooMany(&'static str),
+}
+
+impl From<DedupeError> for io::Error {
+    fn from(e: DedupeError) -> io::Error {
+        match e {
+            DedupeError::Io { ref source, .. } => io::Error::new(source.kind(), e),
+            e @ DedupeError::TooMany(_) => io::Error::new(io::ErrorKind::OutOfMemory, e),
+        }
+    }
+}

@@ -1,0 +1,353 @@
+//! Walking the trees: the identity, size and mtime of every regular file,
+//! kept compact (about 40 bytes plus the name per file), and the set of
+//! files some process has open for writing.
+
+use std::collections::HashSet;
+use std::ffi::OsStr;
+use std::fs::{self, Metadata};
+use std::io;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use rayon::prelude::*;
+
+use super::report::{DedupeError, SkipReason, Skipped};
+use super::{Event, Observer, Phase};
+
+/// The parent of a top-level directory entry.
+const NO_PARENT: u32 = u32::MAX;
+
+/// Directories listed in parallel at a time: bounds the memory that
+/// listings not yet merged take.
+const BATCH: usize = 256;
+
+/// A name in [`Tree::names`].
+#[derive(Debug, Clone, Copy)]
+struct Span {
+    off: u32,
+    len: u32,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Dir {
+    /// Index of the parent, or [`NO_PARENT`]: then the name is a whole path.
+    parent: u32,
+    name: Span,
+    /// Index into [`Tree::devices`].
+    dev: u16,
+}
+
+/// One regular file.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct FileEntry {
+    pub(super) size: u64,
+    pub(super) ino: u64,
+    /// Modification time, nanoseconds since the epoch.
+    pub(super) mtime: i64,
+    dir: u32,
+    name: Span,
+    /// Index into [`Tree::devices`].
+    pub(super) dev: u16,
+    /// No write permission bit is set.
+    pub(super) read_only: bool,
+}
+
+/// One filesystem (`st_dev`) met in the walk.
+#[derive(Debug, Clone)]
+pub(super) struct Device {
+    /// `st_dev`.
+    pub(super) dev: u64,
+    /// The first root on it (statvfs is measured there).
+    pub(super) root: PathBuf,
+}
+
+/// Every regular file of the trees, in a compact table.
+#[derive(Debug, Default)]
+pub(super) struct Tree {
+    dirs: Vec<Dir>,
+    names: Vec<u8>,
+    pub(super) files: Vec<FileEntry>,
+    pub(super) devices: Vec<Device>,
+    pub(super) skipped: Vec<Skipped>,
+    pub(super) bytes: u64,
+    /// Regular files seen (kept or not).
+    pub(super) scanned: u64,
+}
+
+/// What one directory holds.
+#[derive(Default)]
+struct Listing {
+    files: Vec<(Box<OsStr>, Metadata)>,
+    dirs: Vec<Box<OsStr>>,
+    skipped: Vec<Skipped>,
+}
+
+/// Modification time of `m` in nanoseconds since the epoch.
+pub(super) fn mtime_ns(m: &Metadata) -> i64 {
+    m.mtime()
+        .saturating_mul(1_000_000_000)
+        .saturating_add(m.mtime_nsec())
+}
+
+impl Tree {
+    fn push_name(&mut self, name: &[u8]) -> Result<Span, DedupeError> {
+        let off = u32::try_from(self.names.len()).map_err(|_| DedupeError::TooMany("names"))?;
+        let len = u32::try_from(name.len()).map_err(|_| DedupeError::TooMany("names"))?;
+        self.names.extend_from_slice(name);
+        Ok(Span { off, len })
+    }
+
+    fn name(&self, s: Span) -> &OsStr {
+        OsStr::from_bytes(&self.names[s.off as usize..(s.off + s.len) as usize])
+    }
+
+    fn dir_path(&self, mut d: u32) -> PathBuf {
+        let mut parts = Vec::new();
+        loop {
+            let dir = self.dirs[d as usize];
+            parts.push(dir.name);
+            if dir.parent == NO_PARENT {
+                break;
+            }
+            d = dir.parent;
+        }
+        let mut p = PathBuf::new();
+        for s in parts.iter().rev() {
+            p.push(self.name(*s));
+        }
+        p
+    }
+
+    /// The path of file `i`.
+    pub(super) fn path(&self, i: u32) -> PathBuf {
+        let f = &self.files[i as usize];
+        let mut p = self.dir_path(f.dir);
+        p.push(self.name(f.name));
+        p
+    }
+
+    fn device(&mut self, dev: u64, root: &Path) -> Result<u16, DedupeError> {
+        if let Some(i) = self.devices.iter().position(|d| d.dev == dev) {
+            return Ok(i as u16);
+        }
+        let i =
+            u16::try_from(self.devices.len()).map_err(|_| DedupeError::TooMany("filesystems"))?;
+        self.devices.push(Device {
+            dev,
+            root: root.to_path_buf(),
+        });
+        Ok(i)
+    }
+
+    fn add_file(
+        &mut self,
+        dir: u32,
+        name: &OsStr,
+        m: &Metadata,
+        min_size: u64,
+    ) -> Result<(), DedupeError> {
+        self.bytes += m.len();
+        if m.len() < min_size.max(1) {
+            return Ok(());
+        }
+        if self.files.len() >= u32::MAX as usize {
+            return Err(DedupeError::TooMany("files"));
+        }
+        let name = self.push_name(name.as_bytes())?;
+        self.files.push(FileEntry {
+            size: m.len(),
+            ino: m.ino(),
+            mtime: mtime_ns(m),
+            dir,
+            name,
+            dev: self.dirs[dir as usize].dev,
+            read_only: m.permissions().mode() & 0o222 == 0,
+        });
+        Ok(())
+    }
+}
+
+/// Lists one directory: its regular files (with their metadata) and
+/// subdirectories on the same filesystem.
+fn list(path: &Path, dev: u64) -> Listing {
+    let mut out = Listing::default();
+    let entries = match fs::read_dir(path) {
+        Ok(e) => e,
+        Err(e) => {
+            out.skipped.push(error(path, "cannot read directory", &e));
+            return out;
+        }
+    };
+    for entry in entries {
+        let entry = match entry {
+            Ok(e) => e,
+            Err(e) => {
+                out.skipped.push(error(path, "cannot read directory", &e));
+                break;
+            }
+        };
+        let Ok(kind) = entry.file_type() else {
+            continue;
+        };
+        if !kind.is_dir() && !kind.is_file() {
+            continue;
+        }
+        // fstatat on the directory's descriptor, symlinks not followed.
+        let meta = match entry.metadata() {
+            Ok(m) => m,
+            Err(e) => {
+                out.skipped.push(error(&entry.path(), "cannot stat", &e));
+                continue;
+            }
+        };
+        if meta.dev() != dev {
+            out.skipped.push(Skipped {
+                path: entry.path(),
+                reason: SkipReason::OtherFilesystem,
+            });
+        } else if kind.is_dir() {
+            out.dirs.push(entry.file_name().into_boxed_os_str());
+        } else {
+            out.files
+                .push((entry.file_name().into_boxed_os_str(), meta));
+        }
+    }
+    out
+}
+
+fn error(path: &Path, op: &str, e: &io::Error) -> Skipped {
+    Skipped {
+        path: path.to_path_buf(),
+        reason: SkipReason::Error(format!("{op}: {e}")),
+    }
+}
+
+/// Walks `roots` (directories, or regular files; command-line symlinks are
+/// followed), listing directories in parallel, never crossing into another
+/// filesystem. Files smaller than `min_size` (and empty files) are counted
+/// but not kept.
+pub(super) fn scan(
+    roots: &[PathBuf],
+    min_size: u64,
+    observer: &dyn Observer,
+) -> Result<Tree, DedupeError> {
+    let mut tree = Tree::default();
+    let mut level: Vec<u32> = Vec::new();
+    let mut scanned = 0u64;
+    for root in roots {
+        let m = fs::metadata(root).map_err(|source| DedupeError::Io {
+            op: "cannot stat",
+            path: root.clone(),
+            source,
+        })?;
+        if m.is_dir() {
+            let dev = tree.device(m.dev(), root)?;
+            let name = tree.push_name(root.as_os_str().as_bytes())?;
+            level.push(tree.dirs.len() as u32);
+            tree.dirs.push(Dir {
+                parent: NO_PARENT,
+                name,
+                dev,
+            });
+        } else if m.is_file() {
+            let parent = match root.parent() {
+                Some(p) if !p.as_os_str().is_empty() => p,
+                _ => Path::new("."),
+            };
+            let dev = tree.device(m.dev(), parent)?;
+            let name = tree.push_name(parent.as_os_str().as_bytes())?;
+            let dir = tree.dirs.len() as u32;
+            tree.dirs.push(Dir {
+                parent: NO_PARENT,
+                name,
+                dev,
+            });
+            let file = root.file_name().unwrap_or(root.as_os_str());
+            tree.add_file(dir, file, &m, min_size)?;
+            scanned += 1;
+        }
+    }
+    while !level.is_empty() {
+        let mut next = Vec::new();
+        for batch in level.chunks(BATCH) {
+            let listings: Vec<(u32, Listing)> = batch
+                .par_iter()
+                .map(|&d| {
+                    let dev = tree.devices[tree.dirs[d as usize].dev as usize].dev;
+                    (d, list(&tree.dir_path(d), dev))
+                })
+                .collect();
+            for (d, listing) in listings {
+                let dev = tree.dirs[d as usize].dev;
+                for name in listing.dirs {
+                    let name = tree.push_name(name.as_bytes())?;
+                    next.push(tree.dirs.len() as u32);
+                    tree.dirs.push(Dir {
+                        parent: d,
+                        name,
+                        dev,
+                    });
+                }
+                let n = listing.files.len() as u64;
+                for (name, meta) in listing.files {
+                    tree.add_file(d, &name, &meta, min_size)?;
+                }
+                scanned += n;
+                tree.skipped.extend(listing.skipped);
+                observer.event(&Event::Progress {
+                    phase: Phase::Scan,
+                    files: n,
+                    bytes: 0,
+                });
+            }
+        }
+        level = next;
+    }
+    tree.files.shrink_to_fit();
+    tree.names.shrink_to_fit();
+    tree.dirs.shrink_to_fit();
+    tree.scanned = scanned;
+    observer.event(&Event::Scanned { files: scanned });
+    Ok(tree)
+}
+
+/// (`st_dev`, `st_ino`) of every regular file some process has open for
+/// writing (this one included: the dedupe itself only opens files to read), from `/proc/*/fdinfo` (access mode in `flags:`) and a stat
+/// through `/proc/*/fd`. Processes this user may not inspect are not seen
+/// (all of them are, for root).
+pub(super) fn open_for_writing() -> HashSet<(u64, u64)> {
+    let mut out = HashSet::new();
+    let Ok(procs) = fs::read_dir("/proc") else {
+        return out;
+    };
+    for p in procs.flatten() {
+        let pid = p.file_name();
+        if pid.as_bytes().iter().any(|b| !b.is_ascii_digit()) {
+            continue;
+        }
+        let base = p.path();
+        let Ok(fds) = fs::read_dir(base.join("fdinfo")) else {
+            continue;
+        };
+        for fd in fds.flatten() {
+            let Ok(info) = fs::read_to_string(fd.path()) else {
+                continue;
+            };
+            let flags = info
+                .lines()
+                .find_map(|l| l.strip_prefix("flags:"))
+                .and_then(|v| u32::from_str_radix(v.trim(), 8).ok());
+            // O_ACCMODE: 1 is O_WRONLY, 2 is O_RDWR.
+            if flags.is_none_or(|f| f & 3 == 0) {
+                continue;
+            }
+            if let Ok(m) = fs::metadata(base.join("fd").join(fd.file_name()))
+                && m.is_file()
+            {
+                out.insert((m.dev(), m.ino()));
+            }
+        }
+    }
+    out
+}
