@@ -107,6 +107,7 @@ pub struct TreeOptions {
     pub(crate) progress: Option<ProgressFn>,
     pub(crate) record_entries: bool,
     pub(crate) whole_tree_clone: bool,
+    pub(crate) cancel: Option<Arc<AtomicBool>>,
 }
 
 impl fmt::Debug for TreeOptions {
@@ -121,6 +122,7 @@ impl fmt::Debug for TreeOptions {
             .field("progress", &self.progress.as_ref().map(|_| "observer"))
             .field("record_entries", &self.record_entries)
             .field("whole_tree_clone", &self.whole_tree_clone)
+            .field("cancel", &self.cancel)
             .finish()
     }
 }
@@ -147,6 +149,7 @@ impl TreeOptions {
             progress: None,
             record_entries: false,
             whole_tree_clone: true,
+            cancel: None,
         }
     }
 
@@ -211,6 +214,15 @@ impl TreeOptions {
     /// `true`). Ignored elsewhere.
     pub fn whole_tree_clone(mut self, allow: bool) -> Self {
         self.whole_tree_clone = allow;
+        self
+    }
+
+    /// A flag that stops the copy when set (from another thread, say a
+    /// Ctrl-C handler): no new entry is started, entries being copied finish
+    /// (an atomic file still renames or removes its temporary), and the
+    /// report says [`TreeReport::stopped_early`]. Default: none.
+    pub fn cancel(mut self, flag: Arc<AtomicBool>) -> Self {
+        self.cancel = Some(flag);
         self
     }
 
@@ -426,7 +438,8 @@ pub struct TreeReport {
     pub failures: Vec<TreeFailure>,
     /// Entries skipped on purpose and metadata that could not be applied.
     pub warnings: Vec<TreeWarning>,
-    /// Whether the copy stopped at the first failure (`fail_fast`).
+    /// Whether the copy stopped before the end: at the first failure
+    /// (`fail_fast`) or because the cancel flag was set.
     pub stopped_early: bool,
     /// Every entry, when [`TreeOptions::record_entries`] was set.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -715,9 +728,15 @@ impl<'a> Shared<'a> {
         }
     }
 
-    /// Whether the walk should stop (fail-fast after a failure).
+    /// Whether the walk should stop (fail-fast after a failure, or the
+    /// caller's cancel flag).
     pub(crate) fn stopped(&self) -> bool {
         self.stop.load(Ordering::Relaxed)
+            || self
+                .opts
+                .cancel
+                .as_ref()
+                .is_some_and(|c| c.load(Ordering::Relaxed))
     }
 
     /// The source path of an entry, for messages.
