@@ -12,6 +12,7 @@ medians are printed as a markdown table and written as JSON.
 import argparse
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -57,11 +58,17 @@ def tree_stats(root: Path):
     return files, size
 
 
-def timed(fn, *args) -> float:
+def cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_SELF)  # every thread of this process
+    return r.ru_utime + r.ru_stime
+
+
+def timed(fn, *args):
+    """(wall seconds, CPU seconds) of one call."""
     os.sync()
-    t = time.perf_counter()
+    c, t = cpu(), time.perf_counter()
     fn(*args)
-    return time.perf_counter() - t
+    return time.perf_counter() - t, cpu() - c
 
 
 def remove(p: Path):
@@ -80,6 +87,7 @@ def ab(tools, args_for, runs):
             src, dst = args_for(name)
             out[name].append(timed(fn, src, dst))
             remove(dst)
+            print(f"  {name} run {i + 1}: {out[name][-1][0]:.3f} s", file=sys.stderr, flush=True)
     return out
 
 
@@ -90,6 +98,7 @@ def bench_fs(fs: str, root: Path, tree: Path, runs: int, file_mib: int):
     results = []
     try:
         src_tree = work / "tree"
+        print(f"bench_shutil: {fs} at {root}", file=sys.stderr, flush=True)
         shutil.copytree(tree, src_tree)  # the source lives on this filesystem
         files, size = tree_stats(src_tree)
         t = ab([("shutil.copytree", shutil.copytree), ("cow_copy.copytree", cow_copy.copytree)],
@@ -108,6 +117,10 @@ def bench_fs(fs: str, root: Path, tree: Path, runs: int, file_mib: int):
     return [(fs, w, what, t) for w, what, t in results]
 
 
+def ms(seconds: float) -> str:
+    return f"{seconds * 1000:.0f} ms" if seconds >= 0.01 else f"{seconds * 1000:.1f} ms"
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--cache", type=Path, required=True)
@@ -115,27 +128,33 @@ def main():
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--file-mib", type=int, default=256)
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--only", help="comma-separated filesystems to bench (default: all exported)")
     a = ap.parse_args()
     tree = package_tree(a.cache)
     targets = [("dir", a.dir)] if a.dir else [
-        (fs, Path(os.environ[var])) for fs, var in ENV if os.environ.get(var)]
+        (fs, Path(os.environ[var])) for fs, var in ENV if os.environ.get(var)
+        and (not a.only or fs in a.only.split(","))]
     if not targets:
         sys.exit("bench_shutil: no filesystem (run under `cargo xtask bench-python` or pass --dir)")
     rows = []
     for fs, root in targets:
         rows += bench_fs(fs, root, tree, a.runs, a.file_mib)
     print(f"\ncow_copy vs shutil, Python {sys.version.split()[0]}, median of {a.runs} "
-          f"interleaved runs (min-max), {os.cpu_count()} CPUs\n")
-    print("| fs | workload | shutil | cow_copy | speed-up |")
-    print("|---|---|---|---|---|")
+          f"interleaved runs (min-max); CPU = user+sys of the process; {os.cpu_count()} CPUs, "
+          f"load average {os.getloadavg()[0]:.1f} at the end\n")
+    print("| fs | workload | shutil | cow_copy | speed-up | CPU shutil | CPU cow_copy |")
+    print("|---|---|---|---|---|---|---|")
     out = []
     for fs, w, what, t in rows:
         (sn, st), (cn, ct) = sorted(t.items(), key=lambda kv: not kv[0].startswith("shutil"))
-        sm, cm = statistics.median(st), statistics.median(ct)
-        print(f"| {fs} | {w} ({what}) | {sm * 1000:.0f} ms ({min(st) * 1000:.0f}-{max(st) * 1000:.0f}) "
-              f"| {cm * 1000:.0f} ms ({min(ct) * 1000:.0f}-{max(ct) * 1000:.0f}) | {sm / cm:.2f}x |")
+        sw, cw = [x[0] for x in st], [x[0] for x in ct]
+        sm, cm = statistics.median(sw), statistics.median(cw)
+        sc, cc = statistics.median(x[1] for x in st), statistics.median(x[1] for x in ct)
+        print(f"| {fs} | {w} ({what}) | {ms(sm)} ({ms(min(sw))}-{ms(max(sw))}) "
+              f"| {ms(cm)} ({ms(min(cw))}-{ms(max(cw))}) | {sm / max(cm, 1e-6):.2f}x "
+              f"| {ms(sc)} | {ms(cc)} |")
         out.append({"fs": fs, "workload": w, "what": what, sn: st, cn: ct,
-                    "speedup": sm / cm})
+                    "speedup": sm / max(cm, 1e-6)})
     path = a.json or a.cache.parent / "cow-bench" / "python.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(out, indent=1))

@@ -84,7 +84,13 @@ fn is_fifo(m: &std::fs::Metadata) -> bool {
     }
 }
 
-fn copy_one(kind: Kind, opts: &CopyOptions, src: &Path, dst: &Path) -> Outcome {
+/// Copies one file. `fresh`: the caller knows `dst` does not exist (its
+/// directory was just created by the tree walk), so the look for a named
+/// pipe there is skipped.
+fn copy_one(kind: Kind, opts: &CopyOptions, src: &Path, dst: &Path, fresh: bool) -> Outcome {
+    if fresh {
+        return engine_copy(opts, src, dst);
+    }
     match std::fs::metadata(dst) {
         Ok(m) if is_fifo(&m) => return Outcome::DestinationPipe,
         Ok(_) => {}
@@ -109,6 +115,10 @@ fn copy_one(kind: Kind, opts: &CopyOptions, src: &Path, dst: &Path) -> Outcome {
         }
         Err(_) => {}
     }
+    engine_copy(opts, src, dst)
+}
+
+fn engine_copy(opts: &CopyOptions, src: &Path, dst: &Path) -> Outcome {
     match opts.copy(src, dst) {
         Ok(_) => Outcome::Done,
         Err(CopyError::NotARegularFile { kind, .. })
@@ -152,7 +162,7 @@ pub(crate) fn copy_compat(
     let kind = Kind::parse(kind)?;
     let (src_path, dst_path) = (path_of(&src)?, path_of(&dst)?);
     let opts = kind.options();
-    let outcome = py.detach(|| copy_one(kind, &opts, &src_path, &dst_path));
+    let outcome = py.detach(|| copy_one(kind, &opts, &src_path, &dst_path, false));
     let names = Names {
         src: &src,
         dst: &dst,
@@ -169,16 +179,22 @@ pub(crate) fn copy_compat(
 /// Copies `srcs[i]` to `dsts[i]` for every `i`, in parallel with the GIL
 /// released, as `copy_compat` with `kind` would. Returns one value per
 /// pair: `None` (copied), `False` (hand it to shutil) or the exception.
+/// `fresh=True` says no destination exists yet (the walk created every
+/// destination directory itself).
 /// Ctrl-C stops the batch after the files being copied (no file is left
 /// half-written by this module on its own) and raises `KeyboardInterrupt`.
 #[pyfunction]
+#[pyo3(signature = (srcs, dsts, kind, fresh=false))]
 pub(crate) fn copy_many<'py>(
     py: Python<'py>,
     srcs: Vec<Bound<'py, PyAny>>,
     dsts: Vec<Bound<'py, PyAny>>,
     kind: u8,
+    fresh: bool,
 ) -> PyResult<Vec<Option<Bound<'py, PyAny>>>> {
     let kind = Kind::parse(kind)?;
+    // Only copy and copy2 may skip the look: copyfile creates the file itself.
+    let fresh = fresh && kind != Kind::CopyFile;
     if srcs.len() != dsts.len() {
         return Err(pyo3::exceptions::PyValueError::new_err(
             "copy_many: srcs and dsts differ in length",
@@ -202,7 +218,7 @@ pub(crate) fn copy_many<'py>(
                         if cancel.load(Ordering::Relaxed) {
                             Outcome::NotRun
                         } else {
-                            copy_one(kind, &opts, s, d)
+                            copy_one(kind, &opts, s, d, fresh)
                         }
                     })
                     .collect()

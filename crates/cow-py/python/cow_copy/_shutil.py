@@ -213,7 +213,10 @@ class _Walk:
         shutil's error list."""
         results: List[Any] = []
         if self.srcs:
-            results = _native.copy_many(self.srcs, self.dsts, self.kind)
+            # Without dirs_exist_ok every destination directory was created
+            # by this walk, so no destination file exists yet.
+            results = _native.copy_many(self.srcs, self.dsts, self.kind,
+                                        not self.dirs_exist_ok)
         errors: _Errors = []
         for what, item in self.log:
             if what == "err":
