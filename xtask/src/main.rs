@@ -8,6 +8,8 @@
 //! cargo xtask test-windows [-- TEST ARGS...]
 //! cargo xtask bench [--quick] [--filter SUBSTR] [--dir PATH] [--runs N]
 //! cargo xtask crash [--quick | --cuts N] [--fs xfs,ext4] [--compare]
+//! cargo xtask test-python [--require LIST] [-- PYTEST ARGS...]
+//! cargo xtask bench-python [--require LIST] [-- SCRIPT ARGS...]
 //! ```
 //!
 //! `test` mounts real filesystems (Linux, as root: loop images of btrfs, XFS
@@ -24,6 +26,7 @@ mod cleanup_check;
 #[cfg(target_os = "linux")]
 mod crash;
 mod mounts;
+mod python;
 mod signals;
 mod targets;
 mod test;
@@ -73,6 +76,14 @@ commands:
         mounted again and every destination must be wholly old or wholly new.
         Prints old/new/torn/missing per case. --quick: 20 cuts per case (CI);
         default 500 (the long form); --compare: also GNU cp, cp + mv, rsync.
+  test-python [--require LIST] [-- PYTEST ARGS...]
+        Build the cow_copy wheel (crates/cow-py, maturin) for $COW_PYTHON or
+        python3 into target/py-venv (created with maturin and pytest), mount
+        the test filesystems as `test` does and run pytest on them. Fails when
+        pytest fails, collects nothing, or runs nothing on a required one.
+  bench-python [--require LIST] [-- SCRIPT ARGS...]
+        The release wheel, then cow_copy vs shutil (copytree of real package
+        trees, copyfile) on the mounted filesystems, interleaved, medians.
 
 environment passed to tests:
   COW_TEST_BTRFS, COW_TEST_XFS, COW_TEST_EXT4, COW_TEST_TMPFS  mount points
@@ -92,6 +103,12 @@ fn main() {
         Some("test") => parse_session(args, false).map(|(s, rest)| test::test(&s, &rest)),
         Some("with-mounts") => {
             parse_session(args, true).map(|(s, rest)| test::with_mounts(&s, &rest))
+        }
+        Some("test-python") => {
+            parse_session(args, false).map(|(s, rest)| python::test_python(&s, &rest))
+        }
+        Some("bench-python") => {
+            parse_session(args, false).map(|(s, rest)| python::bench_python(&s, &rest))
         }
         Some("test-cleanup") => no_args(&args).map(|()| test_cleanup()),
         Some("check-targets") => parse_targets(args).map(|t| targets::run(&t)),

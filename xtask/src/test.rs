@@ -289,9 +289,12 @@ pub(crate) fn with_mounts(session: &Session, command: &[OsString]) -> i32 {
     code
 }
 
+/// Distinct test names per filesystem, from the ledger.
+pub(crate) type Ledger = BTreeMap<String, BTreeSet<String>>;
+
 /// Ledger lines `fs test`, as distinct test names per filesystem.
-fn read_ledger(tfs: &TestFs) -> BTreeMap<String, BTreeSet<String>> {
-    let mut map: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+pub(crate) fn read_ledger(tfs: &TestFs) -> Ledger {
+    let mut map: Ledger = BTreeMap::new();
     let Ok(text) = std::fs::read_to_string(tfs.ledger()) else {
         return map;
     };

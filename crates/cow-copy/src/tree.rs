@@ -108,6 +108,7 @@ pub struct TreeOptions {
     pub(crate) record_entries: bool,
     pub(crate) whole_tree_clone: bool,
     pub(crate) one_file_system: bool,
+    pub(crate) cancel: Option<Arc<AtomicBool>>,
 }
 
 impl fmt::Debug for TreeOptions {
@@ -123,6 +124,7 @@ impl fmt::Debug for TreeOptions {
             .field("record_entries", &self.record_entries)
             .field("whole_tree_clone", &self.whole_tree_clone)
             .field("one_file_system", &self.one_file_system)
+            .field("cancel", &self.cancel)
             .finish()
     }
 }
@@ -150,6 +152,7 @@ impl TreeOptions {
             record_entries: false,
             whole_tree_clone: true,
             one_file_system: false,
+            cancel: None,
         }
     }
 
@@ -226,6 +229,15 @@ impl TreeOptions {
     /// copied. Default `false`. Unix only (the Windows walker ignores it).
     pub fn one_file_system(mut self, stay: bool) -> Self {
         self.one_file_system = stay;
+        self
+    }
+
+    /// A flag that stops the copy when set (from another thread, say a
+    /// Ctrl-C handler): no new entry is started, entries being copied finish
+    /// (an atomic file still renames or removes its temporary), and the
+    /// report says [`TreeReport::stopped_early`]. Default: none.
+    pub fn cancel(mut self, flag: Arc<AtomicBool>) -> Self {
+        self.cancel = Some(flag);
         self
     }
 
@@ -445,7 +457,8 @@ pub struct TreeReport {
     pub failures: Vec<TreeFailure>,
     /// Entries skipped on purpose and metadata that could not be applied.
     pub warnings: Vec<TreeWarning>,
-    /// Whether the copy stopped at the first failure (`fail_fast`).
+    /// Whether the copy stopped before the end: at the first failure
+    /// (`fail_fast`) or because the cancel flag was set.
     pub stopped_early: bool,
     /// Every entry, when [`TreeOptions::record_entries`] was set.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -738,9 +751,15 @@ impl<'a> Shared<'a> {
         }
     }
 
-    /// Whether the walk should stop (fail-fast after a failure).
+    /// Whether the walk should stop (fail-fast after a failure, or the
+    /// caller's cancel flag).
     pub(crate) fn stopped(&self) -> bool {
         self.stop.load(Ordering::Relaxed)
+            || self
+                .opts
+                .cancel
+                .as_ref()
+                .is_some_and(|c| c.load(Ordering::Relaxed))
     }
 
     /// The source path of an entry, for messages.

@@ -239,13 +239,13 @@ pub(crate) fn crash(args: Vec<OsString>) -> Result<i32, String> {
 /// Builds `cow` and returns its path.
 fn build_cow(release: bool) -> Result<PathBuf, String> {
     let mut cmd = crate::util::cargo();
-    cmd.args(["build", "-q", "-p", "cow-cli", "--bin", "cow"]);
+    cmd.args(["build", "-q", "-p", "cow-cp", "--bin", "cow"]);
     if release {
         cmd.arg("--release");
     }
     let st = cmd.status().map_err(|e| format!("cannot run cargo: {e}"))?;
     if !st.success() {
-        return Err("cargo build -p cow-cli failed".into());
+        return Err("cargo build -p cow-cp failed".into());
     }
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)

@@ -1,0 +1,242 @@
+//! The data path of the shutil drop-ins (`copyfile`, `copy`, `copy2`, and
+//! the files of `copytree`): shutil's checks and permission rules around
+//! cow's engine. The Python layer (`cow_copy/_shutil.py`) does the rest of
+//! shutil's semantics (directories, symlinks, `ignore`, error lists).
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use cow_copy::{CopyError, CopyOptions, Preserve};
+use pyo3::prelude::*;
+use pyo3::types::PyBool;
+use rayon::prelude::*;
+
+use crate::errors::{self, Names, Style};
+use crate::paths::path_of;
+use crate::run;
+
+/// What a drop-in copies besides the bytes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// `shutil.copyfile`: data only; a new file gets 0o666 minus the umask,
+    /// an existing one keeps its mode (it is rewritten in place).
+    CopyFile,
+    /// `shutil.copy`: data and permission bits.
+    Copy,
+    /// `shutil.copy2`: data, permission bits, times and extended attributes.
+    Copy2,
+}
+
+impl Kind {
+    fn parse(n: u8) -> PyResult<Kind> {
+        match n {
+            0 => Ok(Kind::CopyFile),
+            1 => Ok(Kind::Copy),
+            2 => Ok(Kind::Copy2),
+            _ => Err(pyo3::exceptions::PyValueError::new_err(format!(
+                "unknown copy kind {n}"
+            ))),
+        }
+    }
+
+    fn options(self) -> CopyOptions {
+        let preserve = match self {
+            Kind::CopyFile => Preserve::none(),
+            Kind::Copy => Preserve {
+                mode: true,
+                ..Preserve::none()
+            },
+            Kind::Copy2 => Preserve {
+                mode: true,
+                timestamps: true,
+                xattrs: true,
+                ownership: false,
+            },
+        };
+        CopyOptions::new().preserve(preserve)
+    }
+}
+
+/// The outcome of one drop-in copy, decided without the GIL.
+enum Outcome {
+    Done,
+    /// The destination is a named pipe (shutil refuses it before opening,
+    /// which would block).
+    DestinationPipe,
+    /// The source is a device or socket: Python's shutil copies it instead
+    /// (it reads a character device to its end; cow copies regular files).
+    Special,
+    Failed(CopyError),
+    /// Not started: the batch was cancelled.
+    NotRun,
+}
+
+fn is_fifo(m: &std::fs::Metadata) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        m.file_type().is_fifo()
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = m;
+        false
+    }
+}
+
+/// Copies one file. `fresh`: the caller knows `dst` does not exist (its
+/// directory was just created by the tree walk), so the look for a named
+/// pipe there is skipped.
+fn copy_one(kind: Kind, opts: &CopyOptions, src: &Path, dst: &Path, fresh: bool) -> Outcome {
+    if fresh {
+        return engine_copy(opts, src, dst);
+    }
+    match std::fs::metadata(dst) {
+        Ok(m) if is_fifo(&m) => return Outcome::DestinationPipe,
+        Ok(_) => {}
+        Err(e) if kind == Kind::CopyFile && e.kind() == std::io::ErrorKind::NotFound => {
+            // shutil opens the destination with mode 0o666 (minus the umask)
+            // once the source opened; create it the same way so the engine
+            // keeps that mode instead of deriving one from the source.
+            if std::fs::metadata(src).is_ok_and(|m| m.is_file()) {
+                if let Err(e) = std::fs::OpenOptions::new()
+                    .write(true)
+                    .create(true)
+                    .truncate(false)
+                    .open(dst)
+                {
+                    return Outcome::Failed(CopyError::Io {
+                        op: "create destination",
+                        path: dst.to_path_buf(),
+                        source: e,
+                    });
+                }
+            }
+        }
+        Err(_) => {}
+    }
+    engine_copy(opts, src, dst)
+}
+
+fn engine_copy(opts: &CopyOptions, src: &Path, dst: &Path) -> Outcome {
+    match opts.copy(src, dst) {
+        Ok(_) => Outcome::Done,
+        Err(CopyError::NotARegularFile { kind, .. })
+            if !matches!(kind, "a directory" | "a FIFO") =>
+        {
+            Outcome::Special
+        }
+        Err(e) => Outcome::Failed(e),
+    }
+}
+
+/// The Python value for an outcome: `None` (copied), `False` (let shutil
+/// copy it), or the exception shutil would have raised.
+fn outcome_value<'py>(
+    py: Python<'py>,
+    outcome: Outcome,
+    n: &Names<'_, 'py>,
+) -> PyResult<Option<Bound<'py, PyAny>>> {
+    let err = match outcome {
+        Outcome::Done => return Ok(None),
+        Outcome::Special | Outcome::NotRun => {
+            return Ok(Some(PyBool::new(py, false).to_owned().into_any()));
+        }
+        Outcome::DestinationPipe => errors::named_pipe(n.dst),
+        Outcome::Failed(e) => errors::copy_error(py, &e, n, Style::Shutil),
+    };
+    Ok(Some(err.into_value(py).into_bound(py).into_any()))
+}
+
+/// Copies one file for `copyfile` (kind 0), `copy` (1) or `copy2` (2).
+/// `src` and `dst` are what `os.fspath` returned. Returns `True` when
+/// copied, `False` when the source is a device or socket that the caller
+/// should hand to shutil, and raises shutil's exception otherwise.
+#[pyfunction]
+pub(crate) fn copy_compat(
+    py: Python<'_>,
+    src: Bound<'_, PyAny>,
+    dst: Bound<'_, PyAny>,
+    kind: u8,
+) -> PyResult<bool> {
+    let kind = Kind::parse(kind)?;
+    let (src_path, dst_path) = (path_of(&src)?, path_of(&dst)?);
+    let opts = kind.options();
+    let outcome = py.detach(|| copy_one(kind, &opts, &src_path, &dst_path, false));
+    let names = Names {
+        src: &src,
+        dst: &dst,
+        src_path: &src_path,
+        dst_path: &dst_path,
+    };
+    match outcome_value(py, outcome, &names)? {
+        None => Ok(true),
+        Some(v) if v.is_instance_of::<PyBool>() => Ok(false),
+        Some(v) => Err(PyErr::from_value(v)),
+    }
+}
+
+/// Copies `srcs[i]` to `dsts[i]` for every `i`, in parallel with the GIL
+/// released, as `copy_compat` with `kind` would. Returns one value per
+/// pair: `None` (copied), `False` (hand it to shutil) or the exception.
+/// `fresh=True` says no destination exists yet (the walk created every
+/// destination directory itself).
+/// Ctrl-C stops the batch after the files being copied (no file is left
+/// half-written by this module on its own) and raises `KeyboardInterrupt`.
+#[pyfunction]
+#[pyo3(signature = (srcs, dsts, kind, fresh=false))]
+pub(crate) fn copy_many<'py>(
+    py: Python<'py>,
+    srcs: Vec<Bound<'py, PyAny>>,
+    dsts: Vec<Bound<'py, PyAny>>,
+    kind: u8,
+    fresh: bool,
+) -> PyResult<Vec<Option<Bound<'py, PyAny>>>> {
+    let kind = Kind::parse(kind)?;
+    // Only copy and copy2 may skip the look: copyfile creates the file itself.
+    let fresh = fresh && kind != Kind::CopyFile;
+    if srcs.len() != dsts.len() {
+        return Err(pyo3::exceptions::PyValueError::new_err(
+            "copy_many: srcs and dsts differ in length",
+        ));
+    }
+    let pairs: Vec<(PathBuf, PathBuf)> = srcs
+        .iter()
+        .zip(&dsts)
+        .map(|(s, d)| Ok((path_of(s)?, path_of(d)?)))
+        .collect::<PyResult<_>>()?;
+    let opts = kind.options();
+    let cancel = AtomicBool::new(false);
+    let outcomes: Vec<Outcome> = run::interruptible(
+        py,
+        &cancel,
+        || {
+            run::pool().install(|| {
+                pairs
+                    .par_iter()
+                    .map(|(s, d)| {
+                        if cancel.load(Ordering::Relaxed) {
+                            Outcome::NotRun
+                        } else {
+                            copy_one(kind, &opts, s, d, fresh)
+                        }
+                    })
+                    .collect()
+            })
+        },
+        |_| Ok(()),
+    )?;
+    outcomes
+        .into_iter()
+        .zip(pairs.iter().zip(srcs.iter().zip(&dsts)))
+        .map(|(o, ((sp, dp), (s, d)))| {
+            let names = Names {
+                src: s,
+                dst: d,
+                src_path: sp,
+                dst_path: dp,
+            };
+            outcome_value(py, o, &names)
+        })
+        .collect()
+}

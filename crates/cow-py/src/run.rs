@@ -1,0 +1,71 @@
+//! Long copies with the GIL released, stoppable by Ctrl-C.
+
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use pyo3::prelude::*;
+
+/// How often a waiting caller looks for signals and reports progress.
+const TICK: Duration = Duration::from_millis(50);
+
+/// The worker pool of batch copies: one thread per available CPU.
+pub(crate) fn pool() -> &'static rayon::ThreadPool {
+    static POOL: OnceLock<rayon::ThreadPool> = OnceLock::new();
+    POOL.get_or_init(|| {
+        rayon::ThreadPoolBuilder::new()
+            .thread_name(|i| format!("cow-py-{i}"))
+            .build()
+            .unwrap_or_else(|_| {
+                rayon::ThreadPoolBuilder::new()
+                    .num_threads(1)
+                    .build()
+                    .expect("a one-thread pool")
+            })
+    })
+}
+
+/// Runs `work` on another thread while this one waits with the GIL
+/// released. Every [`TICK`] it takes the GIL to run pending signal handlers
+/// (Ctrl-C raises `KeyboardInterrupt` there) and `tick` (progress
+/// callbacks). When either raises, `cancel` is set, the work is waited for
+/// (it stops at its next file; temporaries are renamed or removed by then)
+/// and the exception is returned.
+pub(crate) fn interruptible<T: Send>(
+    py: Python<'_>,
+    cancel: &AtomicBool,
+    work: impl FnOnce() -> T + Send,
+    mut tick: impl FnMut(Python<'_>) -> PyResult<()> + Send,
+) -> PyResult<T> {
+    let main = std::thread::current();
+    let (out, err) = py.detach(|| {
+        std::thread::scope(|s| {
+            let handle = s.spawn(|| {
+                let out = work();
+                main.unpark();
+                out
+            });
+            let mut err: Option<PyErr> = None;
+            while !handle.is_finished() {
+                std::thread::park_timeout(TICK);
+                if err.is_none() && !handle.is_finished() {
+                    if let Err(e) = Python::attach(|py| {
+                        py.check_signals()?;
+                        tick(py)
+                    }) {
+                        cancel.store(true, Ordering::Relaxed);
+                        err = Some(e);
+                    }
+                }
+            }
+            match handle.join() {
+                Ok(out) => (out, err),
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+        })
+    });
+    match err {
+        Some(e) => Err(e),
+        None => Ok(out),
+    }
+}
