@@ -61,10 +61,10 @@
 
 #[cfg(unix)]
 mod chain;
-#[cfg(target_os = "linux")]
-pub mod dedupe;
 #[cfg(unix)]
 mod changed;
+#[cfg(target_os = "linux")]
+pub mod dedupe;
 #[cfg(unix)]
 mod durable;
 #[cfg(unix)]
