@@ -1,5 +1,5 @@
-//! SIGINT, SIGTERM and SIGHUP during `cow cp` (Ctrl-C, Ctrl-Break and a
-//! closed console on Windows): remove the temporaries of the atomic copies
+//! SIGINT, SIGTERM and SIGHUP during `cow cp` (Ctrl-C and Ctrl-Break on
+//! Windows): remove the temporaries of the atomic copies
 //! in flight, then die of the signal as usual.
 //!
 //! Without this, Ctrl-C during `cow cp --atomic` leaves
@@ -29,7 +29,7 @@ pub(crate) fn install() {
     drop(spawned);
 }
 
-/// Windows: on Ctrl-C or Ctrl-Break (and a closed console) removes the
+/// Windows: on Ctrl-C or Ctrl-Break removes the
 /// temporaries, says so, and exits with 130 as a shell reports Ctrl-C.
 #[cfg(windows)]
 pub(crate) fn install() {
