@@ -50,3 +50,48 @@ fn probe_answers_for_the_temp_dir() {
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(v.to_string().contains("reflink"), "{v}");
 }
+
+#[test]
+fn cp_atomic_replaces_whole_and_leaves_no_temporary() {
+    let dir = tempfile::tempdir().unwrap();
+    let (src, dst) = (dir.path().join("src"), dir.path().join("dst"));
+    let data = cow_test_support::pattern(300_001, 10);
+    fs::write(&src, &data).unwrap();
+    fs::write(&dst, cow_test_support::pattern(900_000, 11)).unwrap();
+    let out = cow()
+        .args(["cp", "--atomic"])
+        .arg(&src)
+        .arg(&dst)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(fs::read(&dst).unwrap(), data);
+    assert_eq!(cow_test_support::names_in(dir.path()), ["dst", "src"]);
+}
+
+#[test]
+fn cp_r_copies_a_tree() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src");
+    fs::create_dir_all(src.join("sub").join("deeper")).unwrap();
+    let files = [
+        ("a", cow_test_support::pattern(1, 12)),
+        ("sub/b", cow_test_support::pattern(70_000, 13)),
+        ("sub/deeper/c", Vec::new()),
+    ];
+    for (name, data) in &files {
+        fs::write(src.join(name), data).unwrap();
+    }
+    let dst = dir.path().join("dst");
+    let out = cow()
+        .args(["cp", "-r"])
+        .arg(&src)
+        .arg(&dst)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    for (name, data) in &files {
+        assert_eq!(&fs::read(dst.join(name)).unwrap(), data, "{name}");
+    }
+    assert_eq!(cow_test_support::names_in(&dst), ["a", "sub"]);
+}

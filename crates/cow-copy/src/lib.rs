@@ -107,8 +107,8 @@ pub const TEMP_MARKER: &str = ".cow-tmp-";
 /// leaves its `.NAME.cow-tmp-XXXXXX` behind. The destinations are not
 /// touched: each is still the old file, or already the complete new one.
 /// Temporaries are listed by directory descriptor and name, so a directory
-/// renamed meanwhile does not redirect the removal. On Windows the list is
-/// not kept yet and this returns 0.
+/// renamed meanwhile does not redirect the removal (on Windows, which has
+/// no such descriptors, by path).
 ///
 /// ```no_run
 /// // In a handler that runs on SIGINT, just before exiting:
@@ -121,7 +121,11 @@ pub fn remove_temporaries() -> usize {
     {
         replace::remove_all()
     }
-    #[cfg(not(unix))]
+    #[cfg(windows)]
+    {
+        platform::remove_all()
+    }
+    #[cfg(not(any(unix, windows)))]
     {
         0
     }

@@ -1,5 +1,6 @@
-//! SIGINT, SIGTERM and SIGHUP during `cow cp`: remove the temporaries of
-//! the atomic copies in flight, then die of the signal as usual.
+//! SIGINT, SIGTERM and SIGHUP during `cow cp` (Ctrl-C and Ctrl-Break on
+//! Windows): remove the temporaries of the atomic copies
+//! in flight, then die of the signal as usual.
 //!
 //! Without this, Ctrl-C during `cow cp --atomic` leaves
 //! `.NAME.cow-tmp-XXXXXX` files next to the destinations (each destination
@@ -20,14 +21,7 @@ pub(crate) fn install() {
         .name("cow-signals".into())
         .spawn(move || {
             if let Some(sig) = signals.forever().next() {
-                let removed = cow_copy::remove_temporaries();
-                if removed > 0 {
-                    eprintln!(
-                        "cow cp: interrupted: removed {removed} unfinished temporary file{}; \
-                         their destinations were left as they were",
-                        if removed == 1 { "" } else { "s" }
-                    );
-                }
+                report(cow_copy::remove_temporaries());
                 let _ = signal_hook::low_level::emulate_default_handler(sig);
                 std::process::exit(128 + sig);
             }
@@ -35,6 +29,30 @@ pub(crate) fn install() {
     drop(spawned);
 }
 
-/// Windows: Ctrl-C ends the process; temporaries are not listed there yet.
-#[cfg(not(unix))]
+/// Windows: on Ctrl-C or Ctrl-Break removes the
+/// temporaries, says so, and exits with 130 as a shell reports Ctrl-C.
+#[cfg(windows)]
+pub(crate) fn install() {
+    // Installing fails only if a handler is already set: then the copy
+    // runs without this one.
+    let _ = ctrlc::set_handler(|| {
+        report(cow_copy::remove_temporaries());
+        std::process::exit(130);
+    });
+}
+
+/// Other platforms: no handler.
+#[cfg(not(any(unix, windows)))]
 pub(crate) fn install() {}
+
+/// Says how many temporaries an interrupt removed.
+#[cfg(any(unix, windows))]
+fn report(removed: usize) {
+    if removed > 0 {
+        eprintln!(
+            "cow cp: interrupted: removed {removed} unfinished temporary file{}; \
+             their destinations were left as they were",
+            if removed == 1 { "" } else { "s" }
+        );
+    }
+}

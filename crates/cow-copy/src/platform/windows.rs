@@ -2,15 +2,18 @@
 //! `FSCTL_DUPLICATE_EXTENTS_TO_FILE` (cluster-aligned ranges, under 4 GiB
 //! per call, destination extended first, sparse and integrity settings
 //! matched), else `CopyFileExW` (through `std::fs::copy`), reported as
-//! [`Strategy::SystemCopy`].
+//! [`Strategy::SystemCopy`]; an atomic copy's temporary is written with
+//! read/write instead ([`Strategy::UserCopy`]), so that an interrupt can
+//! delete it while it is written.
 //!
 //! Path based: the Unix descriptor API (`copy_at`) does not exist here.
+//! Atomic copies write a listed temporary ([`temps`]).
 
 use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::os::windows::fs::OpenOptionsExt;
 use std::os::windows::io::AsHandle;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use cow_sys::windows::{
     FILE_SUPPORTS_BLOCK_REFCOUNTING, cluster_size, duplicate_extents, file_id,
@@ -20,6 +23,10 @@ use cow_sys::windows::{
 use crate::identical::{self, Decision};
 use crate::report::{CopyReport, Destination, Fallback, Strategy};
 use crate::{CopyError, CopyOptions, Overwrite, Reflink, Update, errno};
+
+mod temps;
+
+pub(crate) use temps::remove_all;
 
 /// One duplicate-extents call stays below 4 GiB.
 const MAX_CHUNK: u64 = (4 << 30) - (1 << 20);
@@ -121,12 +128,14 @@ pub(crate) fn copy_paths(
         }
         Err(_) => false,
     };
-    let target = if opts.atomic {
-        temp_path(dst)
+    // Listed while it is written, so an interrupt can remove it.
+    let temp = if opts.atomic {
+        Some(temps::create(dst).map_err(|e| CopyError::io("create a temporary beside", dst, e))?)
     } else {
-        dst.to_path_buf()
+        None
     };
-    let result = copy_data(opts, src, &src_file, &src_meta, &target, dst, existed);
+    let target = temp.as_ref().map_or(dst, |t| t.path.as_path());
+    let result = copy_data(opts, src, &src_file, &src_meta, target, dst, existed);
     let mut report = match result {
         Ok(mut r) => {
             // The update check came first, as in the Unix chain.
@@ -135,22 +144,22 @@ pub(crate) fn copy_paths(
         }
         Err(e) => {
             if opts.atomic || !existed {
-                let _ = fs::remove_file(&target);
+                let _ = fs::remove_file(target);
             }
             return Err(e);
         }
     };
     let finish = (|| {
-        apply_metadata(opts, &src_meta, &target, dst, &mut report)?;
-        if opts.atomic {
-            fs::rename(&target, dst)
+        apply_metadata(opts, &src_meta, target, dst, &mut report)?;
+        if let Some(t) = &temp {
+            t.rename_over(dst)
                 .map_err(|e| CopyError::io("rename a temporary over", dst, e))?;
         }
         Ok(())
     })();
     if let Err(e) = finish {
         if opts.atomic {
-            let _ = fs::remove_file(&target);
+            let _ = fs::remove_file(target);
         }
         return Err(e);
     }
@@ -286,18 +295,6 @@ fn apply_metadata(
     Ok(())
 }
 
-fn temp_path(dst: &Path) -> PathBuf {
-    let name = dst
-        .file_name()
-        .map(|n| n.to_os_string())
-        .unwrap_or_default();
-    let mut t = std::ffi::OsString::from(".");
-    t.push(name);
-    t.push(crate::TEMP_MARKER);
-    t.push(format!("{:06x}", std::process::id() & 0xff_ffff));
-    dst.with_file_name(t)
-}
-
 fn copy_data(
     opts: &CopyOptions,
     src: &Path,
@@ -346,13 +343,21 @@ fn copy_data(
             Err(e) => return Err(CopyError::io("clone into", dst, e)),
         }
     }
-    // `std::fs::copy` returns the byte count that `CopyFileExW` passed to
-    // its progress routine; Wine never calls the routine, so the count is
-    // 0 there whatever was copied. The length comes from the file instead.
-    fs::copy(src, target).map_err(|e| CopyError::io("copy to", dst, e))?;
+    let strategy = if target == dst {
+        // `std::fs::copy` returns the byte count that `CopyFileExW` passed
+        // to its progress routine; Wine never calls the routine, so the
+        // count is 0 there whatever was copied. The length comes from the
+        // file instead (`checked_len`).
+        fs::copy(src, target).map_err(|e| CopyError::io("copy to", dst, e))?;
+        Strategy::SystemCopy
+    } else {
+        write_temporary(src_file, target)
+            .map_err(|e| CopyError::io("copy to a temporary beside", dst, e))?;
+        Strategy::UserCopy
+    };
     let (len, size_changed) = checked_len(src_file, src_meta, target, dst, existed)?;
     Ok(CopyReport {
-        strategy: Strategy::SystemCopy,
+        strategy,
         bytes_cloned: 0,
         bytes_copied: len,
         hole_bytes: 0,
@@ -365,6 +370,37 @@ fn copy_data(
         metadata_skipped: Vec::new(),
     })
 }
+
+/// Copies the source's bytes into the listed temporary `target` with
+/// read/write through a handle that shares deletion: an interrupt can then
+/// delete the temporary at any moment ([`temps::remove_all`]), which
+/// `CopyFileExW`'s own handle to it would prevent.
+fn write_temporary(src: &File, target: &Path) -> io::Result<()> {
+    use std::io::Write;
+    use std::os::windows::fs::FileExt;
+    let mut out = OpenOptions::new()
+        .write(true)
+        .truncate(true)
+        .share_mode(SHARE_ALL)
+        .open(target)?;
+    let mut buf = vec![0u8; 1 << 20];
+    let mut off = 0u64;
+    loop {
+        let n = match src.seek_read(&mut buf, off) {
+            Ok(0) => return Ok(()),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            // Reading at or past the end of file.
+            Err(e) if e.raw_os_error() == Some(ERROR_HANDLE_EOF) => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        out.write_all(&buf[..n])?;
+        off += n as u64;
+    }
+}
+
+/// `ERROR_HANDLE_EOF`: a positioned read at the end of the file.
+const ERROR_HANDLE_EOF: i32 = 38;
 
 /// The length of the finished copy `target`, read back from the file
 /// system, and whether the source's size changed meanwhile. A copy shorter
