@@ -300,13 +300,7 @@ fn may_be_linked(m: &std::fs::Metadata, dir: BorrowedFd<'_>) -> bool {
     if m.nlink() > 1 {
         return true;
     }
-    match rustix::fs::fstat(dir) {
-        #[allow(clippy::unnecessary_cast)]
-        Ok(st) => {
-            st.st_uid != rustix::process::geteuid().as_raw() || (st.st_mode as u32) & 0o022 != 0
-        }
-        Err(_) => true,
-    }
+    guard::others_can_change(dir)
 }
 
 /// Removes the destination entry (never following it); a missing one is
