@@ -182,32 +182,24 @@ fn atomic_long_non_utf8_name() {
     let mut name = vec![b'a'; 180];
     name.extend([0xff; 30]);
     let dst = t.join(OsStr::from_bytes(&name));
-    fs::write(&dst, b"old").unwrap();
     fs::write(t.join("src"), b"new content").unwrap();
-    let o = cow()
-        .args(["cp", "--atomic"])
-        .arg(t.join("src"))
-        .arg(&dst)
-        .output()
-        .unwrap();
-    ok(&o, "cow cp --atomic");
-    assert_eq!(fs::read(&dst).unwrap(), b"new content");
-    let left: Vec<_> = cow_test_support::names_in(t);
-    assert_eq!(
-        left.len(),
-        2,
-        "only src and the destination remain: {left:?}"
-    );
-    // A new destination too (the temporary beside a missing file).
-    fs::remove_file(&dst).unwrap();
-    let o = cow()
-        .args(["cp", "--atomic"])
-        .arg(t.join("src"))
-        .arg(&dst)
-        .output()
-        .unwrap();
-    ok(&o, "cow cp --atomic (new)");
-    assert_eq!(fs::read(&dst).unwrap(), b"new content");
+    // Replacing a file, then beside a missing one.
+    for existing in [true, false] {
+        if existing {
+            fs::write(&dst, b"old").unwrap();
+        }
+        let o = cow()
+            .args(["cp", "--atomic"])
+            .arg(t.join("src"))
+            .arg(&dst)
+            .output()
+            .unwrap();
+        ok(&o, &format!("cow cp --atomic (existing: {existing})"));
+        assert_eq!(fs::read(&dst).unwrap(), b"new content");
+        let left = cow_test_support::names_in(t);
+        assert_eq!(left.len(), 2, "only src and the destination: {left:?}");
+        fs::remove_file(&dst).unwrap();
+    }
 }
 
 /// Item 9: data in the last MiB of a sparse file of 2^63-1 bytes.
@@ -365,4 +357,69 @@ fn nodes_in_a_shared_directory() {
         names.sort();
         assert_eq!(names, ["l", "p", "s"], "{round}: nothing else is left");
     }
+}
+
+/// The library options behind items 2 and 4: a dangling destination is
+/// refused and nothing is created; `RemoveDestination` replaces a
+/// multiply-linked file (`IfLinked`) or any entry, a symlink too
+/// (`Always`), and the other names keep their content.
+#[test]
+fn destination_options() {
+    use cow_copy::{CopyError, CopyOptions, RemoveDestination};
+    let Some(t) = cow_test_support::dir_on(Fs::Tmpfs, "destination_options") else {
+        return;
+    };
+    let t = t.path();
+    let src = t.join("src");
+    fs::write(&src, b"new").unwrap();
+    let dangling = t.join("dangling");
+    std::os::unix::fs::symlink(t.join("nowhere"), &dangling).unwrap();
+    for atomic in [false, true] {
+        let e = CopyOptions::new()
+            .atomic(atomic)
+            .write_through_dangling(false)
+            .copy(&src, &dangling)
+            .unwrap_err();
+        assert!(matches!(e, CopyError::DanglingDestination { .. }), "{e}");
+        assert!(!t.join("nowhere").exists(), "atomic: {atomic}");
+    }
+    for (policy, atomic) in [
+        (RemoveDestination::IfLinked, false),
+        (RemoveDestination::Always, false),
+        (RemoveDestination::Always, true),
+    ] {
+        let (dst, other) = (t.join("dst"), t.join("other"));
+        let _ = fs::remove_file(&dst);
+        let _ = fs::remove_file(&other);
+        fs::write(&other, b"other name").unwrap();
+        fs::hard_link(&other, &dst).unwrap();
+        let opts = CopyOptions::new().atomic(atomic).remove_destination(policy);
+        opts.copy(&src, &dst).unwrap();
+        assert_eq!(fs::read(&dst).unwrap(), b"new", "{policy:?}");
+        assert_eq!(fs::read(&other).unwrap(), b"other name", "{policy:?}");
+        assert_eq!(fs::metadata(&dst).unwrap().nlink(), 1, "{policy:?}");
+        // A symlink destination is replaced, its target left alone.
+        if policy == RemoveDestination::Always {
+            fs::remove_file(&dst).unwrap();
+            std::os::unix::fs::symlink(&other, &dst).unwrap();
+            opts.copy(&src, &dst).unwrap();
+            assert!(!fs::symlink_metadata(&dst).unwrap().is_symlink());
+            assert_eq!(fs::read(&other).unwrap(), b"other name");
+        }
+    }
+    // The same file through a hard link is still refused, not replaced.
+    let (a, b) = (t.join("a"), t.join("b"));
+    fs::write(&a, b"same").unwrap();
+    fs::hard_link(&a, &b).unwrap();
+    for policy in [RemoveDestination::IfLinked, RemoveDestination::Always] {
+        for dst in [&a, &b] {
+            let e = CopyOptions::new()
+                .remove_destination(policy)
+                .copy(&a, dst)
+                .unwrap_err();
+            assert!(matches!(e, CopyError::SameFile { .. }), "{policy:?}: {e}");
+            assert_eq!(fs::metadata(&a).unwrap().nlink(), 2, "{policy:?}");
+        }
+    }
+    assert_eq!(fs::read(&a).unwrap(), b"same");
 }

@@ -130,6 +130,14 @@ fn setup_err(op: &'static str, path: &Path, e: Errno) -> TreeError {
     }
 }
 
+/// The error for a non-directory that would replace a directory.
+fn over_directory() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::IsADirectory,
+        "cannot overwrite directory with non-directory",
+    )
+}
+
 fn cstring(p: &Path) -> Result<CString, TreeError> {
     CString::new(p.as_os_str().as_bytes()).map_err(|_| TreeError::Io {
         op: "use path",

@@ -104,15 +104,8 @@ impl Walker<'_> {
         }
         match rfs::statat(dst_dir, name, AtFlags::SYMLINK_NOFOLLOW) {
             Ok(existing) if kind_of(&existing) == FileType::Directory => {
-                self.shared.fail(
-                    rel,
-                    kind,
-                    "move into place",
-                    io::Error::new(
-                        io::ErrorKind::IsADirectory,
-                        "cannot overwrite directory with non-directory",
-                    ),
-                );
+                self.shared
+                    .fail(rel, kind, "move into place", over_directory());
                 return None;
             }
             _ if self.no_clobber => return Some(EntryAction::Skipped),
@@ -150,15 +143,7 @@ impl Walker<'_> {
                     }
                 };
                 if kind_of(&existing) == FileType::Directory {
-                    self.shared.fail(
-                        rel,
-                        kind,
-                        op,
-                        io::Error::new(
-                            io::ErrorKind::IsADirectory,
-                            "cannot overwrite directory with non-directory",
-                        ),
-                    );
+                    self.shared.fail(rel, kind, op, over_directory());
                     return None;
                 }
                 if self.no_clobber {
