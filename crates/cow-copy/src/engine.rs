@@ -290,6 +290,7 @@ fn copy_into_once(
         likely_new: hints.dst_new,
     };
     let opened = if remove == RemoveDestination::Always && !rules.exclusive {
+        refuse_same(source, src_path, dir, name, follow_dst, dst_path)?;
         remove_existing(dir, name, dst_path)?;
         open_removed(dir, name, rules, dst_path)?
     } else {
@@ -384,12 +385,35 @@ fn may_be_linked(m: &std::fs::Metadata, dir: BorrowedFd<'_>) -> bool {
     if m.nlink() > 1 {
         return true;
     }
-    match rustix::fs::fstat(dir) {
+    guard::others_can_change(dir)
+}
+
+/// Refuses a destination that is the source (before it is removed: the
+/// copy would then read a file no longer there by that name).
+fn refuse_same(
+    source: &Source,
+    src_path: &Path,
+    dir: BorrowedFd<'_>,
+    name: &OsStr,
+    follow: bool,
+    dst_path: &Path,
+) -> Result<(), CopyError> {
+    let at = if follow {
+        rustix::fs::AtFlags::empty()
+    } else {
+        rustix::fs::AtFlags::SYMLINK_NOFOLLOW
+    };
+    match rustix::fs::statat(dir, name, at) {
         #[allow(clippy::unnecessary_cast)]
-        Ok(st) => {
-            st.st_uid != rustix::process::geteuid().as_raw() || (st.st_mode as u32) & 0o022 != 0
+        Ok(st)
+            if st.st_dev as u64 == source.meta.dev() && st.st_ino as u64 == source.meta.ino() =>
+        {
+            Err(CopyError::SameFile {
+                src: src_path.to_path_buf(),
+                dst: dst_path.to_path_buf(),
+            })
         }
-        Err(_) => true,
+        _ => Ok(()),
     }
 }
 

@@ -447,3 +447,18 @@ pub(crate) fn remove_if_same(dir: BorrowedFd<'_>, name: &OsStr, file: &File) -> 
     let _ = file.as_fd();
     true
 }
+
+/// Whether someone other than this process's user may change the entries
+/// of the directory `dir` (it is theirs, or group or world writable; an
+/// ACL granting write shows in the group bits). Then a name in it can be
+/// pointed at another file at any moment, and what was seen under it
+/// proves nothing a moment later. Unknown counts as yes.
+#[allow(clippy::unnecessary_cast)]
+pub(crate) fn others_can_change(dir: BorrowedFd<'_>) -> bool {
+    match rustix::fs::fstat(dir) {
+        Ok(st) => {
+            st.st_uid != rustix::process::geteuid().as_raw() || (st.st_mode as u32) & 0o022 != 0
+        }
+        Err(_) => true,
+    }
+}

@@ -356,7 +356,9 @@ struct OpenFiles {
     complete: bool,
 }
 
-/// (device, inode) of a file, where the platform has them.
+/// (device, inode) of a file, where the platform has them (for the open
+/// files on Linux and the path walk elsewhere).
+#[cfg(any(not(unix), target_os = "linux", target_os = "android"))]
 fn file_id(meta: &std::fs::Metadata) -> Option<(u64, u64)> {
     #[cfg(unix)]
     {

@@ -17,19 +17,11 @@ pub(crate) fn run(args: &[OsString]) {
     match args[0].to_str() {
         // Swap each entry of the destination directory, right after root
         // created it, for a symlink to the victim or a hard link of it:
-        // special DIR VICTIM_ABS VICTIM_REL NAMES...
-        Some("special") => swap_entries(&arg(1), &arg(2), &arg(3), &names),
+        // special DIR VICTIM_ABS VICTIM_REL,VICTIM_REL NAMES...
+        Some("special") => swap_entries(&arg(1), &arg(2), &list(&args[3]), &names),
         // Plant hard links of the victims under the destination's names:
         // hardlink DIR - VICTIM,VICTIM NAMES...
-        Some("hardlink") => {
-            let victims: Vec<PathBuf> = args[3]
-                .to_str()
-                .unwrap()
-                .split(',')
-                .map(PathBuf::from)
-                .collect();
-            plant_links(&arg(1), &victims, &names)
-        }
+        Some("hardlink") => plant_links(&arg(1), &list(&args[3]), &names),
         // Re-create LINK -> TARGET whenever it is gone: dangling LINK TARGET
         Some("dangling") => loop {
             let _ = symlink(arg(2), arg(1));
@@ -41,15 +33,26 @@ pub(crate) fn run(args: &[OsString]) {
     }
 }
 
-fn swap_entries(dir: &Path, victim_abs: &Path, victim_rel: &Path, names: &[PathBuf]) {
+/// A comma-separated list of paths.
+fn list(arg: &OsString) -> Vec<PathBuf> {
+    arg.to_str()
+        .unwrap()
+        .split(',')
+        .map(PathBuf::from)
+        .collect()
+}
+
+fn swap_entries(dir: &Path, victim_abs: &Path, victims_rel: &[PathBuf], names: &[PathBuf]) {
     let tmp = dir.join(".t");
     loop {
         for n in names {
             let target = dir.join(n);
             let _ = symlink(victim_abs, &tmp);
             let _ = fs::rename(&tmp, &target);
-            let _ = fs::hard_link(victim_rel, &tmp);
-            let _ = fs::rename(&tmp, &target);
+            for v in victims_rel {
+                let _ = fs::hard_link(v, &tmp);
+                let _ = fs::rename(&tmp, &target);
+            }
         }
     }
 }

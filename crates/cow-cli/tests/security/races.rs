@@ -75,6 +75,10 @@ fn special_files(symlinks: u8, hardlinks: u8) {
     mkdir_owned(&t.join("victim"), 0, 0o755);
     let victim = t.join("victim/secret");
     file_owned(&victim, b"root secret", 0, 0o600);
+    // A root socket others may link (rw for all), like /tmp/.X11-unix/X0.
+    let sock = t.join("victim/sock");
+    drop(UnixListener::bind(&sock).unwrap());
+    fs::set_permissions(&sock, fs::Permissions::from_mode(0o666)).unwrap();
     let src = t.join("src");
     mkdir_owned(&src, ATTACKER, 0o755);
     let mut names = Vec::new();
@@ -99,8 +103,14 @@ fn special_files(symlinks: u8, hardlinks: u8) {
     mkdir_owned(&t.join("pub/backup/src"), ATTACKER, 0o755);
     std::os::unix::fs::chown(t.join("pub/backup"), Some(ATTACKER), Some(ATTACKER)).unwrap();
     let before = Snapshot::of(&victim);
+    let sock_before = Snapshot::of(&sock);
     let victim_abs = victim.to_str().unwrap().to_owned();
-    let mut args = vec!["special", "pub/backup/src", &victim_abs, "victim/secret"];
+    let mut args = vec![
+        "special",
+        "pub/backup/src",
+        &victim_abs,
+        "victim/secret,victim/sock",
+    ];
     args.extend(names.iter().map(String::as_str));
     let dst = t.join("pub/backup/src");
     let mut ok = 0u64;
@@ -111,9 +121,10 @@ fn special_files(symlinks: u8, hardlinks: u8) {
             if copy_tree(&src, &dst, &opts).is_ok() {
                 ok += 1;
             }
-            Snapshot::of(&victim) == before
+            Snapshot::of(&victim) == before && Snapshot::of(&sock) == sock_before
         })
     };
+    assert_eq!(Snapshot::of(&sock), sock_before, "root's socket changed");
     assert_eq!(
         Snapshot::of(&victim),
         before,

@@ -57,6 +57,11 @@ pub(crate) fn step(job: &mut Job<'_>) -> Step {
         let mut off = start;
         while to_eof || off < end {
             let want = crate::strategy::ranges::request(off, end, to_eof, CHUNK);
+            if want == 0 {
+                // At the largest offset: nothing can follow.
+                real_end = Some(off);
+                break 'segments;
+            }
             let mut off_in = off;
             let mut off_out = off;
             match crate::platform::copy_range(job, &mut off_in, &mut off_out, want as usize) {

@@ -55,13 +55,20 @@ pub(crate) fn walk_segments<E>(
     Ok(out)
 }
 
+/// The largest file offset (`off_t` is signed): no byte lies at or beyond
+/// it, and a request reaching past it fails (`EINVAL`, `EFBIG`) instead of
+/// meeting the end of file.
+pub(crate) const MAX_OFFSET: u64 = i64::MAX as u64;
+
 /// The length of the next request at `off` within a segment ending at `end`
-/// (or running to the end of file: `to_eof`), at most `max` bytes.
+/// (or running to the end of file: `to_eof`), at most `max` bytes and never
+/// past [`MAX_OFFSET`]. 0 means the end of file is reached.
 pub(crate) fn request(off: u64, end: u64, to_eof: bool, max: u64) -> u64 {
+    let room = MAX_OFFSET.saturating_sub(off).min(max);
     if to_eof {
-        max
+        room
     } else {
-        end.saturating_sub(off).min(max)
+        end.saturating_sub(off).min(room)
     }
 }
 

@@ -56,6 +56,11 @@ fn copy(job: &mut Job<'_>) -> Result<Outcome, CopyError> {
         let mut off = start;
         while to_eof || off < end {
             let want = super::ranges::request(off, end, to_eof, BUF as u64) as usize;
+            if want == 0 {
+                // At the largest offset: nothing can follow.
+                real_end = Some(off);
+                break 'segments;
+            }
             let want = crate::fault::clamp(Site::Read, want);
             let n = match fault!(Site::Read, job.src.read_at(&mut buf[..want], off)) {
                 Ok(n) => n,

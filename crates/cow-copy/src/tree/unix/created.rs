@@ -148,3 +148,59 @@ impl<'d> Created<'d> {
         rfs::utimensat(self.dir, self.name, times, AtFlags::SYMLINK_NOFOLLOW)
     }
 }
+
+/// A private directory (mode 0700, this process's user's) made inside a
+/// destination directory that others can change: a node is created there
+/// and given its metadata where nobody else can touch the entry, then
+/// renamed into place. Removed (if empty) when dropped.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub(super) struct Staging<'d> {
+    parent: BorrowedFd<'d>,
+    name: CString,
+    fd: OwnedFd,
+}
+
+#[cfg(any(target_os = "linux", target_os = "android"))]
+impl<'d> Staging<'d> {
+    /// Makes one in `parent`, named like a temporary of `for_name`.
+    pub(super) fn new(parent: BorrowedFd<'d>, for_name: &CStr) -> Result<Self, Errno> {
+        use std::os::unix::ffi::OsStringExt;
+        for _ in 0..16 {
+            let tmp = crate::replace::temp_name(os_name(for_name).as_os_str());
+            let name = CString::new(tmp.into_vec()).map_err(|_| Errno::INVAL)?;
+            match rfs::mkdirat(parent, &name, Mode::from_raw_mode(0o700)) {
+                Ok(()) => {}
+                Err(Errno::EXIST) => continue,
+                Err(e) => return Err(e),
+            }
+            let me = Staging {
+                parent,
+                fd: rfs::openat(parent, &name, dir_flags(false), Mode::empty())?,
+                name,
+            };
+            // What was opened is the directory just made, not one put in
+            // its place: ours, and nobody else's to enter or change.
+            let st = rfs::fstat(&me.fd)?;
+            let ours = st.st_uid == rustix::process::geteuid().as_raw();
+            if !ours || mode_of(&st) & 0o077 != 0 {
+                return Err(Errno::PERM);
+            }
+            return Ok(me);
+        }
+        Err(Errno::EXIST)
+    }
+
+    /// The directory.
+    pub(super) fn fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
+#[cfg(any(target_os = "linux", target_os = "android"))]
+impl Drop for Staging<'_> {
+    fn drop(&mut self) {
+        // rmdir removes nothing but an empty directory, whatever is under
+        // the name by now.
+        let _ = rfs::unlinkat(self.parent, &self.name, AtFlags::REMOVEDIR);
+    }
+}

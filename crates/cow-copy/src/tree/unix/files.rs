@@ -199,15 +199,8 @@ impl Walker<'_> {
             match (existing, target) {
                 (Ok(e), Ok(t)) if id_of(&e) == id_of(&t) => result = Ok(()),
                 (Ok(e), _) if kind_of(&e) == FileType::Directory => {
-                    self.shared.fail(
-                        rel,
-                        EntryKind::File,
-                        "link",
-                        io::Error::new(
-                            io::ErrorKind::IsADirectory,
-                            "cannot overwrite directory with non-directory",
-                        ),
-                    );
+                    self.shared
+                        .fail(rel, EntryKind::File, "link", over_directory());
                     self.shared.file_done(len);
                     return true;
                 }

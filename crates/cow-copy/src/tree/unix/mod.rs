@@ -14,7 +14,7 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Condvar, Mutex, OnceLock};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
 
 use rayon::prelude::*;
 use rustix::fs::{self as rfs, AtFlags, CWD, Dir, FileType, Mode, OFlags, Stat, Timestamps};
@@ -128,6 +128,14 @@ fn setup_err(op: &'static str, path: &Path, e: Errno) -> TreeError {
         path: path.to_path_buf(),
         source: errno(e),
     }
+}
+
+/// The error for a non-directory that would replace a directory.
+fn over_directory() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::IsADirectory,
+        "cannot overwrite directory with non-directory",
+    )
 }
 
 fn cstring(p: &Path) -> Result<CString, TreeError> {
@@ -256,7 +264,6 @@ pub(super) fn copy_tree(
             name,
             Path::new(""),
             follow_root,
-            None,
             DirHint::default(),
         );
         return Ok(walker.finish());
@@ -333,22 +340,24 @@ pub(super) fn copy_tree(
             },
             None,
         );
-        let node = Ancestors {
+        let node = Arc::new(Ancestors {
             id: src_id,
             parent: None,
+        });
+        let hint = DirHint {
+            new: root.created,
+            dev: root.dev,
         };
-        walker.copy_contents(
-            src_fd.as_fd(),
-            root.fd.as_fd(),
-            DirHint {
-                new: root.created,
-                dev: root.dev,
-            },
-            Path::new(""),
-            &node,
-        );
+        let (src, dst) = (src_fd.as_fd(), root.fd.as_fd());
+        let dirs = walker.copy_contents(src, dst, hint, Path::new(""), &node, 0);
+        for c in &dirs {
+            if walker.shared.stopped() {
+                break;
+            }
+            walker.subtree(src, dst, c, PathBuf::from(os_name(&c.name)), &node, 1);
+        }
         walker.flush();
-        walker.finish_dir(src_fd.as_fd(), &src_st, &root, Path::new(""));
+        walker.finish_dir(src, &src_st, dst, root.restore, Path::new(""));
         Ok(walker.finish())
     })
 }
@@ -356,12 +365,16 @@ pub(super) fn copy_tree(
 mod created;
 mod files;
 mod nodes;
+mod stack;
 mod walk;
 mod xattr;
 
 use created::Created;
+#[cfg(any(target_os = "linux", target_os = "android"))]
+use created::Staging;
 use files::LinkState;
-use walk::{Ancestors, DirHint, DstDir, MakeDirError, make_dir};
+use stack::PAR_DEPTH;
+use walk::{Ancestors, Child, DirHint, DstDir, MakeDirError, make_dir};
 
 struct Walker<'a> {
     shared: Shared<'a>,
@@ -383,6 +396,9 @@ struct Walker<'a> {
     /// Above this many, subdirectories are walked one at a time (see
     /// [`Walker::copy_contents`]).
     dir_budget: usize,
+    /// How many levels of one worker's stack keep their descriptors open
+    /// (see [`Walker::subtree`]).
+    keep_levels: usize,
     /// Whether symlink xattrs can be reached here (checked at the first
     /// symlink that needs it; see [`xattr::links_supported`]).
     link_xattrs: OnceLock<Result<(), String>>,
@@ -410,6 +426,13 @@ fn dir_budget(workers: usize) -> usize {
     open_file_limit().saturating_sub(16 + 4 * workers).max(4)
 }
 
+/// How many levels of a stack keep their two descriptors: each worker's
+/// share of the budget, between 2 and 64 (deeper levels are reopened when
+/// the walk climbs back to them).
+fn keep_levels(workers: usize) -> usize {
+    (dir_budget(workers) / (2 * workers.max(1))).clamp(2, 64)
+}
+
 /// The soft limit on open files.
 fn open_file_limit() -> usize {
     let lim = rustix::process::getrlimit(rustix::process::Resource::Nofile);
@@ -425,22 +448,6 @@ fn workers_for(opts: &TreeOptions) -> usize {
     #[cfg(target_os = "macos")]
     let fit = fit.min(super::macos::MAX_WORKERS);
     opts.worker_count().min(fit).max(1)
-}
-
-/// Counts two directory descriptors (source and destination) while alive.
-struct DirPair<'w>(&'w AtomicUsize);
-
-impl<'w> DirPair<'w> {
-    fn new(counter: &'w AtomicUsize) -> Self {
-        counter.fetch_add(2, Ordering::Relaxed);
-        DirPair(counter)
-    }
-}
-
-impl Drop for DirPair<'_> {
-    fn drop(&mut self) {
-        self.0.fetch_sub(2, Ordering::Relaxed);
-    }
 }
 
 impl<'a> Walker<'a> {
@@ -464,6 +471,7 @@ impl<'a> Walker<'a> {
             workers: workers_for(opts),
             open_dirs: AtomicUsize::new(0),
             dir_budget: dir_budget(workers_for(opts)),
+            keep_levels: keep_levels(workers_for(opts)),
             link_xattrs: OnceLock::new(),
             batch: dst_root
                 .and_then(|_| crate::durable::Batch::for_tree(&opts.copy, open_file_limit() / 4)),

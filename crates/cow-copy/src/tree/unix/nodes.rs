@@ -10,7 +10,116 @@ fn temp_name(name: &CStr) -> Option<CString> {
     CString::new(crate::replace::temp_name(os_name(name).as_os_str()).into_vec()).ok()
 }
 
+/// What kind of node [`Walker::place`] makes.
+pub(super) struct Node {
+    kind: EntryKind,
+    /// The operation, for errors.
+    op: &'static str,
+    count: Count,
+}
+
 impl Walker<'_> {
+    /// Creates the node `dst_name` in `dst_dir` with `create` (given a
+    /// directory and a name), replacing an existing non-directory unless
+    /// no-clobber, applies its metadata (`link_src`: the source symlink, for
+    /// its xattrs) and records it.
+    ///
+    /// Where someone else can change `dst_dir`'s entries, the node is made
+    /// in a private directory inside it ([`Staging`]), given its metadata
+    /// there and then renamed into place: nothing another user puts under
+    /// its name, at any moment, receives that metadata.
+    #[allow(clippy::too_many_arguments)]
+    fn place(
+        &self,
+        st: &Stat,
+        dst_dir: BorrowedFd<'_>,
+        dst_name: &CStr,
+        rel: &Path,
+        node: Node,
+        link_src: Option<(BorrowedFd<'_>, &CStr)>,
+        create: impl Fn(BorrowedFd<'_>, &CStr) -> Result<(), Errno>,
+    ) {
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        if crate::guard::others_can_change(dst_dir) {
+            return self.place_staged(st, dst_dir, dst_name, rel, node, link_src, create);
+        }
+        let Node { kind, op, count } = node;
+        let action = self.create_non_dir(dst_dir, dst_name, rel, kind, op, |n| create(dst_dir, n));
+        if self.created(rel, kind, action, count) {
+            self.node_meta(st, dst_dir, dst_name, rel, link_src);
+        }
+    }
+
+    /// [`Walker::place`] through a private directory (Linux: other Unixes
+    /// have no no-replace rename here, and set the metadata in place after
+    /// checking the node; see [`Created`]).
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    #[allow(clippy::too_many_arguments)]
+    fn place_staged(
+        &self,
+        st: &Stat,
+        dst_dir: BorrowedFd<'_>,
+        dst_name: &CStr,
+        rel: &Path,
+        node: Node,
+        link_src: Option<(BorrowedFd<'_>, &CStr)>,
+        create: impl Fn(BorrowedFd<'_>, &CStr) -> Result<(), Errno>,
+    ) {
+        let Node { kind, op, count } = node;
+        let stage = match Staging::new(dst_dir, dst_name) {
+            Ok(s) => s,
+            Err(e) => return self.fail(rel, kind, "create a private directory for", e),
+        };
+        if let Err(e) = create(stage.fd(), dst_name) {
+            return self.fail(rel, kind, op, e);
+        }
+        self.node_meta(st, stage.fd(), dst_name, rel, link_src);
+        let action = self.move_into_place(stage.fd(), dst_dir, dst_name, rel, kind);
+        if action.is_none() || action == Some(EntryAction::Skipped) {
+            let _ = rfs::unlinkat(stage.fd(), dst_name, AtFlags::empty());
+        }
+        self.created(rel, kind, action, count);
+    }
+
+    /// Renames `name` from the private directory `stage` to `dst_dir`:
+    /// without replacing first, then (unless no-clobber) over an existing
+    /// non-directory.
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    fn move_into_place(
+        &self,
+        stage: BorrowedFd<'_>,
+        dst_dir: BorrowedFd<'_>,
+        name: &CStr,
+        rel: &Path,
+        kind: EntryKind,
+    ) -> Option<EntryAction> {
+        use rustix::fs::RenameFlags;
+        match rfs::renameat_with(stage, name, dst_dir, name, RenameFlags::NOREPLACE) {
+            Ok(()) => return Some(EntryAction::Created),
+            Err(Errno::EXIST) => {}
+            Err(e) => {
+                self.fail(rel, kind, "move into place", e);
+                return None;
+            }
+        }
+        match rfs::statat(dst_dir, name, AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(existing) if kind_of(&existing) == FileType::Directory => {
+                self.shared
+                    .fail(rel, kind, "move into place", over_directory());
+                return None;
+            }
+            _ if self.no_clobber => return Some(EntryAction::Skipped),
+            _ => {}
+        }
+        match rfs::renameat(stage, name, dst_dir, name) {
+            Ok(()) => Some(EntryAction::Replaced),
+            Err(e) => {
+                self.fail(rel, kind, "move into place", e);
+                None
+            }
+        }
+    }
+
     /// Creates a non-directory entry with `create`, replacing an existing
     /// non-directory unless no-clobber. Returns what was done, or `None`
     /// after recording a failure.
@@ -34,15 +143,7 @@ impl Walker<'_> {
                     }
                 };
                 if kind_of(&existing) == FileType::Directory {
-                    self.shared.fail(
-                        rel,
-                        kind,
-                        op,
-                        io::Error::new(
-                            io::ErrorKind::IsADirectory,
-                            "cannot overwrite directory with non-directory",
-                        ),
-                    );
+                    self.shared.fail(rel, kind, op, over_directory());
                     return None;
                 }
                 if self.no_clobber {
@@ -115,17 +216,20 @@ impl Walker<'_> {
             Ok(t) => t,
             Err(e) => return self.fail(rel, EntryKind::Symlink, "read symlink", e),
         };
-        let action = self.create_non_dir(
+        let node = Node {
+            kind: EntryKind::Symlink,
+            op: "create symlink",
+            count: Count::Symlinks,
+        };
+        self.place(
+            st,
             dst_dir,
             dst_name,
             rel,
-            EntryKind::Symlink,
-            "create symlink",
-            |name| rfs::symlinkat(target.as_c_str(), dst_dir, name),
+            node,
+            Some((src_dir, src_name)),
+            |dir, name| rfs::symlinkat(target.as_c_str(), dir, name),
         );
-        if self.created(rel, EntryKind::Symlink, action, Count::Symlinks) {
-            self.node_meta(st, dst_dir, dst_name, rel, Some((src_dir, src_name)));
-        }
     }
 
     /// Copies the xattrs of the source symlink to the new one, following
@@ -171,17 +275,14 @@ impl Walker<'_> {
 
     pub(super) fn fifo(&self, st: &Stat, dst_dir: BorrowedFd<'_>, dst_name: &CStr, rel: &Path) {
         let mode = mk_mode(mode_of(st) & PERM_BITS);
-        let action = self.create_non_dir(
-            dst_dir,
-            dst_name,
-            rel,
-            EntryKind::Fifo,
-            "create FIFO",
-            |name| sys::mkfifoat(dst_dir, name, mode),
-        );
-        if self.created(rel, EntryKind::Fifo, action, Count::Fifos) {
-            self.node_meta(st, dst_dir, dst_name, rel, None);
-        }
+        let node = Node {
+            kind: EntryKind::Fifo,
+            op: "create FIFO",
+            count: Count::Fifos,
+        };
+        self.place(st, dst_dir, dst_name, rel, node, None, |dir, name| {
+            sys::mkfifoat(dir, name, mode)
+        });
     }
 
     pub(super) fn special(
@@ -201,17 +302,14 @@ impl Walker<'_> {
             );
             return;
         }
-        let action = self.create_non_dir(
-            dst_dir,
-            dst_name,
-            rel,
+        let node = Node {
             kind,
-            "create special file",
-            |name| sys::mknodat(dst_dir, name, st),
-        );
-        if self.created(rel, kind, action, Count::Specials) {
-            self.node_meta(st, dst_dir, dst_name, rel, None);
-        }
+            op: "create special file",
+            count: Count::Specials,
+        };
+        self.place(st, dst_dir, dst_name, rel, node, None, |dir, name| {
+            sys::mknodat(dir, name, st)
+        });
     }
 
     /// Applies the source's owner, mode (not to a symlink) and times, and a

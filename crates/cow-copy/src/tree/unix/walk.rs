@@ -2,21 +2,22 @@
 
 use super::*;
 
-/// The chain of source directories above the current one, to catch cycles
-/// (symlinks followed with `Dereference::Always`, or bind-mount loops).
-pub(super) struct Ancestors<'p> {
+/// The chain of source directories from the root down to one directory,
+/// to catch cycles (symlinks followed with `Dereference::Always`, or
+/// bind-mount loops). Shared: each directory's node points at its parent's.
+pub(super) struct Ancestors {
     pub(super) id: Id,
-    pub(super) parent: Option<&'p Ancestors<'p>>,
+    pub(super) parent: Option<Arc<Ancestors>>,
 }
 
-impl Ancestors<'_> {
+impl Ancestors {
     pub(super) fn contains(&self, id: Id) -> bool {
         let mut cur = Some(self);
         while let Some(a) = cur {
             if a.id == id {
                 return true;
             }
-            cur = a.parent;
+            cur = a.parent.as_deref();
         }
         false
     }
@@ -175,23 +176,32 @@ impl Walker<'_> {
         Some(out)
     }
 
-    /// Copies every entry of `src` into `dst`.
+    /// Copies every entry of `src` into `dst` (the directory `rel`, at
+    /// `depth` below the root) and returns its subdirectories, which the
+    /// caller walks ([`Walker::subtree`]). Near the root, when the walk is
+    /// parallel and the descriptor budget allows, the subdirectories are
+    /// walked here instead, one parallel job each (so the parallel nesting
+    /// is at most [`PAR_DEPTH`] deep), and none are returned.
     pub(super) fn copy_contents(
         &self,
         src: BorrowedFd<'_>,
         dst: BorrowedFd<'_>,
         dst_new: DirHint,
         rel: &Path,
-        anc: &Ancestors<'_>,
-    ) {
+        anc: &Arc<Ancestors>,
+        depth: usize,
+    ) -> Vec<Child> {
         let Some(children) = self.list(src, rel) else {
-            return;
+            return Vec::new();
         };
         let each = |c: &Child| {
             if self.shared.stopped() {
                 return;
             }
             let crel = rel.join(os_name(&c.name));
+            if c.kind == FileType::Directory {
+                return self.subtree(src, dst, c, crel, anc, depth + 1);
+            }
             self.entry(
                 src,
                 &c.name,
@@ -201,27 +211,35 @@ impl Walker<'_> {
                 &c.name,
                 &crel,
                 self.follow_all,
-                Some(anc),
                 dst_new,
             );
         };
-        if !self.parallel || children.len() <= 1 {
-            children.iter().for_each(each);
-        } else if self.open_dirs.load(Ordering::Relaxed) < self.dir_budget {
-            children.par_iter().for_each(each);
-        } else {
-            // Each directory in flight holds two descriptors, and rayon's
-            // work stealing can nest many of them on one thread: near the
-            // budget, files are still copied in parallel but subdirectories
-            // are walked one at a time (no new stealable directory jobs).
-            let (dirs, others): (Vec<&Child>, Vec<&Child>) =
-                children.iter().partition(|c| c.kind == FileType::Directory);
-            others.par_iter().for_each(|c| each(c));
-            dirs.into_iter().for_each(each);
+        let dirs_here = self.parallel
+            && depth < PAR_DEPTH
+            && self.open_dirs.load(Ordering::Relaxed) < self.dir_budget;
+        if dirs_here {
+            if children.len() <= 1 {
+                children.iter().for_each(each);
+            } else {
+                children.par_iter().for_each(each);
+            }
+            return Vec::new();
         }
+        // Each directory in flight holds descriptors, and rayon's work
+        // stealing can nest many of them on one thread: files are copied in
+        // parallel, subdirectories are left to the caller's stack.
+        let (dirs, others): (Vec<Child>, Vec<Child>) = children
+            .into_iter()
+            .partition(|c| c.kind == FileType::Directory);
+        if self.parallel && others.len() > 1 {
+            others.par_iter().for_each(each);
+        } else {
+            others.iter().for_each(each);
+        }
+        dirs
     }
 
-    /// Copies one entry whose status is `st`.
+    /// Copies one entry (not a directory) whose status is `st`.
     #[allow(clippy::too_many_arguments)]
     pub(super) fn entry(
         &self,
@@ -233,10 +251,9 @@ impl Walker<'_> {
         dst_name: &CStr,
         rel: &Path,
         follow: bool,
-        anc: Option<&Ancestors<'_>>,
         dst_new: DirHint,
     ) {
-        // Regular files and directories may come without a status; every
+        // Regular files may come without a status; every
         // other kind was stat'ed by the listing (or is the root).
         let need = |st: Option<&Stat>| -> Option<Stat> {
             match st {
@@ -254,13 +271,18 @@ impl Walker<'_> {
             let Some(st) = need(st) else { return };
             return self.entry_stat(src_dir, src_name, &st, dst_dir, dst_name, rel);
         }
-        match kind {
-            FileType::Directory => self.dir(src_dir, src_name, dst_dir, dst_name, rel, follow, anc),
-            FileType::RegularFile => self.file(
+        if kind == FileType::RegularFile {
+            return self.file(
                 src_dir, src_name, st, dst_dir, dst_name, rel, follow, dst_new,
-            ),
-            _ => unreachable!("only directories and regular files get here"),
+            );
         }
+        // A directory is walked by `copy_contents`, never as an entry.
+        self.fail(
+            rel,
+            EntryKind::Dir,
+            "copy (unexpected directory)",
+            Errno::ISDIR,
+        );
     }
 
     /// Copies an entry that is neither a directory nor a regular file.
@@ -289,87 +311,22 @@ impl Walker<'_> {
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
-    pub(super) fn dir(
-        &self,
-        src_dir: BorrowedFd<'_>,
-        src_name: &CStr,
-        dst_dir: BorrowedFd<'_>,
-        dst_name: &CStr,
-        rel: &Path,
-        follow: bool,
-        anc: Option<&Ancestors<'_>>,
-    ) {
-        // O_NOFOLLOW: a directory swapped for a symlink since it was listed
-        // fails here (ELOOP/ENOTDIR) instead of being followed.
-        let _held = DirPair::new(&self.open_dirs);
-        let src = match rfs::openat(src_dir, src_name, dir_flags(follow), Mode::empty()) {
-            Ok(fd) => fd,
-            Err(e) => return self.fail(rel, EntryKind::Dir, "open directory", e),
-        };
-        let st = match rfs::fstat(&src) {
-            Ok(st) => st,
-            Err(e) => return self.fail(rel, EntryKind::Dir, "stat directory", e),
-        };
-        let id = id_of(&st);
-        if anc.is_some_and(|a| a.contains(id)) {
-            return self.fail(
-                rel,
-                EntryKind::Dir,
-                "copy directory (it contains itself through a symlink or mount)",
-                Errno::LOOP,
-            );
-        }
-        let dst = match make_dir(dst_dir, dst_name, &st) {
-            Ok(d) => d,
-            Err(MakeDirError::NotADirectory) => {
-                return self.shared.fail(
-                    rel,
-                    EntryKind::Dir,
-                    "create directory",
-                    io::Error::new(
-                        io::ErrorKind::AlreadyExists,
-                        "cannot overwrite non-directory with directory",
-                    ),
-                );
-            }
-            Err(MakeDirError::Io(op, e)) => return self.fail(rel, EntryKind::Dir, op, e),
-        };
-        self.shared.totals.bump(Count::Dirs);
-        self.shared.record(
-            rel,
-            EntryKind::Dir,
-            if dst.created {
-                EntryAction::Created
-            } else {
-                EntryAction::Merged
-            },
-            None,
-        );
-        let node = Ancestors { id, parent: anc };
-        let hint = DirHint {
-            new: dst.created,
-            dev: dst.dev,
-        };
-        // `cp -x`: a mount point is created but not entered.
-        let other_fs = self.shared.opts.one_file_system
-            && rfs::fstat(src_dir).is_ok_and(|parent| parent.st_dev != st.st_dev);
-        if !other_fs {
-            self.copy_contents(src.as_fd(), dst.fd.as_fd(), hint, rel, &node);
-        }
-        self.finish_dir(src.as_fd(), &st, &dst, rel);
-    }
-
     /// Applies a directory's metadata once its children are written: xattrs,
     /// owner, mode, then times (last, since the others change ctime only).
-    pub(super) fn finish_dir(&self, src: BorrowedFd<'_>, st: &Stat, dst: &DstDir, rel: &Path) {
+    pub(super) fn finish_dir(
+        &self,
+        src: BorrowedFd<'_>,
+        st: &Stat,
+        fd: BorrowedFd<'_>,
+        restore: Option<u32>,
+        rel: &Path,
+    ) {
         let p = self.preserve;
         // Queued renames into this directory must happen before its times
         // are set, or while it is still writable.
-        if p.timestamps || dst.restore.is_some() || (p.mode && mode_of(st) & 0o300 != 0o300) {
+        if p.timestamps || restore.is_some() || (p.mode && mode_of(st) & 0o300 != 0o300) {
             self.flush();
         }
-        let fd = dst.fd.as_fd();
         let mut mode = mode_of(st) & MODE_BITS;
         if p.xattrs {
             let r = xattr::copy(&src, &fd);
@@ -383,7 +340,7 @@ impl Walker<'_> {
                 mode &= !SUID_SGID;
             }
         }
-        let set_mode = if p.mode { Some(mode) } else { dst.restore };
+        let set_mode = if p.mode { Some(mode) } else { restore };
         if let Some(m) = set_mode {
             if let Err(e) = rfs::fchmod(fd, mk_mode(m)) {
                 self.fail_meta(rel, "set directory mode", e);
