@@ -184,3 +184,69 @@ fs_test!(
         assert!(err.contains(r"'out/s'$'\033''d'"), "{err}");
     }
 );
+
+fs_test!(
+    progress_without_a_terminal_is_human_and_sparse,
+    [ext4, tmpfs],
+    |dir| {
+        write_pattern(&dir.join("big"), 48 << 20, 3);
+        let started = std::time::Instant::now();
+        let o = cow_cp(
+            dir,
+            &["--progress", "big", "c"],
+            Stdio::piped(),
+            Stdio::piped(),
+        );
+        let secs = started.elapsed().as_secs();
+        assert_eq!(o.status.code(), Some(0));
+        let err = String::from_utf8_lossy(&o.stderr).into_owned();
+        let lines: Vec<&str> = err.lines().collect();
+        assert!(!lines.is_empty(), "--progress printed nothing");
+        for l in &lines {
+            assert!(
+                l.starts_with("cow cp: ") && l.contains(" of ") && l.contains("files"),
+                "{l}"
+            );
+            assert!(!l.contains("0/0 files"), "a single file is one file: {l}");
+        }
+        // At most one line a second, plus the final one.
+        assert!(
+            lines.len() as u64 <= secs + 2,
+            "{} lines in {secs} s",
+            lines.len()
+        );
+        let last = lines[lines.len() - 1];
+        assert!(
+            last.contains("48.0 MiB of 48.0 MiB (100%), 1/1 files"),
+            "{last}"
+        );
+    }
+);
+
+fs_test!(stats_never_rate_cloned_bytes, [btrfs, ext4], |dir, fs| {
+    write_pattern(&dir.join("big"), 8 << 20, 4);
+    let o = cow_cp(
+        dir,
+        &["--stats", "big", "c"],
+        Stdio::piped(),
+        Stdio::piped(),
+    );
+    assert_eq!(o.status.code(), Some(0));
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    let time = out
+        .lines()
+        .find(|l| l.starts_with("time:"))
+        .expect("a time line");
+    if fs.reflinks() {
+        assert!(
+            time.contains("nothing copied; 8.0 MiB cloned (shared, no data moved)"),
+            "{time}"
+        );
+        assert!(!time.contains("MiB/s") && !time.contains("GiB/s"), "{time}");
+    } else {
+        assert!(
+            time.contains("copied at ") && !time.contains("cloned"),
+            "{time}"
+        );
+    }
+});

@@ -72,6 +72,7 @@ pub mod identical;
 pub mod leftovers;
 #[cfg(unix)]
 mod meta;
+mod observe;
 mod options;
 mod platform;
 #[cfg(unix)]
@@ -85,6 +86,7 @@ mod update;
 pub mod tree;
 
 pub use error::CopyError;
+pub use observe::{Moved, MovedFn};
 pub use options::{CopyOptions, Overwrite, Preserve, Reflink, Sparse, Update};
 pub use report::{CopyReport, Destination, Fallback, Strategy};
 

@@ -161,6 +161,8 @@ pub struct CopyOptions {
     pub(crate) preserve: Preserve,
     pub(crate) follow_symlinks: bool,
     pub(crate) update: Update,
+    #[serde(skip)]
+    pub(crate) observer: crate::observe::Observer,
 }
 
 impl Default for CopyOptions {
@@ -183,7 +185,19 @@ impl CopyOptions {
             preserve: Preserve::default(),
             follow_symlinks: true,
             update: Update::All,
+            observer: crate::observe::Observer::default(),
         }
+    }
+
+    /// Sets an observer told of the bytes as they are moved: a clone's
+    /// whole length at once ([`Moved::Cloned`](crate::Moved::Cloned)), the
+    /// kernel and read/write copies chunk by chunk
+    /// ([`Moved::Copied`](crate::Moved::Copied)). For progress displays;
+    /// it does not change what is copied. A tree copy passes it to every
+    /// file.
+    pub fn observer(mut self, observer: crate::MovedFn) -> Self {
+        self.observer = crate::observe::Observer(Some(observer));
+        self
     }
 
     /// Sets the clone policy.
