@@ -14,6 +14,7 @@ use crate::exit;
 use crate::msg::{self, q};
 
 mod existing;
+mod failfast;
 mod fdlimit;
 mod interrupt;
 mod output;
@@ -621,6 +622,12 @@ fn copy_one(
                     q(src)
                 ));
                 return result;
+            }
+            if kind == SourceKind::Dir {
+                if let Err(msg) = failfast::check_tree_clones(src, dst, &s.tree_copy) {
+                    result.outcome = Outcome::Error(msg);
+                    return result;
+                }
             }
             let mut opts = s.tree.clone().dereference(deref);
             if let Some(observer) = progress.observer() {

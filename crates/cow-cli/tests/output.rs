@@ -250,3 +250,65 @@ fs_test!(stats_never_rate_cloned_bytes, [btrfs, ext4], |dir, fs| {
         );
     }
 });
+
+fs_test!(
+    reflink_always_tree_fails_fast_without_clones,
+    [ext4, tmpfs],
+    |dir| {
+        fs::create_dir_all(dir.join("t/a/b")).unwrap();
+        for i in 0..40 {
+            write_pattern(&dir.join(format!("t/a/b/f{i}")), 5000, i);
+        }
+        let o = cow_cp(
+            dir,
+            &["-r", "--reflink=always", "t", "u"],
+            Stdio::piped(),
+            Stdio::piped(),
+        );
+        assert_eq!(o.status.code(), Some(1));
+        let err = String::from_utf8_lossy(&o.stderr).into_owned();
+        // One error, naming the operation, both paths and both filesystems.
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(err.contains("cannot clone 't' to 'u'"), "{err}");
+        assert_eq!(
+            err.matches(" on ").count(),
+            2,
+            "both filesystems named: {err}"
+        );
+        // Nothing was created: no skeleton, no trial file.
+        let left: Vec<_> = fs::read_dir(dir)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
+        assert_eq!(left, vec![std::ffi::OsString::from("t")]);
+    }
+);
+
+fs_test!(
+    reflink_always_tree_clones_where_it_can,
+    [btrfs, xfs],
+    |dir| {
+        fs::create_dir_all(dir.join("t/a")).unwrap();
+        write_pattern(&dir.join("t/a/f"), 70_000, 1);
+        let o = cow_cp(
+            dir,
+            &["-r", "--reflink=always", "t", "u"],
+            Stdio::piped(),
+            Stdio::piped(),
+        );
+        assert_eq!(
+            o.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        assert_eq!(fs::read(dir.join("u/a/f")).unwrap(), pattern(70_000, 1));
+        let left: Vec<_> = fs::read_dir(dir)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
+        assert_eq!(left.len(), 2, "no trial file left: {left:?}");
+    }
+);
