@@ -30,6 +30,17 @@ fn cow_cp(dir: &Path, args: &[&str], stdout: Stdio, stderr: Stdio) -> Output {
         .expect("run cow")
 }
 
+/// `cow cp ARGS` with stdout and stderr captured.
+fn piped(dir: &Path, args: &[&str]) -> Output {
+    cow_cp(dir, args, Stdio::piped(), Stdio::piped())
+}
+
+/// Asserts exit status 0, showing stderr otherwise.
+#[track_caller]
+fn ok(o: &Output) {
+    ok(&o);
+}
+
 fn tree(dir: &Path) {
     fs::create_dir_all(dir.join("t/sub")).unwrap();
     for i in 0..50 {
@@ -98,12 +109,7 @@ fs_test!(full_disk_on_stdout_is_quiet, [tmpfs], |dir| {
         full.into(),
         Stdio::piped(),
     );
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    ok(&o);
     assert!(
         o.stderr.is_empty(),
         "{}",
@@ -138,12 +144,7 @@ fs_test!(
         let esc = "e\u{1b}[2Jx";
         fs::write(dir.join(esc), b"data").unwrap();
         // -v: quoted and escaped like GNU cp -v.
-        let o = cow_cp(
-            dir,
-            &["-v", esc, "c\u{1b}z"],
-            Stdio::piped(),
-            Stdio::piped(),
-        );
+        let o = piped(dir, &["-v", esc, "c\u{1b}z"]);
         assert_eq!(o.status.code(), Some(0));
         let out = no_controls(&o.stdout);
         let line = out.lines().next().unwrap();
@@ -156,7 +157,7 @@ fs_test!(
             assert_eq!(gnu.trim_end(), r"'e'$'\033''[2Jx' -> 'g'$'\033''z'");
         }
         // An error naming a missing source.
-        let o = cow_cp(dir, &["m\u{1b}", "x"], Stdio::piped(), Stdio::piped());
+        let o = piped(dir, &["m\u{1b}", "x"]);
         assert_eq!(o.status.code(), Some(1));
         let err = no_controls(&o.stderr);
         assert_eq!(
@@ -172,12 +173,7 @@ fs_test!(
         fs::write(dir.join("t/s\u{1b}d/f"), b"x").unwrap();
         fs::create_dir(dir.join("out")).unwrap();
         fs::write(dir.join("out/s\u{1b}d"), b"a file").unwrap();
-        let o = cow_cp(
-            dir,
-            &["-rT", "-v", "t", "out"],
-            Stdio::piped(),
-            Stdio::piped(),
-        );
+        let o = piped(dir, &["-rT", "-v", "t", "out"]);
         assert_eq!(o.status.code(), Some(1));
         no_controls(&o.stdout);
         let err = no_controls(&o.stderr);
@@ -191,12 +187,7 @@ fs_test!(
     |dir| {
         write_pattern(&dir.join("big"), 48 << 20, 3);
         let started = std::time::Instant::now();
-        let o = cow_cp(
-            dir,
-            &["--progress", "big", "c"],
-            Stdio::piped(),
-            Stdio::piped(),
-        );
+        let o = piped(dir, &["--progress", "big", "c"]);
         let secs = started.elapsed().as_secs();
         assert_eq!(o.status.code(), Some(0));
         let err = String::from_utf8_lossy(&o.stderr).into_owned();
@@ -225,12 +216,7 @@ fs_test!(
 
 fs_test!(stats_never_rate_cloned_bytes, [btrfs, ext4], |dir, fs| {
     write_pattern(&dir.join("big"), 8 << 20, 4);
-    let o = cow_cp(
-        dir,
-        &["--stats", "big", "c"],
-        Stdio::piped(),
-        Stdio::piped(),
-    );
+    let o = piped(dir, &["--stats", "big", "c"]);
     assert_eq!(o.status.code(), Some(0));
     let out = String::from_utf8_lossy(&o.stdout).into_owned();
     let time = out
@@ -259,12 +245,7 @@ fs_test!(
         for i in 0..40 {
             write_pattern(&dir.join(format!("t/a/b/f{i}")), 5000, i);
         }
-        let o = cow_cp(
-            dir,
-            &["-r", "--reflink=always", "t", "u"],
-            Stdio::piped(),
-            Stdio::piped(),
-        );
+        let o = piped(dir, &["-r", "--reflink=always", "t", "u"]);
         assert_eq!(o.status.code(), Some(1));
         let err = String::from_utf8_lossy(&o.stderr).into_owned();
         // One error, naming the operation, both paths and both filesystems.
@@ -291,18 +272,8 @@ fs_test!(
     |dir| {
         fs::create_dir_all(dir.join("t/a")).unwrap();
         write_pattern(&dir.join("t/a/f"), 70_000, 1);
-        let o = cow_cp(
-            dir,
-            &["-r", "--reflink=always", "t", "u"],
-            Stdio::piped(),
-            Stdio::piped(),
-        );
-        assert_eq!(
-            o.status.code(),
-            Some(0),
-            "{}",
-            String::from_utf8_lossy(&o.stderr)
-        );
+        let o = piped(dir, &["-r", "--reflink=always", "t", "u"]);
+        ok(&o);
         assert_eq!(fs::read(dir.join("u/a/f")).unwrap(), pattern(70_000, 1));
         let left: Vec<_> = fs::read_dir(dir)
             .unwrap()
