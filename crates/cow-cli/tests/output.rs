@@ -38,7 +38,12 @@ fn piped(dir: &Path, args: &[&str]) -> Output {
 /// Asserts exit status 0, showing stderr otherwise.
 #[track_caller]
 fn ok(o: &Output) {
-    ok(&o);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
 }
 
 fn tree(dir: &Path) {
