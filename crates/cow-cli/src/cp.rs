@@ -14,6 +14,7 @@ use crate::exit;
 use crate::msg::{self, q};
 
 mod existing;
+mod failfast;
 mod fdlimit;
 mod interrupt;
 mod output;
@@ -339,6 +340,9 @@ struct Settings {
     recursive: bool,
     deref: Option<Dereference>,
     copy: CopyOptions,
+    /// The options of each file inside a tree (`copy`, atomic with
+    /// --remove-destination).
+    tree_copy: CopyOptions,
     tree: TreeOptions,
     /// -i, --backup, --remove-destination.
     existing: existing::Policy,
@@ -348,6 +352,16 @@ struct Settings {
     link: Option<LinkKind>,
     /// --parents.
     parents: bool,
+}
+
+impl Settings {
+    /// Lets `observer` follow the bytes of every copy.
+    fn observed(mut self, observer: cow_copy::MovedFn) -> Settings {
+        self.copy = self.copy.observer(observer.clone());
+        self.tree_copy = self.tree_copy.observer(observer);
+        self.tree = self.tree.copy_options(self.tree_copy.clone());
+        self
+    }
 }
 
 /// `-Z`/`--context`: cow sets no SELinux context. Without SELinux that is
@@ -467,12 +481,11 @@ fn settings(args: &CpArgs) -> Result<Settings, String> {
         .copy_special(copy_special)
         .record_entries(args.verbose || args.json)
         .one_file_system(args.one_file_system);
-    if args.remove_destination {
-        // A tree's files are then replaced by a rename: the same end state
-        // as removing each first (a new file; other hard links keep the
-        // old content), and never a moment without the file.
-        tree = tree.copy_options(copy.clone().atomic(true));
-    }
+    // With --remove-destination a tree's files are replaced by a rename:
+    // the same end state as removing each first (a new file; other hard
+    // links keep the old content), and never a moment without the file.
+    let tree_copy = copy.clone().atomic(args.atomic || args.remove_destination);
+    tree = tree.copy_options(tree_copy.clone());
     if let Some(j) = args.jobs {
         tree = tree.jobs(j as usize);
     }
@@ -497,6 +510,7 @@ fn settings(args: &CpArgs) -> Result<Settings, String> {
         recursive: args.recursive || args.archive,
         deref,
         copy,
+        tree_copy,
         tree,
         existing,
         force: args.force,
@@ -524,6 +538,10 @@ pub(crate) fn run(args: CpArgs) -> u8 {
     interrupt::install();
     let started = Instant::now();
     let progress = progress::Progress::start(args.progress, args.json);
+    let settings = match progress.byte_observer() {
+        Some(o) => settings.observed(o),
+        None => settings,
+    };
     let mut results = Vec::new();
     let mut created: HashSet<PathBuf> = HashSet::new();
     for (src, dst) in plan.pairs() {
@@ -607,7 +625,10 @@ fn copy_one(
         _ if s.link.is_some() && !(s.recursive && kind == SourceKind::Dir) => {
             result.outcome = link_one(src, dst, s);
         }
-        SourceKind::File => result.outcome = copy_file(src, dst, s),
+        SourceKind::File => {
+            progress.file_started(src);
+            result.outcome = copy_file(src, dst, s);
+        }
         SourceKind::Other if !s.recursive => {
             result.outcome = Outcome::Error(format!(
                 "{} is not a regular file or directory (use -r to recreate FIFOs and special files)",
@@ -623,6 +644,12 @@ fn copy_one(
                     q(src)
                 ));
                 return result;
+            }
+            if kind == SourceKind::Dir {
+                if let Err(msg) = failfast::check_tree_clones(src, dst, &s.tree_copy) {
+                    result.outcome = Outcome::Error(msg);
+                    return result;
+                }
             }
             let mut opts = s.tree.clone().dereference(deref);
             if let Some(observer) = progress.observer() {

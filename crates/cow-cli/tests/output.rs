@@ -30,6 +30,22 @@ fn cow_cp(dir: &Path, args: &[&str], stdout: Stdio, stderr: Stdio) -> Output {
         .expect("run cow")
 }
 
+/// `cow cp ARGS` with stdout and stderr captured.
+fn piped(dir: &Path, args: &[&str]) -> Output {
+    cow_cp(dir, args, Stdio::piped(), Stdio::piped())
+}
+
+/// Asserts exit status 0, showing stderr otherwise.
+#[track_caller]
+fn ok(o: &Output) {
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
 fn tree(dir: &Path) {
     fs::create_dir_all(dir.join("t/sub")).unwrap();
     for i in 0..50 {
@@ -98,12 +114,7 @@ fs_test!(full_disk_on_stdout_is_quiet, [tmpfs], |dir| {
         full.into(),
         Stdio::piped(),
     );
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    ok(&o);
     assert!(
         o.stderr.is_empty(),
         "{}",
@@ -138,12 +149,7 @@ fs_test!(
         let esc = "e\u{1b}[2Jx";
         fs::write(dir.join(esc), b"data").unwrap();
         // -v: quoted and escaped like GNU cp -v.
-        let o = cow_cp(
-            dir,
-            &["-v", esc, "c\u{1b}z"],
-            Stdio::piped(),
-            Stdio::piped(),
-        );
+        let o = piped(dir, &["-v", esc, "c\u{1b}z"]);
         assert_eq!(o.status.code(), Some(0));
         let out = no_controls(&o.stdout);
         let line = out.lines().next().unwrap();
@@ -156,7 +162,7 @@ fs_test!(
             assert_eq!(gnu.trim_end(), r"'e'$'\033''[2Jx' -> 'g'$'\033''z'");
         }
         // An error naming a missing source.
-        let o = cow_cp(dir, &["m\u{1b}", "x"], Stdio::piped(), Stdio::piped());
+        let o = piped(dir, &["m\u{1b}", "x"]);
         assert_eq!(o.status.code(), Some(1));
         let err = no_controls(&o.stderr);
         assert_eq!(
@@ -172,15 +178,113 @@ fs_test!(
         fs::write(dir.join("t/s\u{1b}d/f"), b"x").unwrap();
         fs::create_dir(dir.join("out")).unwrap();
         fs::write(dir.join("out/s\u{1b}d"), b"a file").unwrap();
-        let o = cow_cp(
-            dir,
-            &["-rT", "-v", "t", "out"],
-            Stdio::piped(),
-            Stdio::piped(),
-        );
+        let o = piped(dir, &["-rT", "-v", "t", "out"]);
         assert_eq!(o.status.code(), Some(1));
         no_controls(&o.stdout);
         let err = no_controls(&o.stderr);
         assert!(err.contains(r"'out/s'$'\033''d'"), "{err}");
+    }
+);
+
+fs_test!(
+    progress_without_a_terminal_is_human_and_sparse,
+    [ext4, tmpfs],
+    |dir| {
+        write_pattern(&dir.join("big"), 48 << 20, 3);
+        let started = std::time::Instant::now();
+        let o = piped(dir, &["--progress", "big", "c"]);
+        let secs = started.elapsed().as_secs();
+        assert_eq!(o.status.code(), Some(0));
+        let err = String::from_utf8_lossy(&o.stderr).into_owned();
+        let lines: Vec<&str> = err.lines().collect();
+        assert!(!lines.is_empty(), "--progress printed nothing");
+        for l in &lines {
+            assert!(
+                l.starts_with("cow cp: ") && l.contains(" of ") && l.contains("files"),
+                "{l}"
+            );
+            assert!(!l.contains("0/0 files"), "a single file is one file: {l}");
+        }
+        // At most one line a second, plus the final one.
+        assert!(
+            lines.len() as u64 <= secs + 2,
+            "{} lines in {secs} s",
+            lines.len()
+        );
+        let last = lines[lines.len() - 1];
+        assert!(
+            last.contains("48.0 MiB of 48.0 MiB (100%), 1/1 files"),
+            "{last}"
+        );
+    }
+);
+
+fs_test!(stats_never_rate_cloned_bytes, [btrfs, ext4], |dir, fs| {
+    write_pattern(&dir.join("big"), 8 << 20, 4);
+    let o = piped(dir, &["--stats", "big", "c"]);
+    assert_eq!(o.status.code(), Some(0));
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    let time = out
+        .lines()
+        .find(|l| l.starts_with("time:"))
+        .expect("a time line");
+    if fs.reflinks() {
+        assert!(
+            time.contains("nothing copied; 8.0 MiB cloned (shared, no data moved)"),
+            "{time}"
+        );
+        assert!(!time.contains("MiB/s") && !time.contains("GiB/s"), "{time}");
+    } else {
+        assert!(
+            time.contains("copied at ") && !time.contains("cloned"),
+            "{time}"
+        );
+    }
+});
+
+fs_test!(
+    reflink_always_tree_fails_fast_without_clones,
+    [ext4, tmpfs],
+    |dir| {
+        fs::create_dir_all(dir.join("t/a/b")).unwrap();
+        for i in 0..40 {
+            write_pattern(&dir.join(format!("t/a/b/f{i}")), 5000, i);
+        }
+        let o = piped(dir, &["-r", "--reflink=always", "t", "u"]);
+        assert_eq!(o.status.code(), Some(1));
+        let err = String::from_utf8_lossy(&o.stderr).into_owned();
+        // One error, naming the operation, both paths and both filesystems.
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(err.contains("cannot clone 't' to 'u'"), "{err}");
+        assert_eq!(
+            err.matches(" on ").count(),
+            2,
+            "both filesystems named: {err}"
+        );
+        // Nothing was created: no skeleton, no trial file.
+        let left: Vec<_> = fs::read_dir(dir)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
+        assert_eq!(left, vec![std::ffi::OsString::from("t")]);
+    }
+);
+
+fs_test!(
+    reflink_always_tree_clones_where_it_can,
+    [btrfs, xfs],
+    |dir| {
+        fs::create_dir_all(dir.join("t/a")).unwrap();
+        write_pattern(&dir.join("t/a/f"), 70_000, 1);
+        let o = piped(dir, &["-r", "--reflink=always", "t", "u"]);
+        ok(&o);
+        assert_eq!(fs::read(dir.join("u/a/f")).unwrap(), pattern(70_000, 1));
+        let left: Vec<_> = fs::read_dir(dir)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
+        assert_eq!(left.len(), 2, "no trial file left: {left:?}");
     }
 );

@@ -78,6 +78,7 @@ pub mod identical;
 pub mod leftovers;
 #[cfg(unix)]
 mod meta;
+mod observe;
 mod options;
 mod platform;
 #[cfg(unix)]
@@ -91,6 +92,7 @@ mod update;
 pub mod tree;
 
 pub use error::CopyError;
+pub use observe::{Moved, MovedFn};
 pub use options::{CopyOptions, Overwrite, Preserve, Reflink, RemoveDestination, Sparse, Update};
 pub use report::{CopyReport, Destination, Fallback, SOURCE_CHANGED, Strategy};
 

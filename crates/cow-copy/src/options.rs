@@ -183,6 +183,8 @@ pub struct CopyOptions {
     pub(crate) write_through_dangling: bool,
     pub(crate) remove_destination: RemoveDestination,
     pub(crate) retry_changed: u32,
+    #[serde(skip)]
+    pub(crate) observer: crate::observe::Observer,
 }
 
 impl Default for CopyOptions {
@@ -208,7 +210,19 @@ impl CopyOptions {
             write_through_dangling: true,
             remove_destination: RemoveDestination::Never,
             retry_changed: 0,
+            observer: crate::observe::Observer::default(),
         }
+    }
+
+    /// Sets an observer told of the bytes as they are moved: a clone's
+    /// whole length at once ([`Moved::Cloned`](crate::Moved::Cloned)), the
+    /// kernel and read/write copies chunk by chunk
+    /// ([`Moved::Copied`](crate::Moved::Copied)). For progress displays;
+    /// it does not change what is copied. A tree copy passes it to every
+    /// file.
+    pub fn observer(mut self, observer: crate::MovedFn) -> Self {
+        self.observer = crate::observe::Observer(Some(observer));
+        self
     }
 
     /// Sets the clone policy.

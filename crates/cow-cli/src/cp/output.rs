@@ -206,16 +206,13 @@ pub(crate) fn human(n: u64) -> String {
     }
 }
 
-/// Prints the `--stats` summary.
+/// Prints the `--stats` summary. Throughput is the copied bytes over the
+/// time: cloned bytes move no data, so they are listed apart and never
+/// divided by time.
 pub(crate) fn print_stats(results: &[SourceResult], elapsed: Duration) {
     let t = totals(results);
     let secs = elapsed.as_secs_f64();
-    let logical = t.bytes_cloned + t.bytes_copied + t.hole_bytes;
-    let rate = if secs > 0.0 {
-        logical as f64 / secs
-    } else {
-        0.0
-    };
+    let per_sec = |n: u64| if secs > 0.0 { n as f64 / secs } else { 0.0 };
     println!(
         "files: {} copied, {} hard links, {} skipped ({} identical), {} failed, {} changed during the copy; {} directories, {} symlinks, {} fifos, {} special",
         t.files,
@@ -236,14 +233,19 @@ pub(crate) fn print_stats(results: &[SourceResult], elapsed: Duration) {
         human(t.hole_bytes),
         human(t.bytes_skipped)
     );
+    let copied = if t.bytes_copied > 0 {
+        format!("copied at {}/s", human(per_sec(t.bytes_copied) as u64))
+    } else {
+        "nothing copied".to_owned()
+    };
+    let cloned = if t.bytes_cloned > 0 {
+        format!("; {} cloned (shared, no data moved)", human(t.bytes_cloned))
+    } else {
+        String::new()
+    };
     println!(
-        "time: {secs:.3} s, {}/s ({} files/s)",
-        human(rate as u64),
-        if secs > 0.0 {
-            (t.files as f64 / secs).round() as u64
-        } else {
-            0
-        }
+        "time: {secs:.3} s, {} files/s; {copied}{cloned}",
+        per_sec(t.files).round() as u64
     );
 }
 

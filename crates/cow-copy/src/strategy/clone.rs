@@ -7,7 +7,7 @@
 
 use crate::chain::{Job, Step};
 use crate::report::{Fallback, Strategy};
-use crate::{CopyError, Reflink, errno};
+use crate::{CopyError, Moved, Reflink, errno};
 
 /// Runs the platform clone.
 pub(crate) fn step(job: &mut Job<'_>) -> Step {
@@ -34,7 +34,14 @@ pub(crate) fn step(job: &mut Job<'_>) -> Step {
         }
     }
     match crate::platform::clone(job) {
-        Ok(outcome) => Step::Done(outcome),
+        Ok(outcome) => {
+            let o = &job.opts.observer;
+            o.moved(Moved::Cloned(outcome.bytes_cloned));
+            if outcome.bytes_copied > 0 {
+                o.moved(Moved::Copied(outcome.bytes_copied));
+            }
+            Step::Done(outcome)
+        }
         Err(CloneError::Refused(e)) => {
             let why = format!("clone refused: {e}");
             refused(job, always, e, why)

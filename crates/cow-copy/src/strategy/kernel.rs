@@ -13,10 +13,13 @@ use std::io;
 use crate::chain::{Job, Outcome, Step};
 use crate::report::{Fallback, Strategy};
 use crate::strategy::{Segment, plan};
-use crate::{CopyError, Reflink, Sparse, errno};
+use crate::{CopyError, Moved, Reflink, Sparse, errno};
 
 /// Largest request per call (the kernel caps one call near 2 GiB anyway).
 const CHUNK: u64 = 1 << 30;
+/// Largest request per call when an observer follows the bytes: small
+/// enough that progress moves several times a second.
+const OBSERVED_CHUNK: u64 = 16 << 20;
 
 /// Runs the kernel copy.
 pub(crate) fn step(job: &mut Job<'_>) -> Step {
@@ -52,11 +55,16 @@ pub(crate) fn step(job: &mut Job<'_>) -> Step {
             reason,
         }))
     };
+    let chunk = if job.opts.observer.is_set() {
+        OBSERVED_CHUNK
+    } else {
+        CHUNK
+    };
     'segments: for Segment { start, end } in segments.iter().copied() {
         let to_eof = end >= job.len;
         let mut off = start;
         while to_eof || off < end {
-            let want = crate::strategy::ranges::request(off, end, to_eof, CHUNK);
+            let want = crate::strategy::ranges::request(off, end, to_eof, chunk);
             if want == 0 {
                 // At the largest offset: nothing can follow.
                 real_end = Some(off);
@@ -78,6 +86,7 @@ pub(crate) fn step(job: &mut Job<'_>) -> Step {
                 Ok(n) => {
                     off += n as u64;
                     written += n as u64;
+                    job.opts.observer.moved(Moved::Copied(n as u64));
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) if written == 0 && errno::is_fallback(&e) => {

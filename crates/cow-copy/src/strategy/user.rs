@@ -18,7 +18,7 @@ use crate::chain::{Job, Outcome, Step};
 use crate::fault::{Site, fault};
 use crate::report::Strategy;
 use crate::strategy::{Segment, plan};
-use crate::{CopyError, Sparse};
+use crate::{CopyError, Moved, Sparse};
 
 const BUF: usize = 1 << 20;
 
@@ -89,6 +89,7 @@ fn copy(job: &mut Job<'_>) -> Result<Outcome, CopyError> {
                 }
             }
             off += n as u64;
+            job.opts.observer.moved(Moved::Copied(n as u64));
         }
     }
     let (len, size_changed) = finish_len(job, real_end, written)?;
@@ -144,6 +145,7 @@ fn stream(job: &mut Job<'_>) -> Result<Outcome, CopyError> {
             .write_all(&buf[..n])
             .map_err(|e| CopyError::io("write", job.dst_path, e))?;
         written += n as u64;
+        job.opts.observer.moved(Moved::Copied(n as u64));
     }
     Ok(Outcome {
         strategy: Strategy::UserCopy,
