@@ -115,7 +115,7 @@ def copy2(src: Any, dst: Any, *, follow_symlinks: bool = True) -> Any:
     return _copy_meta(src, dst, follow_symlinks, _COPY2, shutil.copystat)
 
 
-# The copy functions whose work copytree can hand to Rust in one batch.
+# The copy functions whose work copytree can hand to the Rust worker pool.
 _BATCHED = {copy2: _COPY2, shutil.copy2: _COPY2, copy: _COPY, shutil.copy: _COPY}
 
 _Errors = List[Tuple[Any, Any, str]]
