@@ -83,16 +83,9 @@ impl Batch {
         let (state, opts, kind, fresh) =
             (self.state.clone(), self.opts.clone(), self.kind, self.fresh);
         run::pool().spawn(move || {
-            let done: Vec<Slot> = pairs
+            let done: Vec<Slot> = groups(pairs)
                 .into_par_iter()
-                .map(|(s, d)| {
-                    let o = if state.cancel.load(Ordering::Relaxed) {
-                        Outcome::NotRun
-                    } else {
-                        guarded(|| copy_one(kind, &opts, &s, &d, fresh), &d)
-                    };
-                    Some((s, d, o))
-                })
+                .flat_map_iter(|group| copy_group(&state, &opts, kind, fresh, group))
                 .collect();
             {
                 let mut slots = lock(&state.slots);
@@ -161,6 +154,85 @@ impl Batch {
             })
             .collect()
     }
+}
+
+/// Consecutive pairs whose sources share a directory and whose
+/// destinations share one (the walk adds a directory's files together).
+fn groups(pairs: Vec<(PathBuf, PathBuf)>) -> Vec<Vec<(PathBuf, PathBuf)>> {
+    let mut out: Vec<Vec<(PathBuf, PathBuf)>> = Vec::new();
+    for pair in pairs {
+        let same = out
+            .last()
+            .and_then(|g| g.last())
+            .is_some_and(|(s, d)| s.parent() == pair.0.parent() && d.parent() == pair.1.parent());
+        match out.last_mut() {
+            Some(g) if same => g.push(pair),
+            _ => out.push(vec![pair]),
+        }
+    }
+    out
+}
+
+/// Copies one group of files. Into fresh destinations (Unix) each file is
+/// first copied relative to its two directories, opened once for the group
+/// (no opening of the destination's parent and no path lookups per file);
+/// a file that fails that way is copied again by paths, so that its error
+/// names the full paths as shutil's would.
+fn copy_group(
+    state: &State,
+    opts: &CopyOptions,
+    kind: Kind,
+    fresh: bool,
+    group: Vec<(PathBuf, PathBuf)>,
+) -> Vec<Slot> {
+    #[cfg(unix)]
+    let dirs = if fresh { open_dirs(&group[0]) } else { None };
+    group
+        .into_iter()
+        .map(|(s, d)| {
+            if state.cancel.load(Ordering::Relaxed) {
+                return Some((s, d, Outcome::NotRun));
+            }
+            #[cfg(unix)]
+            if let Some((sd, dd)) = &dirs {
+                use std::os::fd::AsFd;
+                let at =
+                    guarded(
+                        || {
+                            let (sn, dn) = (s.file_name(), d.file_name());
+                            match (sn, dn) {
+                                (Some(sn), Some(dn)) => crate::compat::engine_outcome(
+                                    opts.copy_at(sd.as_fd(), sn.as_ref(), dd.as_fd(), dn.as_ref()),
+                                ),
+                                _ => Outcome::NotRun,
+                            }
+                        },
+                        &d,
+                    );
+                if matches!(at, Outcome::Done) {
+                    return Some((s, d, at));
+                }
+            }
+            let o = guarded(|| copy_one(kind, opts, &s, &d, fresh), &d);
+            Some((s, d, o))
+        })
+        .collect()
+}
+
+/// The directories of a pair, or `None` to copy by paths.
+#[cfg(unix)]
+fn open_dirs((s, d): &(PathBuf, PathBuf)) -> Option<(std::os::fd::OwnedFd, std::os::fd::OwnedFd)> {
+    use rustix::fs::{Mode, OFlags};
+    let open = |p: &std::path::Path| {
+        let dir = p.parent().filter(|d| !d.as_os_str().is_empty())?;
+        rustix::fs::open(
+            dir,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .ok()
+    };
+    Some((open(s)?, open(d)?))
 }
 
 /// Runs one copy; a panic becomes that file's error instead of ending the

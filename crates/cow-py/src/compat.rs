@@ -122,7 +122,12 @@ pub(crate) fn copy_one(
 }
 
 fn engine_copy(opts: &CopyOptions, src: &Path, dst: &Path) -> Outcome {
-    match opts.copy(src, dst) {
+    engine_outcome(opts.copy(src, dst))
+}
+
+/// The outcome of an engine copy (devices and sockets go to shutil).
+pub(crate) fn engine_outcome(result: Result<cow_copy::CopyReport, CopyError>) -> Outcome {
+    match result {
         Ok(_) => Outcome::Done,
         Err(CopyError::NotARegularFile { kind, .. })
             if !matches!(kind, "a directory" | "a FIFO") =>
