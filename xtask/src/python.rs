@@ -116,6 +116,17 @@ fn build_wheel(python: &Path, release: bool) -> Result<(), String> {
         .arg(wheel))
 }
 
+/// The venv with a fresh wheel installed; `Err` is the exit code.
+fn prepare(release: bool) -> Result<PathBuf, i32> {
+    signals::install();
+    venv()
+        .and_then(|p| build_wheel(&p, release).map(|()| p))
+        .map_err(|e| {
+            eprintln!("xtask: FAILED: {e}");
+            1
+        })
+}
+
 /// Mounts, runs `cmd` with the filesystems exported, cleans up. Returns the
 /// command's exit code (or ours) and the ledger of tests per filesystem.
 fn with_filesystems(
@@ -142,13 +153,9 @@ fn with_filesystems(
 
 /// `cargo xtask test-python`: build, install, pytest on the filesystems.
 pub(crate) fn test_python(session: &Session, pytest_args: &[OsString]) -> i32 {
-    signals::install();
-    let python = match venv().and_then(|p| build_wheel(&p, false).map(|()| p)) {
+    let python = match prepare(false) {
         Ok(p) => p,
-        Err(e) => {
-            eprintln!("xtask: FAILED: {e}");
-            return 1;
-        }
+        Err(code) => return code,
     };
     let mut cmd = Command::new(&python);
     cmd.args(["-m", "pytest", "-p", "no:cacheprovider", "-rs"])
@@ -197,13 +204,9 @@ pub(crate) fn test_python(session: &Session, pytest_args: &[OsString]) -> i32 {
 /// crates/cow-py/bench/bench_shutil.py (cow_copy vs shutil, interleaved,
 /// medians) on the mounted filesystems.
 pub(crate) fn bench_python(session: &Session, args: &[OsString]) -> i32 {
-    signals::install();
-    let python = match venv().and_then(|p| build_wheel(&p, true).map(|()| p)) {
+    let python = match prepare(true) {
         Ok(p) => p,
-        Err(e) => {
-            eprintln!("xtask: FAILED: {e}");
-            return 1;
-        }
+        Err(code) => return code,
     };
     let mut cmd = Command::new(&python);
     cmd.arg(workspace().join("crates/cow-py/bench/bench_shutil.py"))

@@ -1,23 +1,20 @@
 //! The data path of the shutil drop-ins (`copyfile`, `copy`, `copy2`, and
 //! the files of `copytree`): shutil's checks and permission rules around
-//! cow's engine. The Python layer (`cow_copy/_shutil.py`) does the rest of
+//! cow's engine ([`crate::batch`] runs it for many files). The Python layer (`cow_copy/_shutil.py`) does the rest of
 //! shutil's semantics (directories, symlinks, `ignore`, error lists).
 
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::path::Path;
 
 use cow_copy::{CopyError, CopyOptions, Preserve};
 use pyo3::prelude::*;
 use pyo3::types::PyBool;
-use rayon::prelude::*;
 
 use crate::errors::{self, Names, Style};
 use crate::paths::path_of;
-use crate::run;
 
 /// What a drop-in copies besides the bytes.
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Kind {
+pub(crate) enum Kind {
     /// `shutil.copyfile`: data only; a new file gets 0o666 minus the umask,
     /// an existing one keeps its mode (it is rewritten in place).
     CopyFile,
@@ -28,7 +25,7 @@ enum Kind {
 }
 
 impl Kind {
-    fn parse(n: u8) -> PyResult<Kind> {
+    pub(crate) fn parse(n: u8) -> PyResult<Kind> {
         match n {
             0 => Ok(Kind::CopyFile),
             1 => Ok(Kind::Copy),
@@ -39,7 +36,7 @@ impl Kind {
         }
     }
 
-    fn options(self) -> CopyOptions {
+    pub(crate) fn options(self) -> CopyOptions {
         let preserve = match self {
             Kind::CopyFile => Preserve::none(),
             Kind::Copy => Preserve {
@@ -58,7 +55,7 @@ impl Kind {
 }
 
 /// The outcome of one drop-in copy, decided without the GIL.
-enum Outcome {
+pub(crate) enum Outcome {
     Done,
     /// The destination is a named pipe (shutil refuses it before opening,
     /// which would block).
@@ -87,7 +84,13 @@ fn is_fifo(m: &std::fs::Metadata) -> bool {
 /// Copies one file. `fresh`: the caller knows `dst` does not exist (its
 /// directory was just created by the tree walk), so the look for a named
 /// pipe there is skipped.
-fn copy_one(kind: Kind, opts: &CopyOptions, src: &Path, dst: &Path, fresh: bool) -> Outcome {
+pub(crate) fn copy_one(
+    kind: Kind,
+    opts: &CopyOptions,
+    src: &Path,
+    dst: &Path,
+    fresh: bool,
+) -> Outcome {
     if fresh {
         return engine_copy(opts, src, dst);
     }
@@ -119,7 +122,12 @@ fn copy_one(kind: Kind, opts: &CopyOptions, src: &Path, dst: &Path, fresh: bool)
 }
 
 fn engine_copy(opts: &CopyOptions, src: &Path, dst: &Path) -> Outcome {
-    match opts.copy(src, dst) {
+    engine_outcome(opts.copy(src, dst))
+}
+
+/// The outcome of an engine copy (devices and sockets go to shutil).
+pub(crate) fn engine_outcome(result: Result<cow_copy::CopyReport, CopyError>) -> Outcome {
+    match result {
         Ok(_) => Outcome::Done,
         Err(CopyError::NotARegularFile { kind, .. })
             if !matches!(kind, "a directory" | "a FIFO") =>
@@ -132,7 +140,7 @@ fn engine_copy(opts: &CopyOptions, src: &Path, dst: &Path) -> Outcome {
 
 /// The Python value for an outcome: `None` (copied), `False` (let shutil
 /// copy it), or the exception shutil would have raised.
-fn outcome_value<'py>(
+pub(crate) fn outcome_value<'py>(
     py: Python<'py>,
     outcome: Outcome,
     n: &Names<'_, 'py>,
@@ -174,69 +182,4 @@ pub(crate) fn copy_compat(
         Some(v) if v.is_instance_of::<PyBool>() => Ok(false),
         Some(v) => Err(PyErr::from_value(v)),
     }
-}
-
-/// Copies `srcs[i]` to `dsts[i]` for every `i`, in parallel with the GIL
-/// released, as `copy_compat` with `kind` would. Returns one value per
-/// pair: `None` (copied), `False` (hand it to shutil) or the exception.
-/// `fresh=True` says no destination exists yet (the walk created every
-/// destination directory itself).
-/// Ctrl-C stops the batch after the files being copied (no file is left
-/// half-written by this module on its own) and raises `KeyboardInterrupt`.
-#[pyfunction]
-#[pyo3(signature = (srcs, dsts, kind, fresh=false))]
-pub(crate) fn copy_many<'py>(
-    py: Python<'py>,
-    srcs: Vec<Bound<'py, PyAny>>,
-    dsts: Vec<Bound<'py, PyAny>>,
-    kind: u8,
-    fresh: bool,
-) -> PyResult<Vec<Option<Bound<'py, PyAny>>>> {
-    let kind = Kind::parse(kind)?;
-    // Only copy and copy2 may skip the look: copyfile creates the file itself.
-    let fresh = fresh && kind != Kind::CopyFile;
-    if srcs.len() != dsts.len() {
-        return Err(pyo3::exceptions::PyValueError::new_err(
-            "copy_many: srcs and dsts differ in length",
-        ));
-    }
-    let pairs: Vec<(PathBuf, PathBuf)> = srcs
-        .iter()
-        .zip(&dsts)
-        .map(|(s, d)| Ok((path_of(s)?, path_of(d)?)))
-        .collect::<PyResult<_>>()?;
-    let opts = kind.options();
-    let cancel = AtomicBool::new(false);
-    let outcomes: Vec<Outcome> = run::interruptible(
-        py,
-        &cancel,
-        || {
-            run::pool().install(|| {
-                pairs
-                    .par_iter()
-                    .map(|(s, d)| {
-                        if cancel.load(Ordering::Relaxed) {
-                            Outcome::NotRun
-                        } else {
-                            copy_one(kind, &opts, s, d, fresh)
-                        }
-                    })
-                    .collect()
-            })
-        },
-        |_| Ok(()),
-    )?;
-    outcomes
-        .into_iter()
-        .zip(pairs.iter().zip(srcs.iter().zip(&dsts)))
-        .map(|(o, ((sp, dp), (s, d)))| {
-            let names = Names {
-                src: s,
-                dst: d,
-                src_path: sp,
-                dst_path: dp,
-            };
-            outcome_value(py, o, &names)
-        })
-        .collect()
 }

@@ -44,7 +44,8 @@ pub(crate) struct Names<'a, 'py> {
 }
 
 impl<'py> Names<'_, 'py> {
-    fn filename(&self, path: &Path) -> PyResult<Bound<'py, PyAny>> {
+    /// The `filename` for an error about `path`.
+    pub(crate) fn filename(&self, path: &Path) -> PyResult<Bound<'py, PyAny>> {
         if path == self.src_path {
             Ok(self.src.clone())
         } else if path == self.dst_path {

@@ -10,6 +10,7 @@
 
 #![deny(unsafe_code)]
 
+mod batch;
 mod compat;
 mod errors;
 mod native;
@@ -24,7 +25,7 @@ use pyo3::prelude::*;
 #[pymodule(name = "_native")]
 fn native_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(compat::copy_compat, m)?)?;
-    m.add_function(wrap_pyfunction!(compat::copy_many, m)?)?;
+    m.add_class::<batch::Batch>()?;
     m.add_function(wrap_pyfunction!(native::copy_file, m)?)?;
     m.add_function(wrap_pyfunction!(native::copy_tree, m)?)?;
     m.add_function(wrap_pyfunction!(native::probe, m)?)?;

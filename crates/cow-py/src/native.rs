@@ -177,15 +177,13 @@ fn tree_error(
     src_path: &Path,
     dst_path: &Path,
 ) -> PyErr {
-    let name = |p: &Path| {
-        if p == src_path {
-            Ok(src.clone())
-        } else if p == dst_path {
-            Ok(dst.clone())
-        } else {
-            errors::path_object(py, p)
-        }
+    let names = Names {
+        src,
+        dst,
+        src_path,
+        dst_path,
     };
+    let name = |p: &Path| names.filename(p);
     let made = (|| -> PyResult<PyErr> {
         Ok(match &e {
             TreeError::SameFile { .. } => errors::same_file(src, dst),
@@ -239,14 +237,19 @@ pub(crate) fn verify(
     match py.detach(|| cow_verify::sharing(&ap, &bp)) {
         Ok(s) => Ok(PySharing::from(&s)),
         Err(cow_verify::VerifyError::Io { op, path, source }) => {
-            let name = if path == ap {
-                a
-            } else if path == bp {
-                b
-            } else {
-                errors::path_object(py, &path)?
+            let names = Names {
+                src: &a,
+                dst: &b,
+                src_path: &ap,
+                dst_path: &bp,
             };
-            Err(errors::io_error(py, op, &source, name, Style::Native))
+            Err(errors::io_error(
+                py,
+                op,
+                &source,
+                names.filename(&path)?,
+                Style::Native,
+            ))
         }
         Err(e) => Err(PyOSError::new_err(e.to_string())),
     }

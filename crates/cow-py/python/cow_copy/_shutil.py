@@ -4,8 +4,9 @@ Same signatures, return values and exceptions as the standard library's; the
 bytes go through cow (clone when the filesystem can, holes kept, a file never
 truncated into itself). copytree walks the tree here, in Python, so that
 ``ignore``, ``copy_function``, ``symlinks`` and ``dirs_exist_ok`` behave as in
-shutil, and hands the regular files to Rust in one parallel batch when the
-copy function is one of the known ones (copy2 or copy, cow's or shutil's).
+shutil, and hands the regular files to Rust's worker pool, directory by
+directory while it walks on, when the copy function is one of the known ones
+(copy2 or copy, cow's or shutil's).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from . import _native
 
 __all__ = ["copyfile", "copy", "copy2", "copytree"]
 
-# Kinds understood by _native.copy_compat / copy_many.
+# Kinds understood by _native.copy_compat and _native.Batch.
 _COPYFILE, _COPY, _COPY2 = 0, 1, 2
 
 # What shutil would have done for each kind: used for devices and sockets,
@@ -88,33 +89,33 @@ def _into_dir(src: Any, dst: Any) -> Any:
     return dst
 
 
-def copy(src: Any, dst: Any, *, follow_symlinks: bool = True) -> Any:
-    """Copy data and permission bits, like shutil.copy; dst may be a
-    directory (the file keeps its name there). Returns the file's path."""
+def _copy_meta(src: Any, dst: Any, follow_symlinks: bool, kind: int,
+               link_meta: Callable[..., Any]) -> Any:
+    """copy and copy2: into a directory dst, a symlink kept as one (then
+    link_meta on it), else the bytes and metadata of kind."""
     dst = _into_dir(src, dst)
     if not follow_symlinks and _is_link(src):
         copyfile(src, dst, follow_symlinks=False)
-        shutil.copymode(src, dst, follow_symlinks=False)
+        link_meta(src, dst, follow_symlinks=False)
         return dst
     sys.audit("shutil.copyfile", src, dst)
-    _copy_data(src, dst, _COPY)
+    _copy_data(src, dst, kind)
     return dst
+
+
+def copy(src: Any, dst: Any, *, follow_symlinks: bool = True) -> Any:
+    """Copy data and permission bits, like shutil.copy; dst may be a
+    directory (the file keeps its name there). Returns the file's path."""
+    return _copy_meta(src, dst, follow_symlinks, _COPY, shutil.copymode)
 
 
 def copy2(src: Any, dst: Any, *, follow_symlinks: bool = True) -> Any:
     """Copy data, permission bits, times and extended attributes, like
     shutil.copy2; dst may be a directory. Returns the file's path."""
-    dst = _into_dir(src, dst)
-    if not follow_symlinks and _is_link(src):
-        copyfile(src, dst, follow_symlinks=False)
-        shutil.copystat(src, dst, follow_symlinks=False)
-        return dst
-    sys.audit("shutil.copyfile", src, dst)
-    _copy_data(src, dst, _COPY2)
-    return dst
+    return _copy_meta(src, dst, follow_symlinks, _COPY2, shutil.copystat)
 
 
-# The copy functions whose work copytree can hand to Rust in one batch.
+# The copy functions whose work copytree can hand to the Rust worker pool.
 _BATCHED = {copy2: _COPY2, shutil.copy2: _COPY2, copy: _COPY, shutil.copy: _COPY}
 
 _Errors = List[Tuple[Any, Any, str]]
@@ -147,6 +148,10 @@ class _Walk:
         self.dirs_exist_ok = dirs_exist_ok
         self.srcs: List[Any] = []
         self.dsts: List[Any] = []
+        # Without dirs_exist_ok every destination directory is created by
+        # this walk, so no destination file exists yet.
+        self.batch = None if self.kind is None else _native.Batch(self.kind, not dirs_exist_ok)
+        self.started = 0
         self.dirstats: List[Tuple[Any, Any]] = []
         self.log: List[Tuple[str, Any]] = []
 
@@ -171,6 +176,7 @@ class _Walk:
                 self.entry(entry, srcname, dstname, srcobj)
             except OSError as why:
                 self.log.append(("err", (why, srcname, dstname)))
+        self.start_files()
         self.log.append(("dir", len(self.dirstats)))
         self.dirstats.append((src, dst))
 
@@ -208,15 +214,27 @@ class _Walk:
         self.srcs.append(os.fspath(srcobj))
         self.dsts.append(dstname)
 
+    def start_files(self) -> None:
+        """Hands the files found since the last call to the worker pool,
+        which copies them while the walk goes on."""
+        if self.batch is not None and len(self.srcs) > self.started:
+            self.batch.add(self.srcs[self.started:], self.dsts[self.started:])
+            self.started = len(self.srcs)
+
+    def abort(self) -> None:
+        """After an exception in the walk: stops and waits for the files
+        in flight, so none is left half-written."""
+        if self.batch is not None:
+            self.batch.cancel()
+            self.batch.wait(self.srcs[:self.started], self.dsts[:self.started])
+
     def finish(self) -> _Errors:
-        """Copies the batched files, then the directories' metadata; returns
-        shutil's error list."""
+        """Waits for the files, then sets the directories' metadata;
+        returns shutil's error list."""
         results: List[Any] = []
-        if self.srcs:
-            # Without dirs_exist_ok every destination directory was created
-            # by this walk, so no destination file exists yet.
-            results = _native.copy_many(self.srcs, self.dsts, self.kind,
-                                        not self.dirs_exist_ok)
+        if self.batch is not None:
+            self.start_files()
+            results = self.batch.wait(self.srcs, self.dsts)
         errors: _Errors = []
         for what, item in self.log:
             if what == "err":
@@ -258,7 +276,11 @@ def copytree(src: Any, dst: Any, symlinks: bool = False,
     """
     walk = _Walk(symlinks, ignore, copy_function, ignore_dangling_symlinks,
                  dirs_exist_ok)
-    walk.tree(src, dst)
+    try:
+        walk.tree(src, dst)
+    except BaseException:
+        walk.abort()
+        raise
     errors = walk.finish()
     if errors:
         raise shutil.Error(errors)
