@@ -75,10 +75,11 @@ pub(crate) enum Copied {
     /// The copy is complete.
     Now(CopyReport),
     /// The copy is in its temporary, queued in the batch of
-    /// [`Hints::defer`] for its sync and rename: the batch reports it. When
-    /// the batch became full it is handed back here, for the caller to
-    /// [`commit`](crate::durable::commit).
-    Deferred(Vec<crate::durable::Pending>),
+    /// [`Hints::defer`] for its sync and rename: the batch reports it.
+    Deferred {
+        /// The batch is full: the caller should flush it.
+        full: bool,
+    },
 }
 
 impl Copied {
@@ -86,7 +87,7 @@ impl Copied {
     pub(crate) fn now(self, dst: &Path) -> Result<CopyReport, CopyError> {
         match self {
             Copied::Now(r) => Ok(r),
-            Copied::Deferred(_) => Err(CopyError::io(
+            Copied::Deferred { .. } => Err(CopyError::io(
                 "copy",
                 dst,
                 std::io::Error::other("the rename was deferred without a batch"),
@@ -234,7 +235,7 @@ fn copy_into(
         )?;
         let mut report = match copied {
             Copied::Now(r) => r,
-            d @ Copied::Deferred(_) => return Ok(d),
+            d @ Copied::Deferred { .. } => return Ok(d),
         };
         created |= report.destination == Destination::Created;
         if !report.source_changed || last {
@@ -542,7 +543,7 @@ fn copy_atomic(
                 .batch
                 .push(defer, dir, tmp, name, dst_path, no_clobber, report);
             return match pushed {
-                Ok(full) => Ok(Copied::Deferred(full.unwrap_or_default())),
+                Ok(full) => Ok(Copied::Deferred { full }),
                 Err((tmp, report)) => {
                     publish(opts, dir, &tmp, name, dst_path, no_clobber, report, &file)
                 }

@@ -144,9 +144,12 @@ pub(crate) fn crash(args: Vec<OsString>) -> Result<i32, String> {
         }
     }
     crate::signals::install();
-    let cow = build_cow(args.release)?;
+    let built = build_cow(args.release)?;
     let work = std::env::temp_dir().join(format!("cow-crash.{}", std::process::id()));
     std::fs::create_dir_all(&work).map_err(|e| format!("cannot create {}: {e}", work.display()))?;
+    // A copy of the binary: a rebuild during a long run does not change it.
+    let cow = work.join("cow");
+    std::fs::copy(&built, &cow).map_err(|e| format!("cannot copy {}: {e}", built.display()))?;
     let started = Instant::now();
     println!(
         "xtask crash: {} cuts per case, seed {}, {}",
@@ -178,6 +181,7 @@ pub(crate) fn crash(args: Vec<OsString>) -> Result<i32, String> {
             })
             .collect()
     });
+    let _ = std::fs::remove_file(&cow);
     let _ = std::fs::remove_dir(&work);
     let mut ok = true;
     println!();

@@ -581,12 +581,8 @@ impl<'a> Walker<'a> {
     /// Syncs and renames the queued atomic copies (see [`crate::durable`]).
     fn flush(&self) {
         if let Some(b) = &self.batch {
-            self.commit(b.take());
+            b.flush(|rel, len, r| self.shared.file_result(rel, len, r));
         }
-    }
-
-    fn commit(&self, batch: Vec<crate::durable::Pending>) {
-        crate::durable::commit(batch, |rel, len, r| self.shared.file_result(rel, len, r));
     }
 
     fn finish(self) -> TreeReport {
@@ -928,7 +924,12 @@ impl<'a> Walker<'a> {
         let r = match self.copy_file(src_dir, src_name, dst_dir, dst_name, follow, dst_new, defer) {
             Ok(crate::engine::Copied::Now(r)) => Ok(r),
             // Reported when the batch is committed.
-            Ok(crate::engine::Copied::Deferred(full)) => return self.commit(full),
+            Ok(crate::engine::Copied::Deferred { full }) => {
+                if full {
+                    self.flush();
+                }
+                return;
+            }
             Err(e) => Err(e),
         };
         // A skipped or failed file counts its length; learn it if unknown.
