@@ -286,6 +286,12 @@ pub(super) fn all(fs: Fs, long: bool, compare: bool) -> Vec<Case> {
     if compare {
         cases.extend([
             other(
+                "cow cp (in place, default)",
+                file,
+                vec!["cow", "cp", "--reflink=never", "src", "dst"],
+                false,
+            ),
+            other(
                 "GNU cp (in place)",
                 file,
                 vec!["cp", "--reflink=never", "src", "dst"],

@@ -227,6 +227,10 @@ pub(crate) fn crash(args: Vec<OsString>) -> Result<i32, String> {
             }
         }
     }
+    if crate::signals::interrupted() {
+        println!("xtask crash: interrupted: the counts above are partial");
+        ok = false;
+    }
     println!();
     println!(
         "xtask crash: {} in {:.0} s",
@@ -305,7 +309,7 @@ fn run_fs(fs: Fs, work: &Path, cow: &Path, args: &Args, seed: u64) -> FsResult {
             continue;
         }
         if crate::signals::interrupted() {
-            return Err("interrupted".into());
+            break;
         }
         let counts = run_case(&mut img, &case, cow, args.cuts, &mut rng)?;
         eprintln!(
@@ -380,9 +384,13 @@ fn run_case(
         }
     }
     let window_us = (counts.copy_ms * 1000.0 * 1.2) as u64 + 1;
-    for _ in 0..cuts {
+    for n in 0..cuts {
+        // Interrupted: report the cuts made so far.
         if crate::signals::interrupted() {
-            return Err("interrupted".into());
+            break;
+        }
+        if n > 0 && n % 100 == 0 {
+            eprintln!("xtask crash: {}: {n} cuts", case.name);
         }
         let p = prepare(case, &dir)?;
         let after = rng.below(4) == 0;
