@@ -118,7 +118,7 @@ impl Batch {
     }
 
     /// Queues a temporary; says whether the batch is now full (the caller
-    /// then [`flush`](Batch::flush)es it). Returns the temporary instead
+    /// then calls [`Batch::flush_full`]). Returns the temporary instead
     /// when its directory cannot be kept (the caller then syncs and renames
     /// it now).
     #[allow(clippy::too_many_arguments)]
@@ -147,6 +147,26 @@ impl Batch {
             len: defer.len,
         });
         Ok(pending.len() >= self.limit)
+    }
+
+    /// For a full batch: commits it unless a commit is running already (the
+    /// copies go on meanwhile and the next full batch or the final flush
+    /// takes them), or waits for that commit when the batch has grown to
+    /// twice its size (each queued temporary holds a descriptor).
+    pub(crate) fn flush_full(&self, done: impl FnMut(&Path, u64, Result<CopyReport, CopyError>)) {
+        let guard = match self.committing.try_lock() {
+            Ok(g) => g,
+            Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) => {
+                if lock(&self.pending).len() < 2 * self.limit {
+                    return;
+                }
+                lock(&self.committing)
+            }
+        };
+        let batch = std::mem::take(&mut *lock(&self.pending));
+        commit(batch, done);
+        drop(guard);
     }
 
     /// Commits every queued temporary (see [`commit`]), after any commit

@@ -230,9 +230,7 @@ fn copy_into(
     loop {
         let src = again.as_ref().unwrap_or(source);
         let last = retries >= opts.retry_changed;
-        let copied = copy_into_once(
-            opts, src, src_path, dir, name, dst_path, follow_dst, hints, last,
-        )?;
+        let copied = copy_into_once(opts, src, src_path, dir, name, dst_path, follow_dst, hints)?;
         let mut report = match copied {
             Copied::Now(r) => r,
             d @ Copied::Deferred { .. } => return Ok(d),
@@ -254,8 +252,8 @@ fn copy_into(
     }
 }
 
-/// One attempt of [`copy_into`]; `last` when no retry follows (only then
-/// may an atomic copy whose source changed be deferred to a batch).
+/// One attempt of [`copy_into`] (an atomic copy whose source changed is
+/// never deferred to a batch, so the retry sees it).
 #[allow(clippy::too_many_arguments)]
 fn copy_into_once(
     opts: &CopyOptions,
@@ -266,7 +264,6 @@ fn copy_into_once(
     dst_path: &Path,
     follow_dst: bool,
     hints: Hints<'_>,
-    last: bool,
 ) -> Result<Copied, CopyError> {
     if opts.atomic {
         return copy_atomic(
@@ -277,7 +274,7 @@ fn copy_into_once(
             name,
             dst_path,
             follow_dst,
-            hints.defer.filter(|_| last),
+            hints.defer,
         );
     }
     let create_mode = source.meta.mode() & 0o777;

@@ -925,8 +925,8 @@ impl<'a> Walker<'a> {
             Ok(crate::engine::Copied::Now(r)) => Ok(r),
             // Reported when the batch is committed.
             Ok(crate::engine::Copied::Deferred { full }) => {
-                if full {
-                    self.flush();
+                if let Some(b) = self.batch.as_ref().filter(|_| full) {
+                    b.flush_full(|rel, len, r| self.shared.file_result(rel, len, r));
                 }
                 return;
             }
