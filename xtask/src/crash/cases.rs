@@ -160,18 +160,18 @@ pub(super) fn all(fs: Fs, long: bool, compare: bool) -> Vec<Case> {
     // file): each cut costs a remount, so the trees stay small.
     let mib = 1 << 20;
     let file = Layout::File {
-        size: if long { 16 * mib } else { 8 * mib },
+        size: if long { 16 * mib } else { 4 * mib },
     };
     let tree = Layout::Tree {
-        files: 64,
+        files: if long { 64 } else { 32 },
         size: 48 << 10,
     };
     let identical = Layout::Identical {
-        files: 32,
+        files: if long { 32 } else { 16 },
         size: 64 << 10,
     };
     let pair = Layout::Pair {
-        size: if long { 16 * mib } else { 8 * mib },
+        size: if long { 16 * mib } else { 4 * mib },
     };
     let cow = |name, layout, argv: Vec<&'static str>, needs_clone| Case {
         name,
@@ -309,11 +309,13 @@ pub(super) fn all(fs: Fs, long: bool, compare: bool) -> Vec<Case> {
                 vec!["sh", "-c", "cp --reflink=always src .t && mv .t dst"],
                 true,
             ),
-            other("rsync", file, vec!["rsync", "src", "dst"], false),
+            // -I: old and new have the same size and nearly the same mtime,
+            // which the quick check of rsync would take for "unchanged".
+            other("rsync", file, vec!["rsync", "-I", "src", "dst"], false),
             other(
                 "rsync --inplace",
                 file,
-                vec!["rsync", "--inplace", "src", "dst"],
+                vec!["rsync", "-I", "--inplace", "src", "dst"],
                 false,
             ),
             other(
@@ -325,7 +327,7 @@ pub(super) fn all(fs: Fs, long: bool, compare: bool) -> Vec<Case> {
             other(
                 "rsync -r tree",
                 tree,
-                vec!["rsync", "-r", "src/", "dst/"],
+                vec!["rsync", "-r", "-I", "src/", "dst/"],
                 false,
             ),
         ]);
