@@ -91,6 +91,10 @@ impl std::fmt::Debug for Defer<'_> {
 /// Temporaries waiting for one `syncfs` and their renames.
 pub(crate) struct Batch {
     pending: Mutex<Vec<Pending>>,
+    /// Held while a batch is taken and committed: a [`Batch::flush`] that
+    /// returns has seen every rename queued before it done (a directory's
+    /// times are set after it).
+    committing: Mutex<()>,
     limit: usize,
 }
 
@@ -108,12 +112,15 @@ impl Batch {
         }
         Some(Batch {
             pending: Mutex::new(Vec::new()),
+            committing: Mutex::new(()),
             limit: fds.clamp(1, MAX_BATCH),
         })
     }
 
-    /// Queues a temporary; returns it instead when the directory cannot be
-    /// kept (the caller then syncs and renames it now).
+    /// Queues a temporary; says whether the batch is now full (the caller
+    /// then calls [`Batch::flush_full`]). Returns the temporary instead
+    /// when its directory cannot be kept (the caller then syncs and renames
+    /// it now).
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn push(
         &self,
@@ -124,7 +131,7 @@ impl Batch {
         dst_path: &Path,
         no_clobber: bool,
         report: CopyReport,
-    ) -> Result<Option<Vec<Pending>>, (Temp, CopyReport)> {
+    ) -> Result<bool, (Temp, CopyReport)> {
         let Ok(dir) = dir.try_clone_to_owned() else {
             return Err((tmp, report));
         };
@@ -139,12 +146,35 @@ impl Batch {
             tag: defer.tag.to_path_buf(),
             len: defer.len,
         });
-        Ok((pending.len() >= self.limit).then(|| std::mem::take(&mut *pending)))
+        Ok(pending.len() >= self.limit)
     }
 
-    /// Takes every queued temporary (to [`commit`] them).
-    pub(crate) fn take(&self) -> Vec<Pending> {
-        std::mem::take(&mut *lock(&self.pending))
+    /// For a full batch: commits it unless a commit is running already (the
+    /// copies go on meanwhile and the next full batch or the final flush
+    /// takes them), or waits for that commit when the batch has grown to
+    /// twice its size (each queued temporary holds a descriptor).
+    pub(crate) fn flush_full(&self, done: impl FnMut(&Path, u64, Result<CopyReport, CopyError>)) {
+        let guard = match self.committing.try_lock() {
+            Ok(g) => g,
+            Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) => {
+                if lock(&self.pending).len() < 2 * self.limit {
+                    return;
+                }
+                lock(&self.committing)
+            }
+        };
+        let batch = std::mem::take(&mut *lock(&self.pending));
+        commit(batch, done);
+        drop(guard);
+    }
+
+    /// Commits every queued temporary (see [`commit`]), after any commit
+    /// already running.
+    pub(crate) fn flush(&self, done: impl FnMut(&Path, u64, Result<CopyReport, CopyError>)) {
+        let _one_at_a_time = lock(&self.committing);
+        let batch = std::mem::take(&mut *lock(&self.pending));
+        commit(batch, done);
     }
 }
 
@@ -156,10 +186,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 /// filesystem), then renames each over its destination. `done` gets each
 /// entry's tag, length and result; a failed entry's temporary is removed
 /// and its destination left as it was.
-pub(crate) fn commit(
-    batch: Vec<Pending>,
-    mut done: impl FnMut(&Path, u64, Result<CopyReport, CopyError>),
-) {
+fn commit(batch: Vec<Pending>, mut done: impl FnMut(&Path, u64, Result<CopyReport, CopyError>)) {
     if batch.is_empty() {
         return;
     }

@@ -75,10 +75,11 @@ pub(crate) enum Copied {
     /// The copy is complete.
     Now(CopyReport),
     /// The copy is in its temporary, queued in the batch of
-    /// [`Hints::defer`] for its sync and rename: the batch reports it. When
-    /// the batch became full it is handed back here, for the caller to
-    /// [`commit`](crate::durable::commit).
-    Deferred(Vec<crate::durable::Pending>),
+    /// [`Hints::defer`] for its sync and rename: the batch reports it.
+    Deferred {
+        /// The batch is full: the caller should flush it.
+        full: bool,
+    },
 }
 
 impl Copied {
@@ -86,7 +87,7 @@ impl Copied {
     pub(crate) fn now(self, dst: &Path) -> Result<CopyReport, CopyError> {
         match self {
             Copied::Now(r) => Ok(r),
-            Copied::Deferred(_) => Err(CopyError::io(
+            Copied::Deferred { .. } => Err(CopyError::io(
                 "copy",
                 dst,
                 std::io::Error::other("the rename was deferred without a batch"),
@@ -229,12 +230,10 @@ fn copy_into(
     loop {
         let src = again.as_ref().unwrap_or(source);
         let last = retries >= opts.retry_changed;
-        let copied = copy_into_once(
-            opts, src, src_path, dir, name, dst_path, follow_dst, hints, last,
-        )?;
+        let copied = copy_into_once(opts, src, src_path, dir, name, dst_path, follow_dst, hints)?;
         let mut report = match copied {
             Copied::Now(r) => r,
-            d @ Copied::Deferred(_) => return Ok(d),
+            d @ Copied::Deferred { .. } => return Ok(d),
         };
         created |= report.destination == Destination::Created;
         if !report.source_changed || last {
@@ -253,8 +252,8 @@ fn copy_into(
     }
 }
 
-/// One attempt of [`copy_into`]; `last` when no retry follows (only then
-/// may an atomic copy whose source changed be deferred to a batch).
+/// One attempt of [`copy_into`] (an atomic copy whose source changed is
+/// never deferred to a batch, so the retry sees it).
 #[allow(clippy::too_many_arguments)]
 fn copy_into_once(
     opts: &CopyOptions,
@@ -265,7 +264,6 @@ fn copy_into_once(
     dst_path: &Path,
     follow_dst: bool,
     hints: Hints<'_>,
-    last: bool,
 ) -> Result<Copied, CopyError> {
     let remove = opts.remove_destination;
     if opts.atomic {
@@ -279,7 +277,7 @@ fn copy_into_once(
             name,
             dst_path,
             follow,
-            hints.defer.filter(|_| last),
+            hints.defer,
         );
     }
     let rules = guard::OpenRules {
@@ -662,7 +660,7 @@ fn copy_atomic(
                 .batch
                 .push(defer, dir, tmp, name, dst_path, no_clobber, report);
             return match pushed {
-                Ok(full) => Ok(Copied::Deferred(full.unwrap_or_default())),
+                Ok(full) => Ok(Copied::Deferred { full }),
                 Err((tmp, report)) => {
                     publish(opts, dir, &tmp, name, dst_path, no_clobber, report, &file)
                 }

@@ -238,7 +238,7 @@ pub(crate) fn run(args: &Args) -> Result<i32, String> {
         for fs in &filesystems {
             let tools: Vec<Tool> = Tool::ALL
                 .into_iter()
-                .filter(|t| selected(args, w, fs, *t))
+                .filter(|t| t.runs_on(&w.name) && selected(args, w, fs, *t))
                 .collect();
             if tools.is_empty() {
                 continue;

@@ -16,6 +16,9 @@ use cow_copy::{CopyOptions, Update};
 pub(crate) enum Tool {
     /// `cow_copy::copy` / `cow_copy::tree::copy_tree`.
     Cow,
+    /// The same with `CopyOptions::atomic(true)`: the cost of crash
+    /// atomicity (dense and tree workloads only).
+    CowAtomic,
     /// `std::fs::copy`.
     Std,
     /// `reflink_copy::reflink_or_copy`.
@@ -28,8 +31,9 @@ pub(crate) enum Tool {
 
 impl Tool {
     /// Every tool, cow first.
-    pub(crate) const ALL: [Tool; 5] = [
+    pub(crate) const ALL: [Tool; 6] = [
         Tool::Cow,
+        Tool::CowAtomic,
         Tool::Std,
         Tool::ReflinkCopy,
         Tool::Cp,
@@ -40,6 +44,7 @@ impl Tool {
     pub(crate) fn name(self) -> &'static str {
         match self {
             Tool::Cow => "cow",
+            Tool::CowAtomic => "cow --atomic",
             Tool::Std => "std::fs::copy",
             Tool::ReflinkCopy => "reflink-copy",
             Tool::Cp => "cp",
@@ -53,6 +58,12 @@ impl Tool {
             (Tool::Cow, false) => "cow_copy::copy(src, dst), in process",
             (Tool::Cow, true) => {
                 "cow_copy::tree::copy_tree(src, dst, &TreeOptions::new()), in process; for update-* with CopyOptions::update(Update::IfDifferent)"
+            }
+            (Tool::CowAtomic, false) => {
+                "CopyOptions::new().atomic(true).copy(src, dst): temporary, fdatasync unless cloned, rename"
+            }
+            (Tool::CowAtomic, true) => {
+                "copy_tree with CopyOptions::atomic(true): temporaries, one syncfs per batch of up to 512, renames"
             }
             (Tool::Std, false) => "std::fs::copy(src, dst)",
             (Tool::Std, true) => "a recursive walk calling std::fs::copy per file",
@@ -69,10 +80,22 @@ impl Tool {
         }
     }
 
+    /// Whether the tool runs on `workload` (`cow --atomic` only where its
+    /// cost is recorded: the dense and plain tree workloads).
+    pub(crate) fn runs_on(self, workload: &str) -> bool {
+        self != Tool::CowAtomic
+            || ["dense-64M", "dense-8M", "tree-10k", "tree-500"].contains(&workload)
+    }
+
     /// Copies one file.
     pub(crate) fn copy_file(self, src: &Path, dst: &Path) -> io::Result<()> {
         match self {
             Tool::Cow => cow_copy::copy(src, dst).map(drop),
+            Tool::CowAtomic => CopyOptions::new()
+                .atomic(true)
+                .copy(src, dst)
+                .map(drop)
+                .map_err(io::Error::from),
             Tool::Std => fs::copy(src, dst).map(drop),
             Tool::ReflinkCopy => reflink_file(src, dst),
             Tool::Cp => cp(&["--reflink=auto"], src, dst),
@@ -86,11 +109,12 @@ impl Tool {
     /// overwrite every file.
     pub(crate) fn copy_tree(self, src: &Path, dst: &Path, update: bool) -> io::Result<()> {
         match self {
-            Tool::Cow => {
-                let mut opts = TreeOptions::new();
+            Tool::Cow | Tool::CowAtomic => {
+                let mut copy = CopyOptions::new().atomic(self == Tool::CowAtomic);
                 if update {
-                    opts = opts.copy_options(CopyOptions::new().update(Update::IfDifferent));
+                    copy = copy.update(Update::IfDifferent);
                 }
+                let mut opts = TreeOptions::new().copy_options(copy);
                 if let Some(j) = std::env::var("COW_BENCH_TREE_JOBS")
                     .ok()
                     .and_then(|v| v.parse().ok())

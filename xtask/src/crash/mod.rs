@@ -30,7 +30,7 @@ usage: cargo xtask crash [--quick | --cuts N] [--fs xfs,ext4] [--filter SUBSTR]
   --quick     20 cuts per case per filesystem, small files (CI)
   --cuts N    cuts per case (default 500: the long form)
   --compare   also cut GNU cp, cp + mv and rsync (for docs/reliability.md)
-  --filter    only cases whose name contains SUBSTR";
+  --filter    only cases whose name contains SUBSTR (A|B: either)";
 
 struct Args {
     cuts: usize,
@@ -144,9 +144,12 @@ pub(crate) fn crash(args: Vec<OsString>) -> Result<i32, String> {
         }
     }
     crate::signals::install();
-    let cow = build_cow(args.release)?;
+    let built = build_cow(args.release)?;
     let work = std::env::temp_dir().join(format!("cow-crash.{}", std::process::id()));
     std::fs::create_dir_all(&work).map_err(|e| format!("cannot create {}: {e}", work.display()))?;
+    // A copy of the binary: a rebuild during a long run does not change it.
+    let cow = work.join("cow");
+    std::fs::copy(&built, &cow).map_err(|e| format!("cannot copy {}: {e}", built.display()))?;
     let started = Instant::now();
     println!(
         "xtask crash: {} cuts per case, seed {}, {}",
@@ -178,6 +181,7 @@ pub(crate) fn crash(args: Vec<OsString>) -> Result<i32, String> {
             })
             .collect()
     });
+    let _ = std::fs::remove_file(&cow);
     let _ = std::fs::remove_dir(&work);
     let mut ok = true;
     println!();
@@ -222,6 +226,10 @@ pub(crate) fn crash(args: Vec<OsString>) -> Result<i32, String> {
                 }
             }
         }
+    }
+    if crate::signals::interrupted() {
+        println!("xtask crash: interrupted: the counts above are partial");
+        ok = false;
     }
     println!();
     println!(
@@ -296,14 +304,19 @@ fn run_fs(fs: Fs, work: &Path, cow: &Path, args: &Args, seed: u64) -> FsResult {
         if args
             .filter
             .as_ref()
-            .is_some_and(|f| !case.name.contains(f.as_str()))
+            .is_some_and(|f| !f.split('|').any(|alt| case.name.contains(alt)))
         {
             continue;
         }
         if crate::signals::interrupted() {
-            return Err("interrupted".into());
+            break;
         }
-        let counts = run_case(&mut img, &case, cow, args.cuts, &mut rng)?;
+        // A case that cannot run is a failed row; the others still run.
+        let counts =
+            run_case(&mut img, &case, cow, args.cuts, &mut rng).unwrap_or_else(|e| Counts {
+                bad_errors: vec![e],
+                ..Counts::default()
+            });
         eprintln!(
             "xtask crash: {} {}: {} cuts, {} torn, {} missing",
             fs.name(),
@@ -376,9 +389,13 @@ fn run_case(
         }
     }
     let window_us = (counts.copy_ms * 1000.0 * 1.2) as u64 + 1;
-    for _ in 0..cuts {
+    for n in 0..cuts {
+        // Interrupted: report the cuts made so far.
         if crate::signals::interrupted() {
-            return Err("interrupted".into());
+            break;
+        }
+        if n > 0 && n % 100 == 0 {
+            eprintln!("xtask crash: {}: {n} cuts", case.name);
         }
         let p = prepare(case, &dir)?;
         let after = rng.below(4) == 0;

@@ -65,7 +65,12 @@ impl Walker<'_> {
         let r = match self.copy_file(src_dir, src_name, dst_dir, dst_name, follow, dst_new, defer) {
             Ok(crate::engine::Copied::Now(r)) => Ok(r),
             // Reported when the batch is committed.
-            Ok(crate::engine::Copied::Deferred(full)) => return self.commit(full),
+            Ok(crate::engine::Copied::Deferred { full }) => {
+                if let Some(b) = self.batch.as_ref().filter(|_| full) {
+                    b.flush_full(|rel, len, r| self.shared.file_result(rel, len, r));
+                }
+                return;
+            }
             Err(e) => Err(e),
         };
         // A skipped or failed file counts its length; learn it if unknown.

@@ -481,12 +481,8 @@ impl<'a> Walker<'a> {
     /// Syncs and renames the queued atomic copies (see [`crate::durable`]).
     fn flush(&self) {
         if let Some(b) = &self.batch {
-            self.commit(b.take());
+            b.flush(|rel, len, r| self.shared.file_result(rel, len, r));
         }
-    }
-
-    fn commit(&self, batch: Vec<crate::durable::Pending>) {
-        crate::durable::commit(batch, |rel, len, r| self.shared.file_result(rel, len, r));
     }
 
     fn finish(self) -> TreeReport {
