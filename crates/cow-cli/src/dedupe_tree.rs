@@ -29,6 +29,7 @@ pub(crate) fn parse_size(s: &str) -> Result<u64, String> {
 }
 
 /// `bytes` with a binary unit, for people.
+#[cfg(any(target_os = "linux", test))]
 fn human(bytes: i64) -> String {
     let b = bytes.unsigned_abs() as f64;
     let sign = if bytes < 0 { "-" } else { "" };

@@ -129,6 +129,7 @@ impl<F: Fn(&Event<'_>) + Sync> Observer for F {
 pub struct DedupeOptions {
     min_size: u64,
     dry_run: bool,
+    threads: usize,
 }
 
 impl Default for DedupeOptions {
@@ -149,10 +150,21 @@ fn used_bytes(path: &Path) -> Option<u64> {
 impl DedupeOptions {
     /// Every non-empty file, changes made.
     pub fn new() -> Self {
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
         DedupeOptions {
             min_size: 1,
             dry_run: false,
+            // Most of the work waits on the filesystem (stat, FIEMAP,
+            // reads, FIDEDUPERANGE): more threads than CPUs keep it busy.
+            threads: (cpus * 4).clamp(4, 32),
         }
+    }
+
+    /// Worker threads (default: four per CPU, 4 to 32; most of the work
+    /// waits on the filesystem).
+    pub fn threads(mut self, n: usize) -> Self {
+        self.threads = n.max(1);
+        self
     }
 
     /// Leaves files smaller than `bytes` alone (they are not even read).
@@ -179,13 +191,29 @@ impl DedupeOptions {
         observer: &dyn Observer,
     ) -> Result<DedupeReport, DedupeError> {
         let roots: Vec<PathBuf> = roots.iter().map(|p| p.as_ref().to_path_buf()).collect();
+        match rayon::ThreadPoolBuilder::new()
+            .num_threads(self.threads)
+            .thread_name(|i| format!("cow-dedupe-{i}"))
+            .build()
+        {
+            Ok(pool) => pool.install(|| self.run_here(&roots, observer)),
+            // No threads to be had: the global pool does it.
+            Err(_) => self.run_here(&roots, observer),
+        }
+    }
+
+    fn run_here(
+        &self,
+        roots: &[PathBuf],
+        observer: &dyn Observer,
+    ) -> Result<DedupeReport, DedupeError> {
         let mut stats = Stats::default();
         let t = Instant::now();
         observer.event(&Event::Started {
             phase: Phase::Scan,
             total: 0,
         });
-        let tree = scan::scan(&roots, self.min_size, observer)?;
+        let tree = scan::scan(roots, self.min_size, observer)?;
         let (mut cands, links) = group::candidates(&tree);
         stats.files_scanned = tree.scanned;
         stats.bytes_scanned = tree.bytes;

@@ -65,13 +65,11 @@ impl Sharer<'_> {
 /// cluster first (the blocks most already point to), then the lowest
 /// inode number (usually the oldest file).
 fn by_preference(s: &Sharer<'_>, live: &[Candidate]) -> Vec<usize> {
-    let cluster = |c: &Candidate| {
-        if c.sig == 0 {
-            1
-        } else {
-            live.iter().filter(|x| x.sig == c.sig).count()
-        }
-    };
+    let mut sizes: std::collections::HashMap<u64, usize> = std::collections::HashMap::new();
+    for c in live.iter().filter(|c| c.sig != 0) {
+        *sizes.entry(c.sig).or_default() += 1;
+    }
+    let cluster = |c: &Candidate| sizes.get(&c.sig).copied().unwrap_or(1);
     let ino = |c: &Candidate| s.ctx.tree.files[c.file as usize].ino;
     let mut order: Vec<usize> = (0..live.len()).collect();
     order.sort_by_key(|&i| (std::cmp::Reverse(cluster(&live[i])), ino(&live[i])));
