@@ -8,7 +8,9 @@ use std::time::Instant;
 
 use clap::{Args, ValueEnum};
 use cow_copy::tree::{Dereference, TreeError, TreeOptions, copy_tree};
-use cow_copy::{CopyError, CopyOptions, Overwrite, Preserve, Reflink, Sparse, Update};
+use cow_copy::{
+    CopyError, CopyOptions, Overwrite, Preserve, Reflink, RemoveDestination, Sparse, Update,
+};
 
 use crate::exit;
 use crate::msg::{self, q};
@@ -473,7 +475,19 @@ fn settings(args: &CpArgs) -> Result<Settings, String> {
         .atomic(args.atomic)
         .fsync(args.fsync)
         .retry_changed(args.retry_changed)
-        .preserve(preserve);
+        .preserve(preserve)
+        .remove_destination(if args.remove_destination {
+            // The engine checks the entry is not the source, removes it
+            // through the directory descriptor and creates the new file
+            // with O_EXCL.
+            RemoveDestination::Always
+        } else if attrs.links {
+            // Like `cp -a`: a destination with other hard links is
+            // replaced, never written through.
+            RemoveDestination::IfLinked
+        } else {
+            RemoveDestination::Never
+        });
     let mut tree = TreeOptions::new()
         .copy_options(copy.clone())
         .fail_fast(args.fail_fast)

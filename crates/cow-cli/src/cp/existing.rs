@@ -126,7 +126,8 @@ pub(crate) struct Policy {
     pub(crate) interactive: bool,
     /// `--backup`/`-b`.
     pub(crate) backup: Option<Backup>,
-    /// `--remove-destination`.
+    /// `--remove-destination`, for `-l`/`-s` (a copy leaves it to the
+    /// engine).
     pub(crate) remove: bool,
 }
 
@@ -195,9 +196,10 @@ pub(crate) fn before(src: &Path, dst: &Path, policy: &Policy) -> Result<Go, Stri
         let to = b.name_for(dst);
         fs::rename(dst, &to)
             .map_err(|e| format!("cannot back up {} to {}: {}", q(dst), q(&to), os(&e)))?;
-    } else if policy.remove {
-        remove(dst)?;
     }
+    // `--remove-destination` itself is the engine's
+    // (`RemoveDestination::Always`): it checks the entry is not the source
+    // and removes it through the directory descriptor.
     Ok(Go::Copy)
 }
 
