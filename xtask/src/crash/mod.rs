@@ -463,12 +463,19 @@ fn force_log_commit(mnt: &Path) {
 }
 
 /// A copy that failed because of the cut must say which call failed on
-/// which path, with the errno (EIO).
+/// which path, with the errno a shut-down filesystem gives (EIO; ext4
+/// answers some calls, `fsync` among them, with EROFS once its journal is
+/// aborted).
 fn classify_error(stderr: &str, status: &Option<std::process::ExitStatus>, counts: &mut Counts) {
     let first = stderr.lines().next().unwrap_or("").to_string();
     let names_path = ["src", "dst", "a", "b"].iter().any(|n| stderr.contains(n));
     match status {
-        Some(st) if st.code() == Some(1) && stderr.contains("Input/output error") && names_path => {
+        Some(st)
+            if st.code() == Some(1)
+                && (stderr.contains("Input/output error")
+                    || stderr.contains("Read-only file system"))
+                && names_path =>
+        {
             counts.clean_errors += 1
         }
         // Killed by the cut before it could write anything: no message.
