@@ -207,6 +207,11 @@ pub(crate) fn test(session: &Session, runner_args: &[OsString]) -> i32 {
     } else {
         eprintln!("xtask: ran on real filesystems: {}", counts.join(", "));
     }
+    for (name, reason) in ignored_tests() {
+        eprintln!(
+            "xtask: skipped by design (#[ignore]; the runner counts it as skipped): {name}: {reason}"
+        );
+    }
     if skipped.is_empty() {
         eprintln!("xtask: skipped filesystems: none");
     } else {
@@ -326,4 +331,45 @@ fn ledger_names(
         }
     }
     names
+}
+
+/// The workspace's `#[ignore = "REASON"]` tests, as (function name, reason),
+/// read from the sources under `crates/`: the runner counts them as
+/// skipped, and the summary says why.
+fn ignored_tests() -> Vec<(String, String)> {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../crates");
+    let mut found = Vec::new();
+    let mut dirs = vec![root];
+    while let Some(dir) = dirs.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let path = e.path();
+            if path.is_dir() {
+                if e.file_name() != "target" {
+                    dirs.push(path);
+                }
+            } else if path.extension().is_some_and(|x| x == "rs") {
+                let Ok(text) = std::fs::read_to_string(&path) else {
+                    continue;
+                };
+                let mut reason: Option<String> = None;
+                for line in text.lines().map(str::trim) {
+                    if let Some(r) = line
+                        .strip_prefix("#[ignore = \"")
+                        .and_then(|r| r.strip_suffix("\"]"))
+                    {
+                        reason = Some(r.to_owned());
+                    } else if let (Some(r), Some(rest)) = (&reason, line.strip_prefix("fn ")) {
+                        let name = rest.split('(').next().unwrap_or(rest);
+                        found.push((name.to_owned(), r.clone()));
+                        reason = None;
+                    }
+                }
+            }
+        }
+    }
+    found.sort();
+    found
 }
