@@ -179,10 +179,9 @@ fn update_check(
     dst: &Path,
     dst_meta: &fs::Metadata,
 ) -> Result<UpdateCheck, CopyError> {
-    let dedupe = match opts.update {
+    match opts.update {
         Update::All => return Ok(UpdateCheck::Proceed(None)),
-        Update::IfDifferent => false,
-        Update::IfDifferentDedupe => true,
+        Update::IfDifferent | Update::IfDifferentDedupe | Update::IfDifferentTrustMtime => {}
         Update::IfOlder => {
             let (Ok(d), Ok(s)) = (dst_meta.modified(), src_meta.modified()) else {
                 return Ok(UpdateCheck::Proceed(None));
@@ -211,14 +210,15 @@ fn update_check(
     let dst_meta = reader
         .metadata()
         .map_err(|e| CopyError::io("stat destination", dst, e))?;
-    let decision = match identical::decide(src_file, src_meta, &reader, &dst_meta, dedupe) {
-        Ok(d) => d,
-        // Nothing was written: a failed check is a check not made.
-        Err(e) if errno::is_fallback(&e) => {
-            return Ok(not_compared(e, "compare with the destination"));
-        }
-        Err(e) => return Err(CopyError::io("compare with", dst, e)),
-    };
+    let decision =
+        match identical::decide_update(opts.update, src_file, src_meta, &reader, &dst_meta) {
+            Ok(d) => d,
+            // Nothing was written: a failed check is a check not made.
+            Err(e) if errno::is_fallback(&e) => {
+                return Ok(not_compared(e, "compare with the destination"));
+            }
+            Err(e) => return Err(CopyError::io("compare with", dst, e)),
+        };
     Ok(match decision {
         Decision::Skip {
             dedupe_not_possible,
