@@ -169,7 +169,7 @@ enum UpdateCheck {
 
 /// Applies the update policy to the existing destination `dst` (a file or
 /// a link to one, not the source), before anything is written. The content
-/// check is [`identical::decide`], as in the Unix engine; there is no dedupe
+/// check is [`identical::decide_update`], as in the Unix engine; there is no dedupe
 /// here, so an identical destination is skipped, naming why it was not
 /// deduplicated when that was asked.
 fn update_check(
@@ -193,7 +193,7 @@ fn update_check(
                 UpdateCheck::Proceed(Some(Fallback::destination_older()))
             });
         }
-    };
+    }
     if !dst_meta.is_file() {
         return Ok(UpdateCheck::Proceed(None));
     }
