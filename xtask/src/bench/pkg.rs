@@ -66,7 +66,13 @@ pub(crate) fn trees() -> Result<&'static Trees, String> {
             let cache = super::run::out_dir().join("pkg-cache");
             fs::create_dir_all(&cache)
                 .map_err(|e| format!("cannot create {}: {e}", cache.display()))?;
-            match real(&cache) {
+            // COW_BENCH_PKG_SYNTHETIC=1 exercises the fallback on purpose.
+            let fetched = if std::env::var_os("COW_BENCH_PKG_SYNTHETIC").is_some() {
+                Err("COW_BENCH_PKG_SYNTHETIC is set".to_owned())
+            } else {
+                real(&cache)
+            };
+            match fetched {
                 Ok(t) => Ok(t),
                 Err(why) => {
                     eprintln!("xtask bench: pkg: no real packages ({why}); using synthetic trees");
