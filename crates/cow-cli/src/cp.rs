@@ -42,7 +42,8 @@ Differences from GNU cp:
     (GNU cp would read from it).
   * --update also takes identical: it leaves a destination with the same
     content untouched (no write: its blocks stay shared with snapshots);
-    --dedupe also shares the blocks. -u and --update=older compare
+    --dedupe also shares the blocks, --trust-mtime skips files whose size
+    and modification time match without reading them. -u and --update=older compare
     modification times to the nanosecond.
   * -n skips existing files silently (exit 0).
   * A repeated option counts once, the last one wins (-L/-P/-H, -n/-i too).
@@ -241,6 +242,12 @@ pub(crate) struct CpArgs {
     #[arg(long)]
     dedupe: bool,
 
+    /// With --update=identical: a destination whose size and modification
+    /// time (to the nanosecond) equal the source's is taken as identical
+    /// without being read (rsync's quick check); others are still compared.
+    #[arg(long, conflicts_with = "dedupe")]
+    trust_mtime: bool,
+
     /// Write each file to a temporary sibling and rename it over the
     /// destination: an existing file stays whole until the copy is complete,
     /// and after a power cut it is wholly old or wholly new (copied bytes are
@@ -429,6 +436,9 @@ fn settings(args: &CpArgs) -> Result<Settings, String> {
     if args.dedupe && args.update != Some(UpdateArg::Identical) {
         return Err("--dedupe needs --update=identical".into());
     }
+    if args.trust_mtime && args.update != Some(UpdateArg::Identical) {
+        return Err("--trust-mtime needs --update=identical".into());
+    }
     if args.no_clobber {
         overwrite = Overwrite::NoClobber;
     }
@@ -439,6 +449,8 @@ fn settings(args: &CpArgs) -> Result<Settings, String> {
         Some(UpdateArg::Identical) => {
             update = if args.dedupe {
                 Update::IfDifferentDedupe
+            } else if args.trust_mtime {
+                Update::IfDifferentTrustMtime
             } else {
                 Update::IfDifferent
             };

@@ -38,6 +38,8 @@ use std::fmt;
 use std::fs::{File, Metadata};
 use std::io;
 
+use crate::Update;
+
 #[cfg(target_os = "linux")]
 mod linux;
 #[cfg(not(target_os = "linux"))]
@@ -153,6 +155,9 @@ pub enum Evidence {
     ByteCompare,
     /// The kernel compared them (`FIDEDUPERANGE`).
     KernelCompare,
+    /// Same size and modification time, taken on trust without reading
+    /// ([`Update::IfDifferentTrustMtime`](crate::Update::IfDifferentTrustMtime)).
+    SizeAndMtime,
 }
 
 impl fmt::Display for Evidence {
@@ -162,6 +167,7 @@ impl fmt::Display for Evidence {
             Evidence::SameExtents => "the files already share every block",
             Evidence::ByteCompare => "the contents compared equal",
             Evidence::KernelCompare => "the kernel compared the contents",
+            Evidence::SizeAndMtime => "same size and modification time (trusted, not read)",
         })
     }
 }
@@ -399,6 +405,39 @@ pub fn dedupe_into(keep: &File, other: &File, len: u64) -> io::Result<DedupeResu
 #[cfg(target_os = "linux")]
 pub(crate) fn dedupe_refused(a: &File, b: &File) -> Option<NotPossible> {
     sys::dedupe_refused(a, b)
+}
+
+/// Whether `a` and `b` have the same length and the same modification
+/// time, to the nanosecond (rsync's quick check). `false` where the platform
+/// reports no modification time.
+pub fn same_size_and_mtime(a: &Metadata, b: &Metadata) -> bool {
+    a.len() == b.len()
+        && match (a.modified(), b.modified()) {
+            (Ok(x), Ok(y)) => x == y,
+            _ => false,
+        }
+}
+
+/// [`decide`] for a content-checking update policy (the one place that maps
+/// the policy onto the check): [`Update::IfDifferentTrustMtime`] first takes
+/// the same size and time on trust ([`same_size_and_mtime`]),
+/// [`Update::IfDifferentDedupe`] dedupes; the other policies compare.
+pub fn decide_update(
+    update: Update,
+    src: &File,
+    src_meta: &Metadata,
+    dst: &File,
+    dst_meta: &Metadata,
+) -> io::Result<Decision> {
+    if update == Update::IfDifferentTrustMtime && same_size_and_mtime(src_meta, dst_meta) {
+        return Ok(Decision::Skip {
+            evidence: Evidence::SizeAndMtime,
+            bytes_read: 0,
+            dedupe_not_possible: None,
+        });
+    }
+    let dedupe = update == Update::IfDifferentDedupe;
+    decide(src, src_meta, dst, dst_meta, dedupe)
 }
 
 /// Step 2 of the strategy chain: decides, before the destination is

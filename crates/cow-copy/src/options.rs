@@ -92,6 +92,18 @@ pub enum Update {
     /// impossible (other filesystem, no permission, no support) the
     /// destination is still skipped.
     IfDifferentDedupe,
+    /// Like [`Update::IfDifferent`], with rsync's quick check first: a
+    /// destination whose size and modification time (to the nanosecond)
+    /// equal the source's counts as identical *without being read*
+    /// ([`Strategy::Skipped`](crate::Strategy::Skipped)). Every other
+    /// destination goes through the content comparison, so a file rewritten
+    /// with the same bytes but a new time still keeps its blocks.
+    ///
+    /// This trusts the times: a destination changed in place with its time
+    /// set back (or written within the filesystem's time granularity with
+    /// the same size) is kept even though its bytes differ. Use
+    /// [`Update::IfDifferent`] when that must not happen.
+    IfDifferentTrustMtime,
     /// Replace an existing destination only when it is older than the
     /// source (its modification time is earlier), like GNU `cp -u`
     /// (`--update=older`). A destination that is as new or newer is left

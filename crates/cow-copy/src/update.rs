@@ -37,12 +37,11 @@ use crate::{CopyError, CopyOptions, Update};
 /// Decides whether the destination needs the copy at all. Declines (copy
 /// proceeds) unless the policy finished the job.
 pub(crate) fn step(job: &mut Job<'_>) -> Step {
-    let dedupe = match job.opts.update {
+    match job.opts.update {
         Update::All => return Step::Declined(None),
-        Update::IfDifferent => false,
-        Update::IfDifferentDedupe => true,
         Update::IfOlder => return older_step(job),
-    };
+        Update::IfDifferent | Update::IfDifferentDedupe | Update::IfDifferentTrustMtime => {}
+    }
     // Only an existing regular file still holding its old content can be
     // identical (an atomic copy writes a new temporary: nothing to compare).
     if !job.in_place || !job.dst_regular || job.truncated {
@@ -52,17 +51,18 @@ pub(crate) fn step(job: &mut Job<'_>) -> Step {
         Ok(m) => m,
         Err(e) => return Step::Failed(e),
     };
-    let decision = match identical::decide(job.src, &src_meta, &job.dst, &dst_meta, dedupe) {
-        Ok(d) => d,
-        // Nothing was written: a failed check is a check not made.
-        Err(e) if crate::errno::is_fallback(&e) => {
-            return Step::Declined(Some(Fallback::not_compared(
-                "compare with the destination",
-                &e,
-            )));
-        }
-        Err(e) => return Step::Failed(CopyError::io("compare with", job.dst_path, e)),
-    };
+    let decision =
+        match identical::decide_update(job.opts.update, job.src, &src_meta, &job.dst, &dst_meta) {
+            Ok(d) => d,
+            // Nothing was written: a failed check is a check not made.
+            Err(e) if crate::errno::is_fallback(&e) => {
+                return Step::Declined(Some(Fallback::not_compared(
+                    "compare with the destination",
+                    &e,
+                )));
+            }
+            Err(e) => return Step::Failed(CopyError::io("compare with", job.dst_path, e)),
+        };
     let len = src_meta.len();
     match decision {
         Decision::Skip {
@@ -160,10 +160,9 @@ pub(crate) fn before_atomic(
     dst_path: &Path,
     old: &Metadata,
 ) -> Result<Atomic, CopyError> {
-    let dedupe = match opts.update {
+    match opts.update {
         Update::All => return Ok(Atomic::Proceed(None)),
-        Update::IfDifferent => false,
-        Update::IfDifferentDedupe => true,
+        Update::IfDifferent | Update::IfDifferentDedupe | Update::IfDifferentTrustMtime => {}
         Update::IfOlder => {
             // `old` is the entry's status: a destination that is not older is
             // left as it is, so nothing needs to be opened.
@@ -184,7 +183,7 @@ pub(crate) fn before_atomic(
                 metadata_skipped: Vec::new(),
             }));
         }
-    };
+    }
     if !old.is_file() {
         return Ok(Atomic::Proceed(None));
     }
@@ -205,16 +204,17 @@ pub(crate) fn before_atomic(
         // Replaced under us: the rename will replace whatever is there.
         return Ok(Atomic::Proceed(None));
     }
-    let decision = match identical::decide(&source.file, &source.meta, &dst, &dst_meta, dedupe) {
-        Ok(d) => d,
-        Err(e) if crate::errno::is_fallback(&e) => {
-            return Ok(Atomic::Proceed(Some(Fallback::not_compared(
-                "compare with the destination",
-                &e,
-            ))));
-        }
-        Err(e) => return Err(CopyError::io("compare with", dst_path, e)),
-    };
+    let decision =
+        match identical::decide_update(opts.update, &source.file, &source.meta, &dst, &dst_meta) {
+            Ok(d) => d,
+            Err(e) if crate::errno::is_fallback(&e) => {
+                return Ok(Atomic::Proceed(Some(Fallback::not_compared(
+                    "compare with the destination",
+                    &e,
+                ))));
+            }
+            Err(e) => return Err(CopyError::io("compare with", dst_path, e)),
+        };
     let len = source.meta.len();
     let mut fallbacks = Vec::new();
     let (strategy, bytes_cloned) = match decision {

@@ -30,7 +30,9 @@ fn call_progress(py: Python<'_>, progress: &Py<PyAny>, p: &Progress) -> PyResult
 /// `reflink`: "auto" (clone when possible), "always" (clone or fail, never
 /// copy bytes), "never". `sparse`: "auto" (keep holes), "always" (also punch
 /// zero blocks), "never". `update`: "all", "if-different" (leave an
-/// identical destination alone), "if-different-dedupe", "if-older".
+/// identical destination alone), "if-different-dedupe",
+/// "if-different-trust-mtime" (same size and mtime count as identical
+/// unread), "if-older".
 /// `atomic`: write a temporary sibling and rename it over `dst`. `preserve`:
 /// None (permission bits), "all", or names from "mode", "timestamps",
 /// "ownership", "xattrs". `overwrite=False` refuses an existing `dst`

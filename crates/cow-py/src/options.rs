@@ -39,11 +39,12 @@ pub(crate) fn update(s: &str) -> PyResult<Update> {
         "all" => Ok(Update::All),
         "if-different" => Ok(Update::IfDifferent),
         "if-different-dedupe" => Ok(Update::IfDifferentDedupe),
+        "if-different-trust-mtime" => Ok(Update::IfDifferentTrustMtime),
         "if-older" => Ok(Update::IfOlder),
         _ => Err(bad(
             "update",
             s,
-            "'all', 'if-different', 'if-different-dedupe', 'if-older'",
+            "'all', 'if-different', 'if-different-dedupe', 'if-different-trust-mtime', 'if-older'",
         )),
     }
 }

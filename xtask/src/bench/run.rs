@@ -236,7 +236,7 @@ pub(crate) fn run(args: &Args) -> Result<i32, String> {
     let mut setup_error = None;
     'outer: for w in &workloads {
         for fs in &filesystems {
-            let tools: Vec<Tool> = Tool::ALL
+            let tools: Vec<Tool> = Tool::for_workload(w)
                 .into_iter()
                 .filter(|t| t.runs_on(&w.name) && selected(args, w, fs, *t))
                 .collect();
@@ -459,7 +459,7 @@ fn one_run(
 
     let t0 = Instant::now();
     let r = if w.is_tree() {
-        tool.copy_tree(&p.src, &p.dst, p.old.is_some())
+        tool.copy_tree(&p.src, &p.dst, p.old.is_some(), w.is_archive())
     } else {
         tool.copy_file(&p.src, &p.dst)
     };

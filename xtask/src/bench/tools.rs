@@ -2,14 +2,19 @@
 //! `reflink-copy` crate, GNU `cp --reflink=auto` (a process) and a plain
 //! 64 KiB read/write loop. Trees: cow uses `copy_tree`, cp uses `cp -rT`,
 //! the others one recursive walk (below) around their single-file copy.
+//! The update workloads add cow with `--trust-mtime`, `rsync -a` and
+//! `rsync -a --checksum`.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::path::Path;
 use std::process::{Command, Stdio};
+use std::sync::OnceLock;
 
 use cow_copy::tree::{TreeOptions, copy_tree};
-use cow_copy::{CopyOptions, Update};
+use cow_copy::{CopyOptions, Preserve, Update};
+
+use super::workloads::Workload;
 
 /// A tool of the matrix.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,18 +32,40 @@ pub(crate) enum Tool {
     Cp,
     /// `read`/`write` with a 64 KiB buffer.
     RwLoop,
+    /// cow with `Update::IfDifferentTrustMtime` (`--trust-mtime`), update
+    /// workloads only.
+    CowTrust,
+    /// `rsync -a` (update workloads only).
+    Rsync,
+    /// `rsync -a --checksum` (update workloads only).
+    RsyncChecksum,
 }
 
 impl Tool {
     /// Every tool, cow first.
-    pub(crate) const ALL: [Tool; 6] = [
+    pub(crate) const ALL: [Tool; 9] = [
         Tool::Cow,
         Tool::CowAtomic,
         Tool::Std,
         Tool::ReflinkCopy,
         Tool::Cp,
         Tool::RwLoop,
+        Tool::CowTrust,
+        Tool::Rsync,
+        Tool::RsyncChecksum,
     ];
+
+    /// The tools that run on `w`, cow first: updates add cow
+    /// `--trust-mtime` and rsync; the package update runs only the tools
+    /// that keep metadata (`-a`).
+    pub(crate) fn for_workload(w: &Workload) -> Vec<Tool> {
+        let updaters = [Tool::CowTrust, Tool::Rsync, Tool::RsyncChecksum];
+        match (w.is_update(), w.is_archive()) {
+            (false, _) => Tool::ALL[..5].to_vec(),
+            (true, false) => Tool::ALL.to_vec(),
+            (true, true) => [Tool::Cow, Tool::Cp].into_iter().chain(updaters).collect(),
+        }
+    }
 
     /// The name in the table.
     pub(crate) fn name(self) -> &'static str {
@@ -49,6 +76,9 @@ impl Tool {
             Tool::ReflinkCopy => "reflink-copy",
             Tool::Cp => "cp",
             Tool::RwLoop => "rw-loop",
+            Tool::CowTrust => "cow --trust-mtime",
+            Tool::Rsync => "rsync -a",
+            Tool::RsyncChecksum => "rsync -a --checksum",
         }
     }
 
@@ -57,7 +87,7 @@ impl Tool {
         match (self, tree) {
             (Tool::Cow, false) => "cow_copy::copy(src, dst), in process",
             (Tool::Cow, true) => {
-                "cow_copy::tree::copy_tree(src, dst, &TreeOptions::new()), in process; for update-* with CopyOptions::update(Update::IfDifferent)"
+                "cow_copy::tree::copy_tree(src, dst, &TreeOptions::new()), in process; for update-* with CopyOptions::update(Update::IfDifferent); pkg-* with Preserve::all() (cp -a)"
             }
             (Tool::CowAtomic, false) => {
                 "CopyOptions::new().atomic(true).copy(src, dst): temporary, fdatasync unless cloned, rename"
@@ -77,6 +107,11 @@ impl Tool {
             (Tool::RwLoop, true) => {
                 "a recursive walk doing read/write with a 64 KiB buffer per file"
             }
+            (Tool::CowTrust, _) => {
+                "as cow, with CopyOptions::update(Update::IfDifferentTrustMtime) (cow cp --update=identical --trust-mtime)"
+            }
+            (Tool::Rsync, _) => "rsync -a src/ dst/ (a process)",
+            (Tool::RsyncChecksum, _) => "rsync -a --checksum src/ dst/ (a process)",
         }
     }
 
@@ -100,19 +135,38 @@ impl Tool {
             Tool::ReflinkCopy => reflink_file(src, dst),
             Tool::Cp => cp(&["--reflink=auto"], src, dst),
             Tool::RwLoop => rw_loop(src, dst),
+            Tool::CowTrust | Tool::Rsync | Tool::RsyncChecksum => Err(io::Error::other(format!(
+                "{} copies trees only",
+                self.name()
+            ))),
         }
     }
 
     /// Copies a tree (merging into an existing destination, overwriting
     /// files). With `update`, cow leaves identical files alone
-    /// (`Update::IfDifferent`); the other tools have no such notion and
-    /// overwrite every file.
-    pub(crate) fn copy_tree(self, src: &Path, dst: &Path, update: bool) -> io::Result<()> {
+    /// (`Update::IfDifferent`, or `IfDifferentTrustMtime` for
+    /// [`Tool::CowTrust`]); std, reflink-copy, rw-loop and cp have no such
+    /// notion and overwrite every file. With `archive` cow and cp keep every
+    /// attribute (`cp -a`); rsync always runs with `-a`.
+    pub(crate) fn copy_tree(
+        self,
+        src: &Path,
+        dst: &Path,
+        update: bool,
+        archive: bool,
+    ) -> io::Result<()> {
         match self {
-            Tool::Cow | Tool::CowAtomic => {
+            Tool::Cow | Tool::CowAtomic | Tool::CowTrust => {
                 let mut copy = CopyOptions::new().atomic(self == Tool::CowAtomic);
                 if update {
-                    copy = copy.update(Update::IfDifferent);
+                    copy = copy.update(if self == Tool::CowTrust {
+                        Update::IfDifferentTrustMtime
+                    } else {
+                        Update::IfDifferent
+                    });
+                }
+                if archive {
+                    copy = copy.preserve(Preserve::all());
                 }
                 let mut opts = TreeOptions::new().copy_options(copy);
                 if let Some(j) = std::env::var("COW_BENCH_TREE_JOBS")
@@ -134,10 +188,50 @@ impl Tool {
             }
             Tool::Std => walk(src, dst, &|s, d| fs::copy(s, d).map(drop)),
             Tool::ReflinkCopy => walk(src, dst, &reflink_file),
+            Tool::Cp if archive => cp(&["-aT", "--reflink=auto"], src, dst),
             Tool::Cp => cp(&["-rT", "--reflink=auto"], src, dst),
             Tool::RwLoop => walk(src, dst, &rw_loop),
+            Tool::Rsync => rsync(&[], src, dst),
+            Tool::RsyncChecksum => rsync(&["--checksum"], src, dst),
         }
     }
+}
+
+/// `rsync -a ARGS src/ dst/`, installing rsync (apt-get) the first time it
+/// is missing.
+fn rsync(args: &[&str], src: &Path, dst: &Path) -> io::Result<()> {
+    static READY: OnceLock<Result<(), String>> = OnceLock::new();
+    READY
+        .get_or_init(|| {
+            if Command::new("rsync").arg("--version").output().is_ok() {
+                return Ok(());
+            }
+            eprintln!("xtask bench: rsync missing; apt-get install -y rsync");
+            let ok = Command::new("apt-get")
+                .args(["install", "-y", "-q", "rsync"])
+                .status()
+                .is_ok_and(|s| s.success());
+            if ok {
+                Ok(())
+            } else {
+                Err("rsync is missing and apt-get install rsync failed".into())
+            }
+        })
+        .clone()
+        .map_err(io::Error::other)?;
+    let dir = |p: &Path| {
+        let mut s = p.as_os_str().to_owned();
+        s.push("/");
+        s
+    };
+    run_quiet(
+        Command::new("rsync")
+            .arg("-a")
+            .args(args)
+            .arg("--")
+            .arg(dir(src))
+            .arg(dir(dst)),
+    )
 }
 
 fn reflink_file(src: &Path, dst: &Path) -> io::Result<()> {
@@ -150,11 +244,13 @@ fn reflink_file(src: &Path, dst: &Path) -> io::Result<()> {
 }
 
 fn cp(args: &[&str], src: &Path, dst: &Path) -> io::Result<()> {
-    let out = Command::new("cp")
-        .args(args)
-        .arg("--")
-        .arg(src)
-        .arg(dst)
+    run_quiet(Command::new("cp").args(args).arg("--").arg(src).arg(dst))
+}
+
+/// Runs `cmd` with no input and no output; its stderr is the error.
+fn run_quiet(cmd: &mut Command) -> io::Result<()> {
+    let name = cmd.get_program().to_string_lossy().into_owned();
+    let out = cmd
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -163,7 +259,7 @@ fn cp(args: &[&str], src: &Path, dst: &Path) -> io::Result<()> {
         Ok(())
     } else {
         Err(io::Error::other(format!(
-            "cp failed ({}): {}",
+            "{name} failed ({}): {}",
             out.status,
             String::from_utf8_lossy(&out.stderr).trim()
         )))

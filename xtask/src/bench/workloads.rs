@@ -23,6 +23,9 @@ pub(crate) enum Shape {
     /// The tree again, copied over an older copy of it in which every
     /// tenth file differs (90 % unchanged).
     Update { files: usize },
+    /// A real `site-packages` ([`super::pkg`]): copied whole, or (`update`)
+    /// the newer one over the installed one. Archive mode (`-a`).
+    Pkg { update: bool },
 }
 
 /// One workload of the matrix.
@@ -67,6 +70,8 @@ pub(crate) fn matrix(quick: bool, runs: Option<usize>) -> Vec<Workload> {
             ),
             ("tree-10k", Shape::Tree { files: 10_000 }, 5),
             ("update-10k", Shape::Update { files: 10_000 }, 5),
+            ("pkg-tree", Shape::Pkg { update: false }, 5),
+            ("pkg-update", Shape::Pkg { update: true }, 5),
         ]
     };
     list.into_iter()
@@ -81,7 +86,24 @@ pub(crate) fn matrix(quick: bool, runs: Option<usize>) -> Vec<Workload> {
 impl Workload {
     /// Whether the workload copies a directory tree.
     pub(crate) fn is_tree(&self) -> bool {
-        matches!(self.shape, Shape::Tree { .. } | Shape::Update { .. })
+        matches!(
+            self.shape,
+            Shape::Tree { .. } | Shape::Update { .. } | Shape::Pkg { .. }
+        )
+    }
+
+    /// Whether the copy goes over an older copy.
+    pub(crate) fn is_update(&self) -> bool {
+        matches!(
+            self.shape,
+            Shape::Update { .. } | Shape::Pkg { update: true }
+        )
+    }
+
+    /// Whether the tree is copied in archive mode (`cp -a`, `rsync -a`,
+    /// cow with every attribute preserved).
+    pub(crate) fn is_archive(&self) -> bool {
+        matches!(self.shape, Shape::Pkg { .. })
     }
 
     /// What it stands for, for the docs and the JSON.
@@ -97,6 +119,10 @@ impl Workload {
             }
             Shape::Update { .. } => {
                 "re-syncing a tree where most files did not change: a deploy, a backup refresh, a rebuilt target dir"
+            }
+            Shape::Pkg { update: false } => "installing or snapshotting a Python environment",
+            Shape::Pkg { update: true } => {
+                "upgrading packages in place (pip install -U onto a snapshotted environment)"
             }
         }
     }
@@ -115,6 +141,7 @@ impl Workload {
                 "{files} files of 1-64 KiB over an older copy, {} changed",
                 changed_count(files)
             ),
+            Shape::Pkg { update } => super::pkg::describe(update),
         }
     }
 }
@@ -179,17 +206,17 @@ fn join(base: &Path, rel: &Path) -> PathBuf {
 
 /// A small, fast pseudo-random generator (xorshift64*), so the data is
 /// neither compressible nor deduplicable.
-struct Rng(u64);
+pub(crate) struct Rng(pub(crate) u64);
 
 impl Rng {
-    fn next(&mut self) -> u64 {
+    pub(crate) fn next(&mut self) -> u64 {
         self.0 ^= self.0 >> 12;
         self.0 ^= self.0 << 25;
         self.0 ^= self.0 >> 27;
         self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
     }
 
-    fn fill(&mut self, buf: &mut [u8]) {
+    pub(crate) fn fill(&mut self, buf: &mut [u8]) {
         for chunk in buf.chunks_mut(8) {
             let v = self.next().to_le_bytes();
             chunk.copy_from_slice(&v[..chunk.len()]);
@@ -275,6 +302,7 @@ pub(crate) fn prepare(w: &Workload, base: &Path) -> io::Result<Prepared> {
                 sample: tree_file(0),
             })
         }
+        Shape::Pkg { update } => super::pkg::prepare(update, base),
     }
 }
 
@@ -333,7 +361,7 @@ mod tests {
 
     #[test]
     fn quick_and_full_matrices() {
-        assert_eq!(matrix(false, None).len(), 5);
+        assert_eq!(matrix(false, None).len(), 7);
         assert!(matrix(true, Some(2)).iter().all(|w| w.runs == 2));
         assert_eq!(changed_count(10_000), 1000);
     }

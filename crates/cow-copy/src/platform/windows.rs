@@ -178,7 +178,7 @@ enum UpdateCheck {
 
 /// Applies the update policy to the existing destination `dst` (a file or
 /// a link to one, not the source), before anything is written. The content
-/// check is [`identical::decide`], as in the Unix engine; there is no dedupe
+/// check is [`identical::decide_update`], as in the Unix engine; there is no dedupe
 /// here, so an identical destination is skipped, naming why it was not
 /// deduplicated when that was asked.
 fn update_check(
@@ -188,10 +188,9 @@ fn update_check(
     dst: &Path,
     dst_meta: &fs::Metadata,
 ) -> Result<UpdateCheck, CopyError> {
-    let dedupe = match opts.update {
+    match opts.update {
         Update::All => return Ok(UpdateCheck::Proceed(None)),
-        Update::IfDifferent => false,
-        Update::IfDifferentDedupe => true,
+        Update::IfDifferent | Update::IfDifferentDedupe | Update::IfDifferentTrustMtime => {}
         Update::IfOlder => {
             let (Ok(d), Ok(s)) = (dst_meta.modified(), src_meta.modified()) else {
                 return Ok(UpdateCheck::Proceed(None));
@@ -203,7 +202,7 @@ fn update_check(
                 UpdateCheck::Proceed(Some(Fallback::destination_older()))
             });
         }
-    };
+    }
     if !dst_meta.is_file() {
         return Ok(UpdateCheck::Proceed(None));
     }
@@ -220,14 +219,15 @@ fn update_check(
     let dst_meta = reader
         .metadata()
         .map_err(|e| CopyError::io("stat destination", dst, e))?;
-    let decision = match identical::decide(src_file, src_meta, &reader, &dst_meta, dedupe) {
-        Ok(d) => d,
-        // Nothing was written: a failed check is a check not made.
-        Err(e) if errno::is_fallback(&e) => {
-            return Ok(not_compared(e, "compare with the destination"));
-        }
-        Err(e) => return Err(CopyError::io("compare with", dst, e)),
-    };
+    let decision =
+        match identical::decide_update(opts.update, src_file, src_meta, &reader, &dst_meta) {
+            Ok(d) => d,
+            // Nothing was written: a failed check is a check not made.
+            Err(e) if errno::is_fallback(&e) => {
+                return Ok(not_compared(e, "compare with the destination"));
+            }
+            Err(e) => return Err(CopyError::io("compare with", dst, e)),
+        };
     Ok(match decision {
         Decision::Skip {
             dedupe_not_possible,

@@ -6,7 +6,7 @@ from typing import Callable, Dict, Iterable, List, Literal, Optional, Union
 _Path = Union[str, bytes, "os.PathLike[str]", "os.PathLike[bytes]"]
 _Reflink = Literal["auto", "always", "never"]
 _Sparse = Literal["auto", "always", "never"]
-_Update = Literal["all", "if-different", "if-different-dedupe", "if-older"]
+_Update = Literal["all", "if-different", "if-different-dedupe", "if-different-trust-mtime", "if-older"]
 _Dereference = Literal["never", "command-line", "always"]
 _Preserve = Union[None, str, Iterable[str]]
 
