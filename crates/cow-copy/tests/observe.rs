@@ -1,6 +1,8 @@
 //! The byte observer (`CopyOptions::observer`): every strategy tells it the
 //! bytes it moves, inside a file, and the sum matches the report.
 
+#![cfg(unix)]
+
 use std::sync::{Arc, Mutex};
 
 use cow_copy::{CopyOptions, Moved, Reflink, Strategy};
