@@ -158,7 +158,10 @@ mod tests {
         let e = io::Error::from_raw_os_error(2);
         let (full, shown) = (e.to_string(), os(&e));
         assert!(!shown.contains("os error"), "{shown}");
-        assert!(full.starts_with(&shown) && full.len() > shown.len(), "{full} / {shown}");
+        assert!(
+            full.starts_with(&shown) && full.len() > shown.len(),
+            "{full} / {shown}"
+        );
         // The text itself is the platform's (Windows: "File not found.").
         #[cfg(unix)]
         assert_eq!(shown, "No such file or directory");
