@@ -3,7 +3,7 @@
 
 #![cfg(any(target_os = "linux", windows))]
 
-mod common;
+use crate::common;
 
 use std::fs;
 #[cfg(unix)]

@@ -3,7 +3,7 @@
 
 #![cfg(any(target_os = "linux", windows))]
 
-mod common;
+use crate::common;
 
 use common::*;
 use cow_copy::{CopyOptions, Reflink, Strategy};

@@ -12,7 +12,7 @@ use std::process::{Command, Output};
 use cow_test_support::Fs;
 use rustix::fs::{self as rfs, Mode, OFlags};
 
-use crate::harness::{
+use super::harness::{
     ATTACKER, OTHER, arena, as_user, cow, file_owned, gnu_cp, mkdir_owned, record_gnu,
 };
 

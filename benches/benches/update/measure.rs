@@ -1,8 +1,7 @@
-//! Measurement, not a pass/fail test (run it by hand):
+//! Measurement, not a pass/fail test (run it by hand; see `main.rs`):
 //!
 //! ```text
-//! COW_TEST_BTRFS=/mnt/... COW_TEST_TMPFS=/mnt/... \
-//!   cargo test --release -p cow-copy --test update_bench -- --ignored --nocapture
+//! sudo cargo xtask with-mounts -- cargo bench -p cow-benches --bench update
 //! ```
 //!
 //! Updates an installed tree of 1,000 files / ~256 MiB in a btrfs subvolume
@@ -112,9 +111,8 @@ fn drop_caches() {
     let _ = fs::write("/proc/sys/vm/drop_caches", "3");
 }
 
-#[test]
-#[ignore = "measurement: run by hand with --ignored --nocapture"]
-fn update_1000_files_256mib_90_percent_unchanged() {
+/// The measurement (see the module docs).
+pub(crate) fn update_1000_files_256mib_90_percent_unchanged() {
     let Some(root) = dir_on(Fs::Btrfs, "update_bench") else {
         return;
     };

@@ -147,7 +147,12 @@ impl Attacker {
         let exe = std::env::current_exe().unwrap();
         let child = as_user(uid)
             .arg(exe)
-            .args(["--ignored", "--exact", "attacker_loop", "--nocapture"])
+            .args([
+                "--ignored",
+                "--exact",
+                "security::attacker_loop",
+                "--nocapture",
+            ])
             .env("COW_SECURITY_ATTACK", args.join("\u{1f}"))
             .current_dir(cwd)
             .stdout(Stdio::null())

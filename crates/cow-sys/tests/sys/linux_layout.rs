@@ -4,7 +4,7 @@
 //! the documented numbers of the UAPI.
 #![cfg(any(target_os = "linux", target_os = "android"))]
 
-mod common;
+use crate::common;
 
 use std::mem::{align_of, offset_of, size_of};
 

@@ -3,7 +3,7 @@
 //! share device blocks, copyfile's clone report.
 #![cfg(target_os = "macos")]
 
-mod common;
+use crate::common;
 
 use std::fs::File;
 use std::io;

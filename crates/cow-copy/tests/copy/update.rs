@@ -4,7 +4,7 @@
 
 #![cfg(any(target_os = "linux", windows))]
 
-mod common;
+use crate::common;
 
 use std::fs::{self, File};
 #[cfg(unix)]

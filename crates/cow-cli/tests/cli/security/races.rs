@@ -12,7 +12,7 @@ use std::time::Duration;
 use cow_copy::tree::{Dereference, TreeOptions, copy_tree};
 use cow_copy::{CopyError, CopyOptions, Preserve};
 
-use crate::harness::{
+use super::harness::{
     ATTACKER, Attacker, GNU_RACE, RACE, Snapshot, Sysctl, arena, cow, file_owned, for_a_while,
     gnu_cp, mkdir_owned, record_gnu,
 };

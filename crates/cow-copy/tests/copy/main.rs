@@ -1,0 +1,34 @@
+//! The integration tests of cow-copy, as one test binary (`copy`): each
+//! module is one suite, named as its file (`tree::...`, `fault_matrix::...`).
+//! A module without a `#[cfg]` here selects its platforms with its own
+//! `#![cfg(...)]`.
+
+mod behaviour;
+#[cfg(any(target_os = "linux", windows))]
+mod common;
+mod concurrent;
+mod dedupe_tree;
+mod durable;
+mod enospc;
+mod fault_matrix;
+mod live_source;
+#[cfg(target_os = "macos")]
+mod macos;
+#[cfg(any(target_os = "macos", windows))]
+mod native;
+mod observe;
+mod permissions;
+mod proptest_copy;
+mod sizes;
+mod tree;
+mod trust_mtime;
+mod update;
+mod update_reads;
+mod update_snapshot;
+#[cfg(windows)]
+mod windows_interrupt;
+
+#[test]
+fn every_suite_is_in_this_binary() {
+    cow_test_support::assert_one_test_binary(env!("CARGO_MANIFEST_DIR"), "copy");
+}

@@ -1,0 +1,10 @@
+//! The integration tests of cow-probe, as one test binary (`probe`): each
+//! module is one suite, named as its file (`real::...`, `cache::...`).
+
+mod cache;
+mod real;
+
+#[test]
+fn every_suite_is_in_this_binary() {
+    cow_test_support::assert_one_test_binary(env!("CARGO_MANIFEST_DIR"), "probe");
+}
