@@ -397,39 +397,56 @@ pub fn btrfs_du(dir: &Path) -> (u64, u64, u64) {
     (cols[0], cols[1], cols[2])
 }
 
-/// Checks that a crate's integration tests are all in its one test binary
-/// `tests/BIN/main.rs`: `tests/` holds only the folder `BIN`, and every
-/// file or folder in it is a module that `main.rs` declares. The crates set
-/// `autotests = false`, so a suite left beside the binary or not declared
-/// would compile into nothing and pass unseen; this names it instead.
+/// Checks that every integration test of the crate at `manifest_dir` is
+/// compiled: its Cargo.toml sets `autotests = false`, so a file is a test
+/// only when a `[[test]]` names it (`path = "tests/..."`) or it is a module
+/// that such a binary's `main.rs` declares (`mod NAME;`). A suite left
+/// beside the binaries, or not declared, would compile into nothing and
+/// pass unseen; this names it instead.
 ///
 /// # Panics
 ///
-/// When something in `tests/` is not part of the binary.
-pub fn assert_one_test_binary(manifest_dir: &str, bin: &str) {
-    let tests = Path::new(manifest_dir).join("tests");
-    let stray: Vec<String> = names_in(&tests).into_iter().filter(|n| n != bin).collect();
-    assert!(
-        stray.is_empty(),
-        "{}: {stray:?} not in the `{bin}` test binary: move it into tests/{bin}/ and declare it in main.rs",
-        tests.display()
-    );
-    let folder = tests.join(bin);
-    let main = std::fs::read_to_string(folder.join("main.rs"))
-        .unwrap_or_else(|e| panic!("cannot read {}: {e}", folder.join("main.rs").display()));
-    let undeclared: Vec<String> = names_in(&folder)
+/// When something in `tests/` belongs to no test binary.
+pub fn assert_every_test_is_built(manifest_dir: &str) {
+    let root = Path::new(manifest_dir);
+    let manifest = std::fs::read_to_string(root.join("Cargo.toml"))
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", root.join("Cargo.toml").display()));
+    let targets: Vec<&str> = manifest
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("path = \"tests/"))
+        .filter_map(|l| l.strip_suffix('"'))
+        .collect();
+    let stray: Vec<String> = names_in(&root.join("tests"))
         .into_iter()
-        .filter(|n| n != "main.rs")
         .filter(|n| {
-            let module = n.strip_suffix(".rs").unwrap_or(n);
-            !main.lines().any(|l| l.trim() == format!("mod {module};"))
+            !targets
+                .iter()
+                .any(|t| t == n || t.strip_suffix("/main.rs") == Some(n))
         })
         .collect();
     assert!(
-        undeclared.is_empty(),
-        "{}: {undeclared:?} not declared in main.rs (`mod NAME;`), so never compiled",
-        folder.display()
+        stray.is_empty(),
+        "{}: {stray:?} in tests/ belongs to no [[test]] of Cargo.toml",
+        root.display()
     );
+    for folder in targets.iter().filter_map(|t| t.strip_suffix("/main.rs")) {
+        let folder = root.join("tests").join(folder);
+        let main = std::fs::read_to_string(folder.join("main.rs"))
+            .unwrap_or_else(|e| panic!("cannot read {}: {e}", folder.join("main.rs").display()));
+        let undeclared: Vec<String> = names_in(&folder)
+            .into_iter()
+            .filter(|n| n != "main.rs")
+            .filter(|n| {
+                let module = n.strip_suffix(".rs").unwrap_or(n);
+                !main.lines().any(|l| l.trim() == format!("mod {module};"))
+            })
+            .collect();
+        assert!(
+            undeclared.is_empty(),
+            "{}: {undeclared:?} not declared in main.rs (`mod NAME;`), so never compiled",
+            folder.display()
+        );
+    }
 }
 
 #[cfg(test)]

@@ -4,6 +4,9 @@
 //! temporary named `.NAME.cow-tmp-XXXXXX`, mode 0600 until its data is
 //! complete, and later `cow cp --atomic` runs to the same destination still
 //! work. SIGINT, SIGTERM and SIGHUP (catchable) leave no temporary at all.
+//! And the default (in place, no `--atomic`) SIGKILLed in the same way:
+//! the destination is old, new or torn (a prefix of the source, then
+//! zeros), the source is untouched and nothing else is left.
 #![cfg(target_os = "linux")]
 
 use std::fs;
@@ -119,6 +122,137 @@ fs_test!(
     |dir, fs| {
         kill_loop(dir, &format!("{fs} reflink=never"), &["--reflink=never"]);
         kill_loop(dir, &format!("{fs} default"), &[]);
+    }
+);
+
+/// What a killed in-place copy may leave at `dst`, given the file it
+/// replaced (`old`, `None` for a new destination) and the source `new`: the
+/// old file untouched, or a torn copy, no longer than the source, that holds
+/// the source's bytes up to some offset and zeros after it (the old
+/// content is cut to nothing before the first write, and the data is
+/// written in order). Returns whether it was torn.
+fn check_in_place_leftover(
+    label: &str,
+    old: Option<&[u8]>,
+    new: &[u8],
+    now: Option<&[u8]>,
+) -> bool {
+    let Some(now) = now else {
+        assert!(old.is_none(), "{label}: the existing destination vanished");
+        return false;
+    };
+    if Some(now) == old || now == new {
+        return false;
+    }
+    assert!(
+        now.len() <= new.len(),
+        "{label}: {} bytes, longer than the source ({})",
+        now.len(),
+        new.len()
+    );
+    let copied = now.iter().zip(new).take_while(|(a, b)| a == b).count();
+    assert!(
+        now[copied..].iter().all(|&b| b == 0),
+        "{label}: the source's first {copied} bytes, then bytes that are neither the source's nor zeros"
+    );
+    true
+}
+
+/// Kills `cow cp` (the default in-place mode, no `--atomic`) at moments
+/// spread over one copy, each time over `old` again (or a new destination
+/// when `old` is empty), and checks every outcome against
+/// [`check_in_place_leftover`]. The source never changes and nothing but
+/// the destination is ever left (in place, there is no temporary).
+fn kill_in_place(dir: &Path, label: &str, extra: &[&str], old_len: usize) {
+    let src = dir.join("big");
+    let dst = dir.join("dst");
+    let new = write_pattern(&src, 32 << 20, 5);
+    let old = (old_len > 0).then(|| cow_test_support::pattern(old_len, 6));
+    let t = Instant::now();
+    let st = Command::new(env!("CARGO_BIN_EXE_cow"))
+        .arg("cp")
+        .args(extra)
+        .arg(&src)
+        .arg(dir.join("probe"))
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let full = t.elapsed();
+    fs::remove_file(dir.join("probe")).unwrap();
+
+    let (mut kept, mut torn) = (0, 0);
+    let runs = 20u32;
+    for i in 0..runs {
+        match &old {
+            Some(old) => fs::write(&dst, old).unwrap(),
+            None => {
+                let _ = fs::remove_file(&dst);
+            }
+        }
+        let delay = full.mul_f64(f64::from(i) / f64::from(runs - 4));
+        let mut child = Command::new(env!("CARGO_BIN_EXE_cow"))
+            .arg("cp")
+            .args(extra)
+            .arg(&src)
+            .arg(&dst)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(delay);
+        let _ = child.kill(); // SIGKILL
+        child.wait().unwrap();
+
+        let run = format!("{label}: run {i} (killed after {delay:?})");
+        let now = fs::read(&dst).ok();
+        if check_in_place_leftover(&run, old.as_deref(), &new, now.as_deref()) {
+            torn += 1;
+        } else {
+            kept += 1;
+        }
+        let mut names = cow_test_support::names_in(dir);
+        names.retain(|n| n != "dst");
+        assert_eq!(
+            names,
+            ["big"],
+            "{run}: something besides the destination was left"
+        );
+        assert!(fs::read(&src).unwrap() == new, "{run}: the source changed");
+    }
+    eprintln!(
+        "{label}: one copy takes {full:?}; {runs} kills: {kept} left the old or the new file (or none), {torn} a torn copy"
+    );
+    // A normal run afterwards repairs it.
+    let st = Command::new(env!("CARGO_BIN_EXE_cow"))
+        .arg("cp")
+        .arg(&src)
+        .arg(&dst)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    assert!(fs::read(&dst).unwrap() == new);
+    fs::remove_file(&dst).unwrap();
+}
+
+fs_test!(
+    reliability_kill_in_place,
+    [btrfs, xfs, ext4, tmpfs],
+    |dir, fs| {
+        // The old file is longer than the source: none of it may survive
+        // in a torn copy.
+        kill_in_place(
+            dir,
+            &format!("{fs} reflink=never"),
+            &["--reflink=never"],
+            36 << 20,
+        );
+        kill_in_place(dir, &format!("{fs} default"), &[], 36 << 20);
+        kill_in_place(
+            dir,
+            &format!("{fs} new destination"),
+            &["--reflink=never"],
+            0,
+        );
     }
 );
 

@@ -1,7 +1,8 @@
 //! The integration tests of cow-copy, as one test binary (`copy`): each
 //! module is one suite, named as its file (`tree::...`, `fault_matrix::...`).
 //! A module without a `#[cfg]` here selects its platforms with its own
-//! `#![cfg(...)]`.
+//! `#![cfg(...)]`. `tests/windows_interrupt.rs` is a binary of its own: its
+//! one test closes the temporaries' list for the whole process.
 
 mod behaviour;
 #[cfg(any(target_os = "linux", windows))]
@@ -25,10 +26,8 @@ mod trust_mtime;
 mod update;
 mod update_reads;
 mod update_snapshot;
-#[cfg(windows)]
-mod windows_interrupt;
 
 #[test]
 fn every_suite_is_in_this_binary() {
-    cow_test_support::assert_one_test_binary(env!("CARGO_MANIFEST_DIR"), "copy");
+    cow_test_support::assert_every_test_is_built(env!("CARGO_MANIFEST_DIR"));
 }
