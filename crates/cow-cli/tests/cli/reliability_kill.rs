@@ -13,48 +13,68 @@ use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use cow_test_support::{fs_test, write_pattern};
 
 const MARKER: &str = ".cow-tmp-";
+
+/// Kills per loop, at moments spread over (and past) one copy's time.
+const RUNS: u32 = 20;
+
+/// Runs `cow cp ARGS src dst` to its end; it must succeed.
+fn cow_cp(args: &[&str], src: &Path, dst: &Path) {
+    let st = Command::new(env!("CARGO_BIN_EXE_cow"))
+        .arg("cp")
+        .args(args)
+        .arg(src)
+        .arg(dst)
+        .status()
+        .unwrap();
+    assert!(st.success(), "cow cp {args:?} to {}: {st}", dst.display());
+}
+
+/// The moment of the `i`th of [`RUNS`] kills of `cow cp ARGS src`: timed
+/// by one uninterrupted copy (to `probe` in `dir`, removed again).
+fn kill_delays(dir: &Path, args: &[&str], src: &Path) -> impl Fn(u32) -> Duration + use<> {
+    let t = Instant::now();
+    cow_cp(args, src, &dir.join("probe"));
+    let full = t.elapsed();
+    fs::remove_file(dir.join("probe")).unwrap();
+    move |i| full.mul_f64(f64::from(i) / f64::from(RUNS - 4))
+}
+
+/// Starts `cow cp ARGS src dst` and SIGKILLs it after `delay`.
+fn kill_after(args: &[&str], src: &Path, dst: &Path, delay: Duration) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cow"))
+        .arg("cp")
+        .args(args)
+        .arg(src)
+        .arg(dst)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(delay);
+    let _ = child.kill(); // SIGKILL
+    child.wait().unwrap();
+}
 
 fn kill_loop(dir: &Path, label: &str, extra: &[&str]) {
     let src = dir.join("big");
     let dst = dir.join("dst");
     let new = write_pattern(&src, 32 << 20, 1);
     let old = write_pattern(&dst, 3 << 20, 2);
-    // How long one uninterrupted copy takes, to spread the kills over it.
-    let t = Instant::now();
-    let st = Command::new(env!("CARGO_BIN_EXE_cow"))
-        .args(["cp", "--atomic"])
-        .args(extra)
-        .arg(&src)
-        .arg(dir.join("probe"))
-        .status()
-        .unwrap();
-    assert!(st.success());
-    let full = t.elapsed();
-    fs::remove_file(dir.join("probe")).unwrap();
+    let args: Vec<&str> = ["--atomic"].iter().chain(extra).copied().collect();
+    let delay_of = kill_delays(dir, &args, &src);
 
     let (mut saw_old, mut saw_new) = (0, 0);
     let mut leftovers = std::collections::BTreeSet::new();
-    let runs = 20u32;
+    let (runs, full) = (RUNS, delay_of(RUNS - 4));
     for i in 0..runs {
         fs::write(&dst, &old).unwrap();
-        let delay = full.mul_f64(f64::from(i) / f64::from(runs - 4));
-        let mut child = Command::new(env!("CARGO_BIN_EXE_cow"))
-            .args(["cp", "--atomic"])
-            .args(extra)
-            .arg(&src)
-            .arg(&dst)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        std::thread::sleep(delay);
-        let _ = child.kill(); // SIGKILL
-        child.wait().unwrap();
+        let delay = delay_of(i);
+        kill_after(&args, &src, &dst, delay);
 
         let now = fs::read(&dst).unwrap();
         if now == old {
@@ -94,14 +114,8 @@ fn kill_loop(dir: &Path, label: &str, extra: &[&str]) {
         "{label}: one copy takes {full:?}; {runs} kills: {saw_old} left the old file, {saw_new} the new one, {} left a temporary",
         leftovers.len()
     );
-    let st = Command::new(env!("CARGO_BIN_EXE_cow"))
-        .args(["cp", "--atomic"])
-        .arg(&src)
-        .arg(&dst)
-        .status()
-        .unwrap();
     // After all that, with the leftovers still there, a normal run works.
-    assert!(st.success());
+    cow_cp(&["--atomic"], &src, &dst);
     assert!(fs::read(&dst).unwrap() == new);
     // `cow clean` removes exactly the leftovers (their processes are gone).
     let o = Command::new(env!("CARGO_BIN_EXE_cow"))
@@ -166,22 +180,12 @@ fn check_in_place_leftover(
 fn kill_in_place(dir: &Path, label: &str, extra: &[&str], old_len: usize) {
     let src = dir.join("big");
     let dst = dir.join("dst");
-    let new = write_pattern(&src, 32 << 20, 5);
+    let new = write_pattern(&src, 16 << 20, 5);
     let old = (old_len > 0).then(|| cow_test_support::pattern(old_len, 6));
-    let t = Instant::now();
-    let st = Command::new(env!("CARGO_BIN_EXE_cow"))
-        .arg("cp")
-        .args(extra)
-        .arg(&src)
-        .arg(dir.join("probe"))
-        .status()
-        .unwrap();
-    assert!(st.success());
-    let full = t.elapsed();
-    fs::remove_file(dir.join("probe")).unwrap();
+    let delay_of = kill_delays(dir, extra, &src);
 
     let (mut kept, mut torn) = (0, 0);
-    let runs = 20u32;
+    let (runs, full) = (RUNS, delay_of(RUNS - 4));
     for i in 0..runs {
         match &old {
             Some(old) => fs::write(&dst, old).unwrap(),
@@ -189,19 +193,8 @@ fn kill_in_place(dir: &Path, label: &str, extra: &[&str], old_len: usize) {
                 let _ = fs::remove_file(&dst);
             }
         }
-        let delay = full.mul_f64(f64::from(i) / f64::from(runs - 4));
-        let mut child = Command::new(env!("CARGO_BIN_EXE_cow"))
-            .arg("cp")
-            .args(extra)
-            .arg(&src)
-            .arg(&dst)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        std::thread::sleep(delay);
-        let _ = child.kill(); // SIGKILL
-        child.wait().unwrap();
+        let delay = delay_of(i);
+        kill_after(extra, &src, &dst, delay);
 
         let run = format!("{label}: run {i} (killed after {delay:?})");
         let now = fs::read(&dst).ok();
@@ -217,19 +210,16 @@ fn kill_in_place(dir: &Path, label: &str, extra: &[&str], old_len: usize) {
             ["big"],
             "{run}: something besides the destination was left"
         );
-        assert!(fs::read(&src).unwrap() == new, "{run}: the source changed");
     }
+    assert!(
+        fs::read(&src).unwrap() == new,
+        "{label}: the source changed"
+    );
     eprintln!(
         "{label}: one copy takes {full:?}; {runs} kills: {kept} left the old or the new file (or none), {torn} a torn copy"
     );
     // A normal run afterwards repairs it.
-    let st = Command::new(env!("CARGO_BIN_EXE_cow"))
-        .arg("cp")
-        .arg(&src)
-        .arg(&dst)
-        .status()
-        .unwrap();
-    assert!(st.success());
+    cow_cp(&[], &src, &dst);
     assert!(fs::read(&dst).unwrap() == new);
     fs::remove_file(&dst).unwrap();
 }
@@ -238,15 +228,15 @@ fs_test!(
     reliability_kill_in_place,
     [btrfs, xfs, ext4, tmpfs],
     |dir, fs| {
-        // The old file is longer than the source: none of it may survive
-        // in a torn copy.
+        // The old file is longer than the 16 MiB source: none of it may
+        // survive in a torn copy.
         kill_in_place(
             dir,
             &format!("{fs} reflink=never"),
             &["--reflink=never"],
-            36 << 20,
+            17 << 20,
         );
-        kill_in_place(dir, &format!("{fs} default"), &[], 36 << 20);
+        kill_in_place(dir, &format!("{fs} default"), &[], 17 << 20);
         kill_in_place(
             dir,
             &format!("{fs} new destination"),
