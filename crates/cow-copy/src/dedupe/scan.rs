@@ -18,6 +18,9 @@ use super::{Event, Observer, Phase};
 /// The parent of a top-level directory entry.
 const NO_PARENT: u32 = u32::MAX;
 
+/// `BTRFS_SUPER_MAGIC`.
+const BTRFS_MAGIC: u32 = 0x9123_683e;
+
 /// Directories listed in parallel at a time: bounds the memory that
 /// listings not yet merged take.
 const BATCH: usize = 256;
@@ -60,6 +63,9 @@ pub(super) struct Device {
     pub(super) dev: u64,
     /// The first root on it (statvfs is measured there).
     pub(super) root: PathBuf,
+    /// It is btrfs, whose extent map shows dirty data as delayed
+    /// allocation: a map without it is final without a flush.
+    pub(super) btrfs: bool,
 }
 
 /// Every regular file of the trees, in a compact table.
@@ -133,9 +139,11 @@ impl Tree {
         }
         let i =
             u16::try_from(self.devices.len()).map_err(|_| DedupeError::TooMany("filesystems"))?;
+        let btrfs = rustix::fs::statfs(root).is_ok_and(|s| s.f_type as u32 == BTRFS_MAGIC);
         self.devices.push(Device {
             dev,
             root: root.to_path_buf(),
+            btrfs,
         });
         Ok(i)
     }
