@@ -22,8 +22,8 @@ const NO_PARENT: u32 = u32::MAX;
 const BTRFS_MAGIC: u32 = 0x9123_683e;
 
 /// Directories listed in parallel at a time: bounds the memory that
-/// listings not yet merged take.
-const BATCH: usize = 256;
+/// listings not yet merged take (about 60 bytes per file).
+const BATCH: usize = 64;
 
 /// A name in [`Tree::names`].
 #[derive(Debug, Clone, Copy)]
@@ -84,9 +84,30 @@ pub(super) struct Tree {
 /// What one directory holds.
 #[derive(Default)]
 struct Listing {
-    files: Vec<(Box<OsStr>, Metadata)>,
+    files: Vec<(Box<OsStr>, Stat)>,
     dirs: Vec<Box<OsStr>>,
     skipped: Vec<Skipped>,
+}
+
+/// What the scan keeps of a file's metadata (a directory's listing holds
+/// one per file until it is merged, so it is kept small).
+#[derive(Debug, Clone, Copy)]
+struct Stat {
+    size: u64,
+    ino: u64,
+    mtime: i64,
+    read_only: bool,
+}
+
+impl Stat {
+    fn of(m: &Metadata) -> Stat {
+        Stat {
+            size: m.len(),
+            ino: m.ino(),
+            mtime: mtime_ns(m),
+            read_only: m.permissions().mode() & 0o222 == 0,
+        }
+    }
 }
 
 /// Modification time of `m` in nanoseconds since the epoch.
@@ -152,11 +173,11 @@ impl Tree {
         &mut self,
         dir: u32,
         name: &OsStr,
-        m: &Metadata,
+        m: Stat,
         min_size: u64,
     ) -> Result<(), DedupeError> {
-        self.bytes += m.len();
-        if m.len() < min_size.max(1) {
+        self.bytes += m.size;
+        if m.size < min_size.max(1) {
             return Ok(());
         }
         if self.files.len() >= u32::MAX as usize {
@@ -164,13 +185,13 @@ impl Tree {
         }
         let name = self.push_name(name.as_bytes())?;
         self.files.push(FileEntry {
-            size: m.len(),
-            ino: m.ino(),
-            mtime: mtime_ns(m),
+            size: m.size,
+            ino: m.ino,
+            mtime: m.mtime,
             dir,
             name,
             dev: self.dirs[dir as usize].dev,
-            read_only: m.permissions().mode() & 0o222 == 0,
+            read_only: m.read_only,
         });
         Ok(())
     }
@@ -218,7 +239,7 @@ fn list(path: &Path, dev: u64) -> Listing {
             out.dirs.push(entry.file_name().into_boxed_os_str());
         } else {
             out.files
-                .push((entry.file_name().into_boxed_os_str(), meta));
+                .push((entry.file_name().into_boxed_os_str(), Stat::of(&meta)));
         }
     }
     out
@@ -272,7 +293,7 @@ pub(super) fn scan(
                 dev,
             });
             let file = root.file_name().unwrap_or(root.as_os_str());
-            tree.add_file(dir, file, &m, min_size)?;
+            tree.add_file(dir, file, Stat::of(&m), min_size)?;
             scanned += 1;
         }
     }
@@ -299,7 +320,7 @@ pub(super) fn scan(
                 }
                 let n = listing.files.len() as u64;
                 for (name, meta) in listing.files {
-                    tree.add_file(d, &name, &meta, min_size)?;
+                    tree.add_file(d, &name, meta, min_size)?;
                 }
                 scanned += n;
                 tree.skipped.extend(listing.skipped);
