@@ -423,9 +423,9 @@ fn keys(
     pass(c);
 }
 
-/// Groups the candidates by content. Returns the candidates sorted by
-/// (filesystem, size, key, sig) and the ranges of each content group (two
-/// or more live members).
+/// Groups the candidates by content. Returns the live members of content
+/// groups (two or more each), sorted by (filesystem, size, key, sig), and
+/// the range of each group.
 pub(super) fn compare(
     ctx: &Ctx<'_>,
     mut c: Vec<Candidate>,
@@ -459,11 +459,22 @@ pub(super) fn compare(
     }
     keys(ctx, &mut c, &heads, |x| whole_key(ctx, x));
     c.par_sort_unstable_by_key(|x| (x.dev, x.size, x.key, x.sig));
-    let groups = runs(&c, |x| (x.dev, x.size, x.key))
-        .into_iter()
-        .filter(|g| c[g.clone()].iter().filter(|x| !x.out()).count() >= 2)
-        .collect();
-    (c, groups)
+    // Only the live members of groups go on: the other candidates' memory
+    // is given back before the share phase builds the report.
+    let mut kept = Vec::new();
+    let mut groups = Vec::new();
+    for g in runs(&c, |x| (x.dev, x.size, x.key)) {
+        let start = kept.len();
+        kept.extend(c[g].iter().filter(|x| !x.out()).copied());
+        if kept.len() - start >= 2 {
+            groups.push(start..kept.len());
+        } else {
+            kept.truncate(start);
+        }
+    }
+    drop(c);
+    kept.shrink_to_fit();
+    (kept, groups)
 }
 
 /// The whole-file key: the first block's hash seeds the hash of the rest.
