@@ -60,7 +60,7 @@ mod imp {
 
     /// Skips that are expected in bulk: counted, not listed.
     fn quiet(r: &SkipReason) -> bool {
-        matches!(r, SkipReason::HardLink | SkipReason::Inline)
+        matches!(r, SkipReason::HardLink)
     }
 
     fn bar(show: bool) -> ProgressBar {
@@ -111,6 +111,12 @@ mod imp {
         if !tally.is_empty() {
             let parts: Vec<String> = tally.iter().map(|(k, n)| format!("{k}: {n}")).collect();
             println!("{} files skipped ({})", r.skipped.len(), parts.join(", "));
+        }
+        if r.stats.files_inline > 0 {
+            println!(
+                "{} files stored inline in metadata (no blocks to share)",
+                r.stats.files_inline
+            );
         }
         match r.space_freed {
             Some(b) => println!("{b} bytes freed on the filesystems (df) ({})", human(b)),

@@ -358,6 +358,10 @@ pub(crate) fn run(args: &Args, filesystems: &[FsInfo]) -> String {
             })
             .collect();
         for round in 0..runs {
+            // Ctrl-C stops the rounds; the cells keep what was measured.
+            if crate::signals::interrupted() {
+                break;
+            }
             for k in 0..bins.len() {
                 let i = (k + round) % bins.len();
                 let (tool, Ok(bin)) = (&bins[i].0, &bins[i].1) else {

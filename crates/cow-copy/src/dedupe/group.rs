@@ -12,11 +12,12 @@ use std::cell::RefCell;
 use std::fs::File;
 use std::io;
 use std::num::NonZeroU64;
+use std::os::fd::AsFd;
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use cow_verify::{Location, extents_of};
+use cow_sys::linux::{FiemapExtent, FiemapExtentFlags as F, FiemapFlags, fiemap_all};
 use rayon::prelude::*;
 use xxhash_rust::xxh3::{Xxh3, xxh3_64};
 
@@ -67,6 +68,7 @@ pub(super) struct Ctx<'a> {
     pub(super) bytes_read: AtomicU64,
     pub(super) files_read: AtomicU64,
     pub(super) files_read_whole: AtomicU64,
+    pub(super) files_inline: AtomicU64,
 }
 
 impl Ctx<'_> {
@@ -223,25 +225,50 @@ enum Map {
     Other,
 }
 
-fn map_of(f: &File, size: u64) -> Map {
-    let Ok(extents) = extents_of(f) else {
+/// The extent map of `f`, after flushing its dirty data
+/// (`FIEMAP_FLAG_SYNC`). On btrfs (`quick`) the map is first asked without
+/// the flag, which is most of the cost of a rerun: btrfs shows dirty data,
+/// even over an existing extent, as a delayed allocation, so a map without
+/// one is final, and one with it is asked again after the flush. XFS maps
+/// its data fork only, where a pending copy-on-write of a shared extent
+/// does not show: there the flush always comes first.
+fn extent_map(f: &File, quick: bool) -> Option<Vec<FiemapExtent>> {
+    if quick {
+        let map = fiemap_all(f.as_fd(), FiemapFlags::empty()).ok()?;
+        if map
+            .iter()
+            .all(|e| !e.flags().intersects(F::DELALLOC | F::UNKNOWN))
+        {
+            return Some(map);
+        }
+    }
+    fiemap_all(f.as_fd(), FiemapFlags::SYNC).ok()
+}
+
+fn map_of(f: &File, size: u64, quick: bool) -> Map {
+    let Some(extents) = extent_map(f, quick) else {
         return Map::Other;
     };
     let mut h = Xxh3::new();
     let mut all = !extents.is_empty();
     for e in &extents {
-        if e.logical >= size {
+        if e.fe_logical >= size {
             continue;
         }
-        match e.location {
-            Location::Physical(p) if e.shared => {
-                let len = e.length.min(size - e.logical);
-                h.update(&e.logical.to_le_bytes());
-                h.update(&p.to_le_bytes());
-                h.update(&len.to_le_bytes());
-            }
-            Location::Inline => return Map::Inline,
-            _ => all = false,
+        let fl = e.flags();
+        if fl.contains(F::DATA_INLINE) {
+            return Map::Inline;
+        }
+        // Only plain extents at exact device offsets prove anything.
+        let plain = !fl
+            .intersects(F::UNKNOWN | F::DELALLOC | F::ENCODED | F::DATA_ENCRYPTED | F::NOT_ALIGNED);
+        if plain && fl.contains(F::SHARED) {
+            let len = e.fe_length.min(size - e.fe_logical);
+            h.update(&e.fe_logical.to_le_bytes());
+            h.update(&e.fe_physical.to_le_bytes());
+            h.update(&len.to_le_bytes());
+        } else {
+            all = false;
         }
     }
     match h.digest() {
@@ -291,12 +318,16 @@ fn map_phase(ctx: &Ctx<'_>, c: &mut [Candidate]) {
             Ok(f) => f,
             Err(r) => return leave_out(ctx, x, r),
         };
-        match map_of(&f, x.size) {
+        match map_of(&f, x.size, ctx.tree.devices[x.dev as usize].btrfs) {
             Map::Shared(s) => {
                 x.sig = s;
                 progress(ctx, 0);
             }
-            Map::Inline => leave_out(ctx, x, SkipReason::Inline),
+            Map::Inline => {
+                x.flags |= OUT;
+                ctx.files_inline.fetch_add(1, Ordering::Relaxed);
+                progress(ctx, 0);
+            }
             Map::Other => match head_key(ctx, &f, x.size) {
                 Ok(k) => {
                     x.key = k;
@@ -392,9 +423,9 @@ fn keys(
     pass(c);
 }
 
-/// Groups the candidates by content. Returns the candidates sorted by
-/// (filesystem, size, key, sig) and the ranges of each content group (two
-/// or more live members).
+/// Groups the candidates by content. Returns the live members of content
+/// groups (two or more each), sorted by (filesystem, size, key, sig), and
+/// the range of each group.
 pub(super) fn compare(
     ctx: &Ctx<'_>,
     mut c: Vec<Candidate>,
@@ -428,11 +459,22 @@ pub(super) fn compare(
     }
     keys(ctx, &mut c, &heads, |x| whole_key(ctx, x));
     c.par_sort_unstable_by_key(|x| (x.dev, x.size, x.key, x.sig));
-    let groups = runs(&c, |x| (x.dev, x.size, x.key))
-        .into_iter()
-        .filter(|g| c[g.clone()].iter().filter(|x| !x.out()).count() >= 2)
-        .collect();
-    (c, groups)
+    // Only the live members of groups go on: the other candidates' memory
+    // is given back before the share phase builds the report.
+    let mut kept = Vec::new();
+    let mut groups = Vec::new();
+    for g in runs(&c, |x| (x.dev, x.size, x.key)) {
+        let start = kept.len();
+        kept.extend(c[g].iter().filter(|x| !x.out()).copied());
+        if kept.len() - start >= 2 {
+            groups.push(start..kept.len());
+        } else {
+            kept.truncate(start);
+        }
+    }
+    drop(c);
+    kept.shrink_to_fit();
+    (kept, groups)
 }
 
 /// The whole-file key: the first block's hash seeds the hash of the rest.

@@ -257,6 +257,7 @@ impl DedupeOptions {
             bytes_read: AtomicU64::new(0),
             files_read: AtomicU64::new(0),
             files_read_whole: AtomicU64::new(0),
+            files_inline: AtomicU64::new(0),
         };
         observer.event(&Event::Started {
             phase: Phase::Compare,
@@ -273,7 +274,7 @@ impl DedupeOptions {
         let sharer = share::Sharer {
             ctx: &ctx,
             dry_run: self.dry_run,
-            writers: scan::open_for_writing(),
+            writers: std::sync::OnceLock::new(),
             unsupported,
             cannot,
             newly: AtomicU64::new(0),
@@ -308,6 +309,7 @@ impl DedupeOptions {
         stats.bytes_read = ctx.bytes_read.load(Ordering::Relaxed);
         stats.files_read = ctx.files_read.load(Ordering::Relaxed);
         stats.files_read_whole = ctx.files_read_whole.load(Ordering::Relaxed);
+        stats.files_inline = ctx.files_inline.load(Ordering::Relaxed);
 
         groups.sort_by(|a, b| a.reference().cmp(b.reference()));
         let bytes_newly_shared = sharer.newly.load(Ordering::Relaxed);

@@ -28,9 +28,6 @@ pub enum SkipReason {
     /// A mount point of another filesystem (or btrfs subvolume) inside a
     /// tree: not descended into.
     OtherFilesystem,
-    /// The data is stored inline in filesystem metadata (small btrfs
-    /// files): there are no blocks to share, so nothing could be freed.
-    Inline,
     /// The file changed (size, mtime, or a different inode at the path)
     /// between the scan and its turn.
     Changed,
@@ -53,7 +50,6 @@ impl SkipReason {
             SkipReason::AppendOnly => "append-only",
             SkipReason::OpenForWriting => "open-for-writing",
             SkipReason::OtherFilesystem => "other-filesystem",
-            SkipReason::Inline => "inline",
             SkipReason::Changed => "changed",
             SkipReason::Differs => "differs",
             SkipReason::NotPossible(_) => "not-possible",
@@ -73,7 +69,6 @@ impl fmt::Display for SkipReason {
             SkipReason::OtherFilesystem => {
                 f.write_str("on another filesystem or subvolume (not descended)")
             }
-            SkipReason::Inline => f.write_str("stored inline in metadata, no blocks to share"),
             SkipReason::Changed => f.write_str("changed during the run"),
             SkipReason::Differs => {
                 f.write_str("the kernel found its bytes differ from the reference's")
@@ -186,6 +181,11 @@ pub struct Stats {
     pub files_read: u64,
     /// Files read past their first block.
     pub files_read_whole: u64,
+    /// Candidates whose data is stored inline in filesystem metadata
+    /// (small btrfs files): there are no blocks to share. Counted here, not
+    /// listed in [`DedupeReport::skipped`], so memory does not grow with
+    /// them.
+    pub files_inline: u64,
     /// Seconds spent scanning, comparing and sharing.
     pub seconds: [f64; 3],
 }

@@ -18,9 +18,12 @@ use super::{Event, Observer, Phase};
 /// The parent of a top-level directory entry.
 const NO_PARENT: u32 = u32::MAX;
 
+/// `BTRFS_SUPER_MAGIC`.
+const BTRFS_MAGIC: u32 = 0x9123_683e;
+
 /// Directories listed in parallel at a time: bounds the memory that
-/// listings not yet merged take.
-const BATCH: usize = 256;
+/// listings not yet merged take (about 60 bytes per file).
+const BATCH: usize = 64;
 
 /// A name in [`Tree::names`].
 #[derive(Debug, Clone, Copy)]
@@ -60,6 +63,9 @@ pub(super) struct Device {
     pub(super) dev: u64,
     /// The first root on it (statvfs is measured there).
     pub(super) root: PathBuf,
+    /// It is btrfs, whose extent map shows dirty data as delayed
+    /// allocation: a map without it is final without a flush.
+    pub(super) btrfs: bool,
 }
 
 /// Every regular file of the trees, in a compact table.
@@ -78,9 +84,30 @@ pub(super) struct Tree {
 /// What one directory holds.
 #[derive(Default)]
 struct Listing {
-    files: Vec<(Box<OsStr>, Metadata)>,
+    files: Vec<(Box<OsStr>, Stat)>,
     dirs: Vec<Box<OsStr>>,
     skipped: Vec<Skipped>,
+}
+
+/// What the scan keeps of a file's metadata (a directory's listing holds
+/// one per file until it is merged, so it is kept small).
+#[derive(Debug, Clone, Copy)]
+struct Stat {
+    size: u64,
+    ino: u64,
+    mtime: i64,
+    read_only: bool,
+}
+
+impl Stat {
+    fn of(m: &Metadata) -> Stat {
+        Stat {
+            size: m.len(),
+            ino: m.ino(),
+            mtime: mtime_ns(m),
+            read_only: m.permissions().mode() & 0o222 == 0,
+        }
+    }
 }
 
 /// Modification time of `m` in nanoseconds since the epoch.
@@ -133,9 +160,11 @@ impl Tree {
         }
         let i =
             u16::try_from(self.devices.len()).map_err(|_| DedupeError::TooMany("filesystems"))?;
+        let btrfs = rustix::fs::statfs(root).is_ok_and(|s| s.f_type as u32 == BTRFS_MAGIC);
         self.devices.push(Device {
             dev,
             root: root.to_path_buf(),
+            btrfs,
         });
         Ok(i)
     }
@@ -144,11 +173,11 @@ impl Tree {
         &mut self,
         dir: u32,
         name: &OsStr,
-        m: &Metadata,
+        m: Stat,
         min_size: u64,
     ) -> Result<(), DedupeError> {
-        self.bytes += m.len();
-        if m.len() < min_size.max(1) {
+        self.bytes += m.size;
+        if m.size < min_size.max(1) {
             return Ok(());
         }
         if self.files.len() >= u32::MAX as usize {
@@ -156,13 +185,13 @@ impl Tree {
         }
         let name = self.push_name(name.as_bytes())?;
         self.files.push(FileEntry {
-            size: m.len(),
-            ino: m.ino(),
-            mtime: mtime_ns(m),
+            size: m.size,
+            ino: m.ino,
+            mtime: m.mtime,
             dir,
             name,
             dev: self.dirs[dir as usize].dev,
-            read_only: m.permissions().mode() & 0o222 == 0,
+            read_only: m.read_only,
         });
         Ok(())
     }
@@ -210,7 +239,7 @@ fn list(path: &Path, dev: u64) -> Listing {
             out.dirs.push(entry.file_name().into_boxed_os_str());
         } else {
             out.files
-                .push((entry.file_name().into_boxed_os_str(), meta));
+                .push((entry.file_name().into_boxed_os_str(), Stat::of(&meta)));
         }
     }
     out
@@ -264,7 +293,7 @@ pub(super) fn scan(
                 dev,
             });
             let file = root.file_name().unwrap_or(root.as_os_str());
-            tree.add_file(dir, file, &m, min_size)?;
+            tree.add_file(dir, file, Stat::of(&m), min_size)?;
             scanned += 1;
         }
     }
@@ -291,7 +320,7 @@ pub(super) fn scan(
                 }
                 let n = listing.files.len() as u64;
                 for (name, meta) in listing.files {
-                    tree.add_file(d, &name, &meta, min_size)?;
+                    tree.add_file(d, &name, meta, min_size)?;
                 }
                 scanned += n;
                 tree.skipped.extend(listing.skipped);

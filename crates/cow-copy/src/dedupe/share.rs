@@ -5,14 +5,14 @@
 use std::collections::HashSet;
 use std::fs::File;
 use std::os::unix::fs::MetadataExt;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Mutex, OnceLock};
 
 use rustix::fs::IFlags;
 
 use super::group::{Candidate, Ctx, open_checked};
 use super::report::{CannotDedupe, DuplicateGroup, Member, Outcome, SkipReason};
-use super::scan::mtime_ns;
+use super::scan::{self, mtime_ns};
 use super::{Event, Phase};
 use crate::identical::{self, DedupeResult, NotPossible};
 
@@ -20,8 +20,10 @@ use crate::identical::{self, DedupeResult, NotPossible};
 pub(super) struct Sharer<'a> {
     pub(super) ctx: &'a Ctx<'a>,
     pub(super) dry_run: bool,
-    /// (`st_dev`, `st_ino`) of files open for writing elsewhere.
-    pub(super) writers: HashSet<(u64, u64)>,
+    /// (`st_dev`, `st_ino`) of files open for writing elsewhere, listed
+    /// the first time a group needs it (a group whose members all share
+    /// their blocks already changes nothing, so a rerun never lists them).
+    pub(super) writers: OnceLock<HashSet<(u64, u64)>>,
     /// Per device: the kernel said this filesystem cannot dedupe.
     pub(super) unsupported: Vec<AtomicBool>,
     /// Per device: what the kernel said, once.
@@ -57,6 +59,7 @@ impl Sharer<'_> {
     fn writer(&self, c: &Candidate) -> bool {
         let e = &self.ctx.tree.files[c.file as usize];
         self.writers
+            .get_or_init(scan::open_for_writing)
             .contains(&(self.ctx.tree.devices[e.dev as usize].dev, e.ino))
     }
 }
@@ -176,11 +179,40 @@ fn share_one(s: &Sharer<'_>, keep: &File, c: &Candidate) -> Outcome {
     }
 }
 
+/// A group whose members all share the same blocks: nothing to open,
+/// check or change; the preferred member is named the reference.
+fn already_shared(s: &Sharer<'_>, live: &[Candidate], order: &[usize]) -> DuplicateGroup {
+    let tree = s.ctx.tree;
+    let size = live[0].size;
+    let members = order
+        .iter()
+        .enumerate()
+        .map(|(k, &i)| Member {
+            path: tree.path(live[i].file),
+            outcome: if k == 0 {
+                Outcome::Reference
+            } else {
+                s.already.fetch_add(size, Ordering::Relaxed);
+                Outcome::AlreadyShared
+            },
+        })
+        .collect();
+    s.ctx.observer.event(&Event::Progress {
+        phase: Phase::Share,
+        files: live.len() as u64 - 1,
+        bytes: 0,
+    });
+    DuplicateGroup { size, members }
+}
+
 /// Shares one content group (its live members are `live`).
 pub(super) fn share_group(s: &Sharer<'_>, live: &[Candidate]) -> Option<DuplicateGroup> {
     let tree = s.ctx.tree;
     let size = live.first()?.size;
     let order = by_preference(s, live);
+    if live.iter().all(|c| c.sig != 0 && c.sig == live[0].sig) {
+        return Some(already_shared(s, live, &order));
+    }
     // The first candidate that opens unchanged and is not being written.
     let mut reference = None;
     let mut members: Vec<Member> = Vec::with_capacity(live.len());

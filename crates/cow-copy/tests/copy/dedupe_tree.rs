@@ -356,3 +356,51 @@ fs_test!(cannot_dedupe_is_said_once, [ext4, tmpfs], |dir| {
         assert_eq!(fs::read(p).unwrap(), data);
     }
 });
+
+fs_test!(dirty_data_is_seen_without_a_flush, [btrfs, xfs], |dir| {
+    // Written and not flushed: the extent maps show delayed allocations,
+    // so they are asked again after a flush, and the files are shared.
+    let data = pattern(192 * KIB, 9);
+    let paths: Vec<PathBuf> = (0..3).map(|i| dir.join(format!("d{i}"))).collect();
+    for p in &paths {
+        fs::write(p, &data).unwrap();
+    }
+    let r = run(&[dir]);
+    assert_eq!(r.bytes_newly_shared, 2 * data.len() as u64, "{r:#?}");
+    // One member rewritten in place, not flushed, its mtime put back: its
+    // blocks still look shared until written back, and only a map that
+    // sees the pending write tells the bytes changed.
+    let mut by_ino = paths.clone();
+    by_ino.sort_by_key(|p| fs::metadata(p).unwrap().ino());
+    let changed = &by_ino[2];
+    let t = fs::metadata(changed).unwrap().modified().unwrap();
+    {
+        use std::os::unix::fs::FileExt;
+        let f = fs::OpenOptions::new().write(true).open(changed).unwrap();
+        f.write_all_at(&pattern(4 * KIB, 10), 64 * KIB as u64)
+            .unwrap();
+    }
+    set_mtime(changed, t);
+    let again = run(&[dir]);
+    assert_eq!(again.bytes_already_shared, data.len() as u64, "{again:#?}");
+    assert_eq!(again.bytes_newly_shared, 0, "{again:#?}");
+    assert_eq!(
+        groups(&again),
+        [set(&[&by_ino[0], &by_ino[1]])].into_iter().collect(),
+        "{again:#?}"
+    );
+    assert_eq!(fs::read(&by_ino[0]).unwrap(), data);
+    assert_ne!(fs::read(changed).unwrap(), data);
+});
+
+fs_test!(inline_files_are_counted_not_listed, [btrfs], |dir| {
+    // btrfs keeps files this small in its metadata: nothing to share.
+    for i in 0..3 {
+        write_synced(&dir.join(format!("tiny{i}")), b"the same few bytes");
+    }
+    let r = run(&[dir]);
+    assert_eq!(r.stats.files_inline, 3, "{r:#?}");
+    assert!(r.groups.is_empty(), "{r:#?}");
+    assert!(r.skipped.is_empty(), "{r:#?}");
+    assert_eq!(r.stats.bytes_read, 0);
+});
