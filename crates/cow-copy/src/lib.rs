@@ -67,7 +67,6 @@ mod changed;
 pub mod dedupe;
 #[cfg(unix)]
 mod durable;
-#[cfg(unix)]
 mod engine;
 mod errno;
 mod error;
@@ -80,12 +79,12 @@ pub mod leftovers;
 mod meta;
 mod observe;
 mod options;
-mod platform;
 #[cfg(unix)]
 mod replace;
 mod report;
 #[cfg(unix)]
 mod strategy;
+mod sys;
 #[cfg(unix)]
 mod update;
 
@@ -125,7 +124,7 @@ pub fn remove_temporaries() -> usize {
     }
     #[cfg(windows)]
     {
-        platform::remove_all()
+        engine::remove_all()
     }
     #[cfg(not(any(unix, windows)))]
     {

@@ -396,7 +396,7 @@ impl CopyOptions {
     /// the same path, a hard link, a symlink or a bind mount) is
     /// [`CopyError::SameFile`] and changes nothing.
     pub fn copy(&self, src: &Path, dst: &Path) -> Result<CopyReport, CopyError> {
-        crate::platform::copy_paths(self, src, dst)
+        crate::engine::copy_paths(self, src, dst)
     }
 
     /// Copies `src_name` (relative to `src_dir`) to `dst_name` (relative to

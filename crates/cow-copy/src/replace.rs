@@ -194,7 +194,7 @@ pub(crate) fn rename_over(
 ) -> io::Result<()> {
     fault!(Site::Rename, Ok::<(), io::Error>(()))?;
     if no_replace {
-        crate::platform::rename_noreplace(dir, tmp, name)
+        crate::sys::rename_noreplace(dir, tmp, name)
     } else {
         Ok(rustix::fs::renameat(dir, tmp, dir, name)?)
     }

@@ -1,7 +1,5 @@
-//! Windows: ReFS / Dev Drive block cloning with
-//! `FSCTL_DUPLICATE_EXTENTS_TO_FILE` (cluster-aligned ranges, under 4 GiB
-//! per call, destination extended first, sparse and integrity settings
-//! matched), else `CopyFileExW` (through `std::fs::copy`), reported as
+//! The Windows engine: ReFS / Dev Drive block cloning
+//! ([`sys::clone_file`]), else `CopyFileExW` (through `std::fs::copy`), reported as
 //! [`Strategy::SystemCopy`]; an atomic copy's temporary is written with
 //! read/write instead ([`Strategy::UserCopy`]), so that an interrupt can
 //! delete it while it is written.
@@ -15,24 +13,13 @@ use std::os::windows::fs::OpenOptionsExt;
 use std::os::windows::io::AsHandle;
 use std::path::Path;
 
-use cow_sys::windows::{
-    FILE_SUPPORTS_BLOCK_REFCOUNTING, cluster_size, duplicate_extents, file_id,
-    get_integrity_information, set_integrity_information, set_sparse, volume_flags,
-};
-
 use crate::identical::{self, Decision};
 use crate::report::{CopyReport, Destination, Fallback, Strategy};
-use crate::{CopyError, CopyOptions, Overwrite, Reflink, Update, errno};
+use crate::{CopyError, CopyOptions, Overwrite, Reflink, Update, errno, sys};
 
 mod temps;
 
 pub(crate) use temps::remove_all;
-
-/// One duplicate-extents call stays below 4 GiB.
-const MAX_CHUNK: u64 = (4 << 30) - (1 << 20);
-
-/// `FILE_ATTRIBUTE_SPARSE_FILE`.
-const SPARSE_ATTRIBUTE: u32 = 0x200;
 
 /// `FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE`: comparing the
 /// destination never locks others out of it.
@@ -84,9 +71,9 @@ pub(crate) fn copy_paths(
                 .access_mode(0)
                 .open(dst)
                 .map_err(|e| CopyError::io("open destination", dst, e))?;
-            let a = file_id(src_file.as_handle())
+            let a = sys::file_id(src_file.as_handle())
                 .map_err(|e| CopyError::io("identify source", src, e))?;
-            let b = file_id(dst_file.as_handle())
+            let b = sys::file_id(dst_file.as_handle())
                 .map_err(|e| CopyError::io("identify destination", dst, e))?;
             if a == b {
                 return Err(CopyError::SameFile {
@@ -311,7 +298,7 @@ fn copy_data(
         Destination::Created
     };
     if opts.reflink != Reflink::Never {
-        match clone(src_file, src_meta, target) {
+        match sys::clone_file(src_file, src_meta, target) {
             Ok(_) => {
                 // A clone that came out empty or short must not pass.
                 let (len, _) = checked_len(src_file, src_meta, target, dst, existed)?;
@@ -445,46 +432,4 @@ fn checked_len(
     } else {
         CopyError::io("check the length of the copy", dst, source)
     })
-}
-
-/// Block-clones `src` into `target` (created or truncated). Refuses with
-/// `ERROR_NOT_SUPPORTED` when the volume has no block refcounting.
-fn clone(src: &File, src_meta: &fs::Metadata, target: &Path) -> io::Result<u64> {
-    let flags = volume_flags(src.as_handle())?;
-    if flags & FILE_SUPPORTS_BLOCK_REFCOUNTING == 0 {
-        return Err(io::Error::from_raw_os_error(50));
-    }
-    let dst = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(target)?;
-    let len = src_meta.len();
-    use std::os::windows::fs::MetadataExt;
-    if src_meta.file_attributes() & SPARSE_ATTRIBUTE != 0 {
-        set_sparse(dst.as_handle(), true)?;
-    }
-    let integrity = get_integrity_information(src.as_handle())?;
-    set_integrity_information(
-        dst.as_handle(),
-        integrity.checksum_algorithm,
-        integrity.flags,
-    )?;
-    if len == 0 {
-        return Ok(0);
-    }
-    let cluster = u64::from(cluster_size(src.as_handle())?.max(1));
-    let rounded = len.div_ceil(cluster) * cluster;
-    // The destination must already span every cloned cluster.
-    dst.set_len(rounded)?;
-    let chunk = MAX_CHUNK / cluster * cluster;
-    let mut off = 0u64;
-    while off < rounded {
-        let n = (rounded - off).min(chunk);
-        duplicate_extents(dst.as_handle(), src.as_handle(), off, off, n)?;
-        off += n;
-    }
-    dst.set_len(len)?;
-    Ok(len)
 }
