@@ -85,7 +85,6 @@ mod report;
 #[cfg(unix)]
 mod strategy;
 mod sys;
-#[cfg(unix)]
 mod update;
 
 pub mod tree;

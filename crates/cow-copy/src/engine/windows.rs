@@ -13,9 +13,9 @@ use std::os::windows::fs::OpenOptionsExt;
 use std::os::windows::io::AsHandle;
 use std::path::Path;
 
-use crate::identical::{self, Decision};
 use crate::report::{CopyReport, Destination, Fallback, Strategy};
-use crate::{CopyError, CopyOptions, Overwrite, Reflink, Update, errno, sys};
+use crate::update::{self, Check, Opened};
+use crate::{CopyError, CopyOptions, Overwrite, Reflink, errno, sys};
 
 mod temps;
 
@@ -86,26 +86,31 @@ pub(crate) fn copy_paths(
                     path: dst.to_path_buf(),
                 });
             }
-            match update_check(opts, &src_file, &src_meta, dst, &dst_meta)? {
-                UpdateCheck::Proceed(why) => update_fallback = why,
-                UpdateCheck::Keep(strategy, fallbacks) => {
-                    let mut report = CopyReport {
-                        strategy,
-                        bytes_cloned: 0,
-                        bytes_copied: 0,
-                        hole_bytes: 0,
-                        len: src_meta.len(),
-                        destination: Destination::Kept,
-                        size_changed: false,
-                        source_changed: false,
-                        retries: 0,
-                        fallbacks,
-                        metadata_skipped: Vec::new(),
-                    };
+            // The content check reads the destination through a handle
+            // that never locks others out of it.
+            let open = || {
+                let reader = match OpenOptions::new()
+                    .read(true)
+                    .share_mode(SHARE_ALL)
+                    .open(dst)
+                {
+                    Ok(f) => f,
+                    Err(e) => return Ok(Opened::Refused(e)),
+                };
+                let meta = reader
+                    .metadata()
+                    .map_err(|e| CopyError::io("stat destination", dst, e))?;
+                Ok(Opened::File(reader, meta))
+            };
+            match update::check(opts.update, &src_file, &src_meta, &dst_meta, dst, open)? {
+                Check::Copy(why) => update_fallback = why,
+                Check::Keep(kept) => {
+                    let newer = kept.strategy == Strategy::KeptNewer;
+                    let mut report = kept.report(src_meta.len(), Vec::new());
                     // As on Unix: an identical destination still gets the
                     // metadata the options ask for; one kept because it
                     // is newer is not touched at all.
-                    if strategy != Strategy::KeptNewer {
+                    if !newer {
                         apply_metadata(opts, &src_meta, dst, dst, &mut report)?;
                     }
                     return Ok(report);
@@ -151,86 +156,6 @@ pub(crate) fn copy_paths(
         return Err(e);
     }
     Ok(report)
-}
-
-/// What the update policy ([`Update`]) says about an existing destination.
-enum UpdateCheck {
-    /// Copy; `Some` says why the policy did not keep the destination.
-    Proceed(Option<Fallback>),
-    /// Keep the destination: report it with this strategy
-    /// ([`Strategy::Skipped`] or [`Strategy::KeptNewer`]) and these
-    /// fallbacks.
-    Keep(Strategy, Vec<Fallback>),
-}
-
-/// Applies the update policy to the existing destination `dst` (a file or
-/// a link to one, not the source), before anything is written. The content
-/// check is [`identical::decide_update`], as in the Unix engine; there is no dedupe
-/// here, so an identical destination is skipped, naming why it was not
-/// deduplicated when that was asked.
-fn update_check(
-    opts: &CopyOptions,
-    src_file: &File,
-    src_meta: &fs::Metadata,
-    dst: &Path,
-    dst_meta: &fs::Metadata,
-) -> Result<UpdateCheck, CopyError> {
-    match opts.update {
-        Update::All => return Ok(UpdateCheck::Proceed(None)),
-        Update::IfDifferent | Update::IfDifferentDedupe | Update::IfDifferentTrustMtime => {}
-        Update::IfOlder => {
-            let (Ok(d), Ok(s)) = (dst_meta.modified(), src_meta.modified()) else {
-                return Ok(UpdateCheck::Proceed(None));
-            };
-            return Ok(if d >= s {
-                // Not older than the source: left alone, like GNU `cp -u`.
-                UpdateCheck::Keep(Strategy::KeptNewer, Vec::new())
-            } else {
-                UpdateCheck::Proceed(Some(Fallback::destination_older()))
-            });
-        }
-    }
-    if !dst_meta.is_file() {
-        return Ok(UpdateCheck::Proceed(None));
-    }
-    let not_compared =
-        |e: io::Error, what: &str| UpdateCheck::Proceed(Some(Fallback::not_compared(what, &e)));
-    let reader = match OpenOptions::new()
-        .read(true)
-        .share_mode(SHARE_ALL)
-        .open(dst)
-    {
-        Ok(f) => f,
-        Err(e) => return Ok(not_compared(e, "open the destination to compare")),
-    };
-    let dst_meta = reader
-        .metadata()
-        .map_err(|e| CopyError::io("stat destination", dst, e))?;
-    let decision =
-        match identical::decide_update(opts.update, src_file, src_meta, &reader, &dst_meta) {
-            Ok(d) => d,
-            // Nothing was written: a failed check is a check not made.
-            Err(e) if errno::is_fallback(&e) => {
-                return Ok(not_compared(e, "compare with the destination"));
-            }
-            Err(e) => return Err(CopyError::io("compare with", dst, e)),
-        };
-    Ok(match decision {
-        Decision::Skip {
-            dedupe_not_possible,
-            ..
-        } => UpdateCheck::Keep(
-            Strategy::Skipped,
-            dedupe_not_possible
-                .map(Fallback::not_deduplicated)
-                .into_iter()
-                .collect(),
-        ),
-        // `identical::decide` never dedupes off Linux; should it ever, the
-        // source now shares the destination's blocks and the copy is moot.
-        Decision::Deduped { .. } => UpdateCheck::Keep(Strategy::Skipped, Vec::new()),
-        Decision::Proceed { reason, .. } => UpdateCheck::Proceed(Some(Fallback::differs(reason))),
-    })
 }
 
 /// Gives `target` (the destination or its temporary; `dst` names it in

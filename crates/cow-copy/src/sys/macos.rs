@@ -28,9 +28,6 @@ pub(crate) const PROBE_FLAGS: OFlags = OFlags::RDONLY
     .union(OFlags::NOCTTY)
     .union(OFlags::CLOEXEC);
 
-/// The kernel-copy slot is `fcopyfile` (see [`copy_range`]).
-pub(crate) const HAS_COPY_RANGE: bool = true;
-
 /// The kernel-copy slot is `fcopyfile` (see `strategy/kernel/macos.rs`).
 pub(crate) const HAS_COPY_RANGE: bool = true;
 
