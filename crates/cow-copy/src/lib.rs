@@ -61,7 +61,6 @@
 
 #[cfg(unix)]
 mod chain;
-#[cfg(unix)]
 mod changed;
 #[cfg(target_os = "linux")]
 pub mod dedupe;
@@ -79,7 +78,6 @@ pub mod leftovers;
 mod meta;
 mod observe;
 mod options;
-#[cfg(unix)]
 mod replace;
 mod report;
 #[cfg(unix)]

@@ -13,6 +13,7 @@ use std::os::windows::fs::OpenOptionsExt;
 use std::os::windows::io::AsHandle;
 use std::path::Path;
 
+use crate::changed;
 use crate::report::{CopyReport, Destination, Fallback, Strategy};
 use crate::update::{self, Check, Opened};
 use crate::{CopyError, CopyOptions, Overwrite, Reflink, errno, sys};
@@ -32,12 +33,31 @@ const WRITE_ATTRIBUTES: u32 = 0x100;
 /// `GENERIC_WRITE`: needed to flush a file (`FlushFileBuffers`).
 const GENERIC_WRITE: u32 = 0x4000_0000;
 
-/// Copies `src` to `dst` on Windows.
+/// Copies `src` to `dst` on Windows, and copies again (up to
+/// `opts.retry_changed` times) while the source changes as it is read.
 pub(crate) fn copy_paths(
     opts: &CopyOptions,
     src: &Path,
     dst: &Path,
 ) -> Result<CopyReport, CopyError> {
+    let mut retries = 0;
+    let mut created = false;
+    loop {
+        let mut report = copy_once(opts, src, dst)?;
+        created |= report.destination == Destination::Created;
+        if !report.source_changed || retries >= opts.retry_changed {
+            if created {
+                report.destination = Destination::Created;
+            }
+            report.retries = retries;
+            return Ok(report);
+        }
+        retries += 1;
+    }
+}
+
+/// One attempt of [`copy_paths`].
+fn copy_once(opts: &CopyOptions, src: &Path, dst: &Path) -> Result<CopyReport, CopyError> {
     let src_meta = if opts.follow_symlinks {
         fs::metadata(src)
     } else {
@@ -57,6 +77,10 @@ pub(crate) fn copy_paths(
         });
     }
     let src_file = File::open(src).map_err(|e| CopyError::io("open source", src, e))?;
+    // What the source was when opened: compared after its bytes were read.
+    let opened = src_file
+        .metadata()
+        .map_err(|e| CopyError::io("stat source", src, e))?;
     let mut update_fallback = None;
     let existed = match fs::metadata(dst) {
         Ok(m) if m.is_dir() => {
@@ -111,7 +135,7 @@ pub(crate) fn copy_paths(
                     // metadata the options ask for; one kept because it
                     // is newer is not touched at all.
                     if !newer {
-                        apply_metadata(opts, &src_meta, dst, dst, &mut report)?;
+                        apply_metadata(opts, &src_meta, dst, dst, opts.fsync, &mut report)?;
                     }
                     return Ok(report);
                 }
@@ -132,6 +156,7 @@ pub(crate) fn copy_paths(
         Ok(mut r) => {
             // The update check came first, as in the Unix chain.
             r.fallbacks.splice(0..0, update_fallback);
+            r.source_changed = changed::source_changed(&src_file, &opened, r.strategy);
             r
         }
         Err(e) => {
@@ -142,7 +167,11 @@ pub(crate) fn copy_paths(
         }
     };
     let finish = (|| {
-        apply_metadata(opts, &src_meta, target, dst, &mut report)?;
+        // A temporary is always flushed before it is renamed over the
+        // destination (as the Unix engine syncs its data), so a power cut
+        // leaves the old file or the whole new one.
+        let flush = opts.fsync || temp.is_some();
+        apply_metadata(opts, &src_meta, target, dst, flush, &mut report)?;
         if let Some(t) = &temp {
             t.rename_over(dst)
                 .map_err(|e| CopyError::io("rename a temporary over", dst, e))?;
@@ -159,17 +188,19 @@ pub(crate) fn copy_paths(
 }
 
 /// Gives `target` (the destination or its temporary; `dst` names it in
-/// errors) the metadata the options ask for, flushes it when asked, and
-/// notes in `report` what Windows cannot preserve.
+/// errors) the metadata the options ask for, with `flush` flushes it to
+/// disk (`FlushFileBuffers`), and notes in `report` what Windows cannot
+/// preserve.
 fn apply_metadata(
     opts: &CopyOptions,
     src_meta: &fs::Metadata,
     target: &Path,
     dst: &Path,
+    flush: bool,
     report: &mut CopyReport,
 ) -> Result<(), CopyError> {
-    if opts.preserve.timestamps || opts.fsync {
-        let access = WRITE_ATTRIBUTES | if opts.fsync { GENERIC_WRITE } else { 0 };
+    if opts.preserve.timestamps || flush {
+        let access = WRITE_ATTRIBUTES | if flush { GENERIC_WRITE } else { 0 };
         let f = OpenOptions::new()
             .access_mode(access)
             .share_mode(SHARE_ALL)
@@ -186,7 +217,7 @@ fn apply_metadata(
             f.set_times(t)
                 .map_err(|e| CopyError::io("set times of", dst, e))?;
         }
-        if opts.fsync {
+        if flush {
             f.sync_all().map_err(|e| CopyError::io("fsync", dst, e))?;
         }
     }
