@@ -6,14 +6,15 @@
 //!
 //! // A drop-in for std::fs::copy: same signature, same permission rules.
 //! let n = cow_copy::copy("vm.img", "vm-copy.img")?;
+//! println!("vm-copy.img: {n} bytes");
 //!
 //! // Or with options and a report that says what happened.
 //! let report = CopyOptions::new()
 //!     .reflink(Reflink::Auto)
 //!     .atomic(true)
-//!     .copy("vm.img".as_ref(), "vm-backup.img".as_ref())?;
+//!     .copy("vm.img", "vm-backup.img")?;
 //! if report.strategy == Strategy::Cloned {
-//!     println!("{n} bytes, all shared with the source");
+//!     println!("vm-backup.img: {} bytes, all shared with the source", report.len);
 //! }
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
@@ -69,6 +70,7 @@ mod durable;
 mod engine;
 mod errno;
 mod error;
+#[doc(hidden)]
 pub mod fault;
 #[cfg(unix)]
 mod guard;
@@ -142,7 +144,7 @@ use std::path::Path;
 /// instead of truncating it.
 pub fn copy<P: AsRef<Path>, Q: AsRef<Path>>(from: P, to: Q) -> io::Result<u64> {
     CopyOptions::new()
-        .copy(from.as_ref(), to.as_ref())
+        .copy(from, to)
         .map(|r| r.len)
         .map_err(io::Error::from)
 }

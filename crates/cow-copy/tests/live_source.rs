@@ -57,7 +57,7 @@ fs_test!(
         // An unchanged source says nothing.
         let r = CopyOptions::new()
             .reflink(Reflink::Never)
-            .copy(&src, &dir.join("quiet"))
+            .copy(&src, dir.join("quiet"))
             .unwrap();
         assert!(!r.source_changed, "{r:?}");
         assert_eq!(
