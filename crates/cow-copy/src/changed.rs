@@ -1,4 +1,4 @@
-//! Live sources (DESIGN.md invariant 10): a copy that reads the source's
+//! Live sources (docs/architecture.md, invariant 10): a copy that reads the source's
 //! bytes compares its size, modification time and change time (to the
 //! nanosecond) from when it was opened with after the bytes were read. A
 //! clone shares the source's extents in one filesystem transaction: it is a

@@ -37,7 +37,7 @@ fn errnos() -> [(Errno, &'static str); 8] {
 }
 
 /// Errnos after which the chain may move on to the next strategy
-/// (DESIGN.md), among those injected.
+/// (docs/architecture.md), among those injected.
 fn is_fallback(e: Errno) -> bool {
     matches!(
         e,
