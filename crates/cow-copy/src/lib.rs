@@ -29,7 +29,8 @@
 //!    two open descriptors are compared: copying a file onto itself through
 //!    the same path, a hard link, a symlink or a bind mount is
 //!    [`CopyError::SameFile`] and nothing is touched.
-//! 2. **Update policy** ([`Update`], off by default): a destination of the
+//! 2. **Update policy** ([`Update`], off by default): a destination that is
+//!    not older than the source is kept ([`Update::IfOlder`]); or one of the
 //!    same size whose content is identical (same physical extents, or equal
 //!    bytes, compared before anything is truncated) is skipped
 //!    ([`Strategy::Skipped`]) or deduplicated against ([`Strategy::Deduped`])

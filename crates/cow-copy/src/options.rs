@@ -71,8 +71,9 @@ pub enum RemoveDestination {
     Always,
 }
 
-/// What to do when the destination exists with the same content (step 2 of
-/// the strategy chain; see [`crate::identical`]).
+/// When an existing destination is kept instead of copied over (step 2 of
+/// the strategy chain): because its content is identical (see
+/// [`crate::identical`]) or because it is not older than the source.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Update {
@@ -316,8 +317,11 @@ impl CopyOptions {
         self
     }
 
-    /// Sets what happens to an existing destination whose content is
-    /// already identical (default [`Update::All`]: copy anyway).
+    /// Sets when an existing destination is kept instead of copied over
+    /// (default [`Update::All`]: always copy): when its content is already
+    /// identical ([`Update::IfDifferent`] and its variants), or when it is
+    /// not older than the source ([`Update::IfOlder`], times only, the
+    /// content is not looked at).
     #[must_use]
     pub fn update(mut self, update: Update) -> Self {
         self.update = update;
