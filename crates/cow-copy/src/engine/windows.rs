@@ -14,6 +14,7 @@ use std::os::windows::io::AsHandle;
 use std::path::Path;
 
 use crate::changed;
+use crate::fault::{Site, fault};
 use crate::report::{CopyReport, Destination, Fallback, Strategy};
 use crate::update::{self, Check, Opened};
 use crate::{CopyError, CopyOptions, Overwrite, Reflink, errno, sys};
@@ -329,7 +330,7 @@ fn write_temporary(src: &File, target: &Path) -> io::Result<()> {
     let mut buf = vec![0u8; 1 << 20];
     let mut off = 0u64;
     loop {
-        let n = match src.seek_read(&mut buf, off) {
+        let n = match fault!(Site::Read, src.seek_read(&mut buf, off)) {
             Ok(0) => return Ok(()),
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
