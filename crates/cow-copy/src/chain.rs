@@ -1,4 +1,4 @@
-//! The ordered strategy chain (DESIGN.md, "The strategy chain").
+//! The ordered strategy chain (docs/architecture.md, "The path of one copy").
 //!
 //! 1. guard (done by the caller: [`crate::guard`] opened both files and
 //!    compared (dev, ino) before this runs),

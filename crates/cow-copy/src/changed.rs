@@ -1,30 +1,48 @@
-//! Live sources (DESIGN.md invariant 10): a copy that reads the source's
+//! Live sources (docs/architecture.md, invariant 10): a copy that reads the source's
 //! bytes compares its size, modification time and change time (to the
 //! nanosecond) from when it was opened with after the bytes were read. A
 //! clone shares the source's extents in one filesystem transaction: it is a
 //! point-in-time snapshot and needs no check.
 
+//!
+//! Windows has no change time in std: there the size and the last write
+//! time are compared.
+
 use std::fs::{File, Metadata};
+#[cfg(unix)]
 use std::os::unix::fs::MetadataExt;
+use std::time::SystemTime;
 
 use crate::report::Strategy;
 
-/// What is compared: length, mtime and ctime with nanoseconds.
+/// What is compared: length, mtime and (Unix) ctime with nanoseconds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Stamp {
     len: u64,
-    mtime: (i64, i64),
-    ctime: (i64, i64),
+    mtime: Option<SystemTime>,
+    ctime: Option<(i64, i64)>,
 }
 
 impl Stamp {
     fn of(meta: &Metadata) -> Stamp {
         Stamp {
             len: meta.len(),
-            mtime: (meta.mtime(), meta.mtime_nsec()),
-            ctime: (meta.ctime(), meta.ctime_nsec()),
+            mtime: meta.modified().ok(),
+            ctime: ctime(meta),
         }
     }
+}
+
+/// The change time, to the nanosecond.
+#[cfg(unix)]
+fn ctime(meta: &Metadata) -> Option<(i64, i64)> {
+    Some((meta.ctime(), meta.ctime_nsec()))
+}
+
+/// No change time in std on Windows.
+#[cfg(not(unix))]
+fn ctime(_meta: &Metadata) -> Option<(i64, i64)> {
+    None
 }
 
 /// Whether `strategy` read the source's bytes (so a concurrent writer could

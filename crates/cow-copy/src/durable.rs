@@ -1,4 +1,4 @@
-//! Crash atomicity of atomic copies (DESIGN.md invariant 9): a temporary's
+//! Crash atomicity of atomic copies (docs/architecture.md, invariant 9): a temporary's
 //! data is durable before the rename that publishes it, so after a power
 //! cut the destination is wholly old or wholly new.
 //!

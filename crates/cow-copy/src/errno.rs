@@ -1,4 +1,4 @@
-//! The one table of "fall back" versus "fatal" errors (DESIGN.md).
+//! The one table of "fall back" versus "fatal" errors (docs/architecture.md).
 //!
 //! A strategy that fails with a fallback error *before writing anything*
 //! declines and the next one runs. A fatal error (or any error after data was

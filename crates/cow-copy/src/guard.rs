@@ -1,12 +1,13 @@
 //! Step 1: open the source (regular files only) and the destination without
 //! truncating it, then compare (device, inode) of the open descriptors.
 
-use std::ffi::OsStr;
+use std::ffi::{OsStr, OsString};
 use std::fs::{File, Metadata};
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::ffi::OsStringExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use rustix::fs::{Mode, OFlags};
 use rustix::io::Errno;
@@ -138,7 +139,7 @@ pub(crate) fn probe(
     follow: bool,
     display: &Path,
 ) -> Result<Existing, CopyError> {
-    let mut flags = crate::platform::PROBE_FLAGS;
+    let mut flags = crate::sys::PROBE_FLAGS;
     if !follow {
         flags |= OFlags::NOFOLLOW;
     }
@@ -461,4 +462,57 @@ pub(crate) fn others_can_change(dir: BorrowedFd<'_>) -> bool {
         }
         Err(_) => true,
     }
+}
+
+/// Opens the directory that will hold `path`'s last component.
+pub(crate) fn open_parent(
+    base: BorrowedFd<'_>,
+    path: &Path,
+    display: &Path,
+) -> Result<(OwnedFd, OsString), CopyError> {
+    let Some(name) = path.file_name() else {
+        // "/", "..", "dir/..": a directory.
+        return Err(CopyError::DestinationIsDirectory {
+            path: display.to_path_buf(),
+        });
+    };
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let dir = fault!(
+        Site::Open,
+        rustix::fs::openat(base, parent, crate::sys::DIR_FLAGS, Mode::empty())
+    )
+    .map_err(|e| CopyError::io("open the directory of", display, e.into()))?;
+    Ok((dir, name.to_os_string()))
+}
+
+/// Follows `name` in `dir` while it is a symlink (for an atomic replace that
+/// must rename over the symlink's target, not the link). Returns the final
+/// directory and name.
+pub(crate) fn resolve_links(
+    dir: BorrowedFd<'_>,
+    name: &OsStr,
+    display: &Path,
+) -> Result<Option<(OwnedFd, OsString)>, CopyError> {
+    let mut cur: Option<(OwnedFd, OsString)> = None;
+    for _ in 0..40 {
+        let (d, n) = match &cur {
+            Some((d, n)) => (d.as_fd(), n.as_os_str()),
+            None => (dir, name),
+        };
+        let target = match rustix::fs::readlinkat(d, n, Vec::new()) {
+            Ok(t) => PathBuf::from(OsString::from_vec(t.into_bytes())),
+            // Not a symlink (EINVAL) or missing: this is the final entry.
+            Err(_) => return Ok(cur),
+        };
+        let next = open_parent(d, &target, display)?;
+        cur = Some(next);
+    }
+    Err(CopyError::io(
+        "resolve",
+        display,
+        std::io::Error::from(rustix::io::Errno::LOOP),
+    ))
 }

@@ -6,14 +6,15 @@
 //!
 //! // A drop-in for std::fs::copy: same signature, same permission rules.
 //! let n = cow_copy::copy("vm.img", "vm-copy.img")?;
+//! println!("vm-copy.img: {n} bytes");
 //!
 //! // Or with options and a report that says what happened.
 //! let report = CopyOptions::new()
 //!     .reflink(Reflink::Auto)
 //!     .atomic(true)
-//!     .copy("vm.img".as_ref(), "vm-backup.img".as_ref())?;
+//!     .copy("vm.img", "vm-backup.img")?;
 //! if report.strategy == Strategy::Cloned {
-//!     println!("{n} bytes, all shared with the source");
+//!     println!("vm-backup.img: {} bytes, all shared with the source", report.len);
 //! }
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
@@ -28,7 +29,8 @@
 //!    two open descriptors are compared: copying a file onto itself through
 //!    the same path, a hard link, a symlink or a bind mount is
 //!    [`CopyError::SameFile`] and nothing is touched.
-//! 2. **Update policy** ([`Update`], off by default): a destination of the
+//! 2. **Update policy** ([`Update`], off by default): a destination that is
+//!    not older than the source is kept ([`Update::IfOlder`]); or one of the
 //!    same size whose content is identical (same physical extents, or equal
 //!    bytes, compared before anything is truncated) is skipped
 //!    ([`Strategy::Skipped`]) or deduplicated against ([`Strategy::Deduped`])
@@ -61,16 +63,15 @@
 
 #[cfg(unix)]
 mod chain;
-#[cfg(unix)]
 mod changed;
 #[cfg(target_os = "linux")]
 pub mod dedupe;
 #[cfg(unix)]
 mod durable;
-#[cfg(unix)]
 mod engine;
 mod errno;
 mod error;
+#[doc(hidden)]
 pub mod fault;
 #[cfg(unix)]
 mod guard;
@@ -80,13 +81,11 @@ pub mod leftovers;
 mod meta;
 mod observe;
 mod options;
-mod platform;
-#[cfg(unix)]
 mod replace;
 mod report;
 #[cfg(unix)]
 mod strategy;
-#[cfg(unix)]
+mod sys;
 mod update;
 
 pub mod tree;
@@ -125,7 +124,7 @@ pub fn remove_temporaries() -> usize {
     }
     #[cfg(windows)]
     {
-        platform::remove_all()
+        engine::remove_all()
     }
     #[cfg(not(any(unix, windows)))]
     {
@@ -146,7 +145,7 @@ use std::path::Path;
 /// instead of truncating it.
 pub fn copy<P: AsRef<Path>, Q: AsRef<Path>>(from: P, to: Q) -> io::Result<u64> {
     CopyOptions::new()
-        .copy(from.as_ref(), to.as_ref())
+        .copy(from, to)
         .map(|r| r.len)
         .map_err(io::Error::from)
 }

@@ -71,8 +71,9 @@ pub enum RemoveDestination {
     Always,
 }
 
-/// What to do when the destination exists with the same content (step 2 of
-/// the strategy chain; see [`crate::identical`]).
+/// When an existing destination is kept instead of copied over (step 2 of
+/// the strategy chain): because its content is identical (see
+/// [`crate::identical`]) or because it is not older than the source.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Update {
@@ -178,7 +179,7 @@ impl Preserve {
 /// let report = CopyOptions::new()
 ///     .reflink(Reflink::Always)
 ///     .atomic(true)
-///     .copy("disk.img".as_ref(), "disk.snapshot".as_ref())?;
+///     .copy("disk.img", "disk.snapshot")?;
 /// println!("{}: {} bytes shared", report.strategy, report.bytes_cloned);
 /// # Ok::<(), cow_copy::CopyError>(())
 /// ```
@@ -232,24 +233,28 @@ impl CopyOptions {
     /// ([`Moved::Copied`](crate::Moved::Copied)). For progress displays;
     /// it does not change what is copied. A tree copy passes it to every
     /// file.
+    #[must_use]
     pub fn observer(mut self, observer: crate::MovedFn) -> Self {
         self.observer = crate::observe::Observer(Some(observer));
         self
     }
 
     /// Sets the clone policy.
+    #[must_use]
     pub fn reflink(mut self, reflink: Reflink) -> Self {
         self.reflink = reflink;
         self
     }
 
     /// Sets the hole policy.
+    #[must_use]
     pub fn sparse(mut self, sparse: Sparse) -> Self {
         self.sparse = sparse;
         self
     }
 
     /// Sets what happens to an existing destination.
+    #[must_use]
     pub fn overwrite(mut self, overwrite: Overwrite) -> Self {
         self.overwrite = overwrite;
         self
@@ -260,6 +265,7 @@ impl CopyOptions {
     /// stays whole until the rename and a failure leaves it untouched.
     /// This replaces the destination's inode: hard links to the old file
     /// keep the old content.
+    #[must_use]
     pub fn atomic(mut self, atomic: bool) -> Self {
         self.atomic = atomic;
         self
@@ -274,6 +280,7 @@ impl CopyOptions {
     /// sync), but the rename itself may be lost. A copy in place (not
     /// atomic) can be torn by a power cut with or without this option
     /// until it returns, like GNU `cp`.
+    #[must_use]
     pub fn fsync(mut self, fsync: bool) -> Self {
         self.fsync = fsync;
         self
@@ -283,6 +290,7 @@ impl CopyOptions {
     /// while its bytes were read (size, modification or change time
     /// differ, to the nanosecond; see [`CopyReport::source_changed`]).
     /// Default 0: the change is only reported.
+    #[must_use]
     pub fn retry_changed(mut self, retries: u32) -> Self {
         self.retry_changed = retries;
         self
@@ -294,6 +302,7 @@ impl CopyOptions {
     }
 
     /// Sets which metadata is copied.
+    #[must_use]
     pub fn preserve(mut self, preserve: Preserve) -> Self {
         self.preserve = preserve;
         self
@@ -302,13 +311,18 @@ impl CopyOptions {
     /// Whether a symlink given as the source is followed (default `true`).
     /// With `false` a source symlink is an error
     /// ([`CopyError::NotARegularFile`]).
+    #[must_use]
     pub fn follow_symlinks(mut self, follow: bool) -> Self {
         self.follow_symlinks = follow;
         self
     }
 
-    /// Sets what happens to an existing destination whose content is
-    /// already identical (default [`Update::All`]: copy anyway).
+    /// Sets when an existing destination is kept instead of copied over
+    /// (default [`Update::All`]: always copy): when its content is already
+    /// identical ([`Update::IfDifferent`] and its variants), or when it is
+    /// not older than the source ([`Update::IfOlder`], times only, the
+    /// content is not looked at).
+    #[must_use]
     pub fn update(mut self, update: Update) -> Self {
         self.update = update;
         self
@@ -324,6 +338,7 @@ impl CopyOptions {
     /// entry found there then (a symlink planted by another user, to a file
     /// they want created) is refused
     /// ([`CopyError::DestinationChanged`] if it is not a symlink).
+    #[must_use]
     pub fn write_through_dangling(mut self, allow: bool) -> Self {
         self.write_through_dangling = allow;
         self
@@ -338,6 +353,7 @@ impl CopyOptions {
     /// (default [`RemoveDestination::Never`]). A removed destination is
     /// replaced by a file created with `O_EXCL`; an entry that appears
     /// under the name meanwhile is [`CopyError::DestinationChanged`].
+    #[must_use]
     pub fn remove_destination(mut self, policy: RemoveDestination) -> Self {
         self.remove_destination = policy;
         self
@@ -395,8 +411,21 @@ impl CopyOptions {
     /// source by (device, inode) first: copying a file onto itself (through
     /// the same path, a hard link, a symlink or a bind mount) is
     /// [`CopyError::SameFile`] and changes nothing.
-    pub fn copy(&self, src: &Path, dst: &Path) -> Result<CopyReport, CopyError> {
-        crate::platform::copy_paths(self, src, dst)
+    ///
+    /// Both paths take anything that is a path, like `std::fs::copy`:
+    ///
+    /// ```no_run
+    /// use cow_copy::CopyOptions;
+    /// let backup = String::from("disk.img.bak");
+    /// CopyOptions::new().copy("disk.img", &backup)?;
+    /// # Ok::<(), cow_copy::CopyError>(())
+    /// ```
+    pub fn copy(
+        &self,
+        src: impl AsRef<Path>,
+        dst: impl AsRef<Path>,
+    ) -> Result<CopyReport, CopyError> {
+        crate::engine::copy_paths(self, src.as_ref(), dst.as_ref())
     }
 
     /// Copies `src_name` (relative to `src_dir`) to `dst_name` (relative to

@@ -2,23 +2,25 @@
 //! destination. The old destination stays whole until the rename.
 //!
 //! The temporary is named `.NAME.cow-tmp-XXXXXX` (so a leftover after a
-//! crash is obvious), created exclusively with mode 0600 and removed on any
+//! crash is obvious, the same name on every platform: [`temp_name`]),
+//! created exclusively with mode 0600 and removed on any
 //! failure. While it is written it is listed, so that a process interrupted
 //! by a signal can remove it before exiting ([`crate::remove_temporaries`]).
 
 use std::ffi::{OsStr, OsString};
 use std::hash::{BuildHasher, Hasher};
-use std::io;
-use std::os::fd::{BorrowedFd, OwnedFd};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use rustix::fs::{Mode, OFlags};
-use rustix::io::Errno;
+use crate::TEMP_MARKER;
 
-use crate::fault::{Site, fault};
+#[cfg(unix)]
+mod unix;
 
-/// The marker in temporary names.
-pub(crate) use crate::TEMP_MARKER;
+#[cfg(unix)]
+pub(crate) use unix::{Temp, create_temp, remove, remove_all, rename_over, sync_dir};
+// The macOS clone step makes its clone as a temporary.
+#[cfg(target_os = "macos")]
+pub(crate) use unix::create_temp_with;
 
 static COUNTER: AtomicU64 = AtomicU64::new(0);
 
@@ -37,189 +39,38 @@ fn suffix() -> String {
         .collect()
 }
 
-/// The longest directory entry name (`NAME_MAX`).
+/// The longest directory entry name (`NAME_MAX`; Windows: 255 UTF-16
+/// units).
 const NAME_MAX: usize = 255;
 
 /// The temporary name for `name`: `.NAME.cow-tmp-XXXXXX`, built from the
-/// name's bytes (any bytes, not only UTF-8) and always within `NAME_MAX`:
+/// name's bytes (any bytes on Unix, UTF-16 units on Windows) and always within `NAME_MAX`:
 /// a long name is cut to fit (a cut through a multi-byte character is
 /// harmless, the name is only a marker).
 pub(crate) fn temp_name(name: &OsStr) -> OsString {
-    use std::os::unix::ffi::{OsStrExt, OsStringExt};
     let tail = suffix();
     let fixed = 1 + TEMP_MARKER.len() + tail.len();
+    let mut out = OsString::with_capacity(NAME_MAX);
+    out.push(".");
+    out.push(cut(name, NAME_MAX - fixed));
+    out.push(TEMP_MARKER);
+    out.push(tail);
+    out
+}
+
+/// The first `max` bytes of `name` (Unix: any bytes).
+#[cfg(unix)]
+fn cut(name: &OsStr, max: usize) -> OsString {
+    use std::os::unix::ffi::{OsStrExt, OsStringExt};
     let bytes = name.as_bytes();
-    let keep = &bytes[..bytes.len().min(NAME_MAX - fixed)];
-    let mut out = Vec::with_capacity(NAME_MAX);
-    out.push(b'.');
-    out.extend_from_slice(keep);
-    out.extend_from_slice(TEMP_MARKER.as_bytes());
-    out.extend_from_slice(tail.as_bytes());
-    OsString::from_vec(out)
+    OsString::from_vec(bytes[..bytes.len().min(max)].to_vec())
 }
 
-/// A temporary being written. While it lives, the file is listed for
-/// [`crate::remove_temporaries`]; dropping it takes it off the list (the file
-/// itself is renamed or removed by the copy).
-pub(crate) struct Temp {
-    /// The temporary's name in its directory.
-    pub(crate) name: OsString,
-    id: u64,
-}
-
-impl Drop for Temp {
-    fn drop(&mut self) {
-        live::forget(self.id);
-    }
-}
-
-/// Creates a fresh temporary sibling of `name` in `dir`, read-write, mode
-/// 0600, and lists it for [`crate::remove_temporaries`].
-pub(crate) fn create_temp(dir: BorrowedFd<'_>, name: &OsStr) -> io::Result<(OwnedFd, Temp)> {
-    create_temp_with(dir, name, |tmp| {
-        fault!(
-            Site::Open,
-            rustix::fs::openat(
-                dir,
-                tmp,
-                OFlags::RDWR | OFlags::CREATE | OFlags::EXCL | OFlags::CLOEXEC | OFlags::NOFOLLOW,
-                Mode::from_raw_mode(0o600),
-            )
-        )
-        .map_err(io::Error::from)
-    })
-}
-
-/// Makes a temporary sibling of `name` in `dir` with `make` (which must
-/// create the entry it is given exclusively, failing with `EEXIST` when it
-/// exists: another name is then tried) and lists it for
-/// [`crate::remove_temporaries`]. The macOS clone step makes its clone this
-/// way.
-pub(crate) fn create_temp_with<T>(
-    dir: BorrowedFd<'_>,
-    name: &OsStr,
-    mut make: impl FnMut(&OsStr) -> io::Result<T>,
-) -> io::Result<(T, Temp)> {
-    // The list keeps its own descriptor of the directory: the caller's may
-    // be closed before the temporary is removed by an interrupt.
-    let keep = dir.try_clone_to_owned()?;
-    for _ in 0..64 {
-        let tmp = temp_name(name);
-        // Created and listed under the list's lock, so an interrupt removes
-        // it or forbids it, never misses it.
-        let mut live = live::lock();
-        if live.closed {
-            return Err(io::Error::other(
-                "the process is being interrupted: no new temporary files",
-            ));
-        }
-        match make(&tmp) {
-            Ok(made) => {
-                let id = live.add(keep, tmp.clone());
-                return Ok((made, Temp { name: tmp, id }));
-            }
-            Err(e) if e.raw_os_error() == Some(Errno::EXIST.raw_os_error()) => continue,
-            Err(e) => return Err(e),
-        }
-    }
-    Err(io::Error::new(
-        io::ErrorKind::AlreadyExists,
-        "could not find a free temporary name",
-    ))
-}
-
-/// Removes every listed temporary and refuses new ones (see
-/// [`crate::remove_temporaries`]).
-pub(crate) fn remove_all() -> usize {
-    let mut live = live::lock();
-    live.closed = true;
-    let mut removed = 0;
-    for (_, dir, name) in live.entries.drain(..) {
-        if rustix::fs::unlinkat(&dir, &name, rustix::fs::AtFlags::empty()).is_ok() {
-            removed += 1;
-        }
-    }
-    removed
-}
-
-/// The temporaries this process is writing now.
-mod live {
-    use std::ffi::OsString;
-    use std::os::fd::OwnedFd;
-    use std::sync::{Mutex, MutexGuard};
-
-    pub(super) struct Live {
-        next: u64,
-        /// Set by an interrupt: no new temporaries.
-        pub(super) closed: bool,
-        /// (id, a descriptor of its directory, its name).
-        pub(super) entries: Vec<(u64, OwnedFd, OsString)>,
-    }
-
-    impl Live {
-        pub(super) fn add(&mut self, dir: OwnedFd, name: OsString) -> u64 {
-            let id = self.next;
-            self.next += 1;
-            self.entries.push((id, dir, name));
-            id
-        }
-    }
-
-    static LIVE: Mutex<Live> = Mutex::new(Live {
-        next: 0,
-        closed: false,
-        entries: Vec::new(),
-    });
-
-    pub(super) fn lock() -> MutexGuard<'static, Live> {
-        LIVE.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Takes `id` off the list (it was renamed or removed).
-    pub(super) fn forget(id: u64) {
-        let mut live = lock();
-        if let Some(i) = live.entries.iter().position(|e| e.0 == id) {
-            live.entries.swap_remove(i);
-        }
-    }
-}
-
-/// Renames `tmp` over `name` (or, with `no_replace`, only if `name` does not
-/// exist).
-pub(crate) fn rename_over(
-    dir: BorrowedFd<'_>,
-    tmp: &OsStr,
-    name: &OsStr,
-    no_replace: bool,
-) -> io::Result<()> {
-    fault!(Site::Rename, Ok::<(), io::Error>(()))?;
-    if no_replace {
-        crate::platform::rename_noreplace(dir, tmp, name)
-    } else {
-        Ok(rustix::fs::renameat(dir, tmp, dir, name)?)
-    }
-}
-
-/// Removes a temporary (best effort: used on failure paths).
-pub(crate) fn remove(dir: BorrowedFd<'_>, tmp: &OsStr) {
-    let _ = fault!(
-        Site::Unlink,
-        rustix::fs::unlinkat(dir, tmp, rustix::fs::AtFlags::empty())
-    );
-}
-
-/// Makes a rename durable: `fsync` on the directory.
-pub(crate) fn sync_dir(dir: BorrowedFd<'_>) -> io::Result<()> {
-    // An O_PATH descriptor cannot be fsynced: open the directory itself.
-    let fd = fault!(
-        Site::Open,
-        rustix::fs::openat(
-            dir,
-            ".",
-            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
-            Mode::empty(),
-        )
-    )?;
-    let dir = std::fs::File::from(fd);
-    fault!(Site::Fsync, dir.sync_all())
+/// The first `max` UTF-16 units of `name` (Windows names are counted in
+/// them).
+#[cfg(windows)]
+fn cut(name: &OsStr, max: usize) -> OsString {
+    use std::os::windows::ffi::{OsStrExt, OsStringExt};
+    let wide: Vec<u16> = name.encode_wide().take(max).collect();
+    OsString::from_wide(&wide)
 }

@@ -54,7 +54,7 @@ fn an_interrupt_removes_the_temporary_being_written() {
     assert_eq!(names_in(dir.path()), ["big", "dst"]);
     let e = CopyOptions::new()
         .atomic(true)
-        .copy(&src, &dir.path().join("other"))
+        .copy(&src, dir.path().join("other"))
         .unwrap_err();
     assert!(e.to_string().contains("interrupted"), "{e}");
     assert!(!dir.path().join("other").exists());

@@ -1,4 +1,4 @@
-//! `cargo xtask crash`: power cuts on real filesystems (DESIGN.md
+//! `cargo xtask crash`: power cuts on real filesystems (docs/architecture.md
 //! invariant 9).
 //!
 //! For each filesystem (XFS with reflink and ext4 loop images; btrfs is

@@ -1,4 +1,7 @@
-//! Step 3: share the source's blocks (the platform's clone call).
+//! Step 3: share the source's blocks. The per-OS policy is in
+//! `clone/linux.rs` (FICLONE, the per-device "cannot clone" cache, the
+//! FIEMAP read-back that decides "cloned"), `clone/macos.rs` (clone into a
+//! temporary and rename it over) and `clone/other.rs` (no clone call).
 //!
 //! `reflink = never` skips it. With `reflink = always` a refusal is
 //! [`CopyError::ReflinkUnsupported`]; before an existing destination is
@@ -8,6 +11,20 @@
 use crate::chain::{Job, Step};
 use crate::report::{Fallback, Strategy};
 use crate::{CopyError, Moved, Reflink, errno};
+
+#[cfg(any(target_os = "linux", target_os = "android"))]
+mod linux;
+#[cfg(target_os = "macos")]
+mod macos;
+#[cfg(not(any(target_os = "linux", target_os = "android", target_os = "macos")))]
+mod other;
+
+#[cfg(any(target_os = "linux", target_os = "android"))]
+use linux::{clone, clone_probe};
+#[cfg(target_os = "macos")]
+use macos::{clone, clone_probe};
+#[cfg(not(any(target_os = "linux", target_os = "android", target_os = "macos")))]
+use other::{clone, clone_probe};
 
 /// Runs the platform clone.
 pub(crate) fn step(job: &mut Job<'_>) -> Step {
@@ -26,14 +43,14 @@ pub(crate) fn step(job: &mut Job<'_>) -> Step {
         return Step::Declined(None);
     }
     if always && job.in_place && job.dst_has_content {
-        if let Err(e) = crate::platform::clone_probe(job) {
+        if let Err(e) = clone_probe(job) {
             return Step::Failed(CopyError::ReflinkUnsupported {
                 path: job.dst_path.to_path_buf(),
                 source: e,
             });
         }
     }
-    match crate::platform::clone(job) {
+    match clone(job) {
         Ok(outcome) => {
             let o = &job.opts.observer;
             o.moved(Moved::Cloned(outcome.bytes_cloned));
@@ -55,7 +72,7 @@ pub(crate) fn step(job: &mut Job<'_>) -> Step {
 }
 
 /// Why a platform clone did not finish.
-pub(crate) enum CloneError {
+pub(super) enum CloneError {
     /// Refused before anything was written (a fallback errno).
     Refused(std::io::Error),
     /// Not tried: an earlier call on the same device was refused with this
@@ -76,7 +93,7 @@ pub(crate) enum CloneError {
 )]
 impl CloneError {
     /// Sorts an error from the clone call by the errno table.
-    pub(crate) fn from_io(job: &Job<'_>, op: &'static str, e: std::io::Error) -> Self {
+    pub(super) fn from_io(job: &Job<'_>, op: &'static str, e: std::io::Error) -> Self {
         if errno::is_fallback(&e) {
             CloneError::Refused(e)
         } else {

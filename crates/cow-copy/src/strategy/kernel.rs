@@ -13,7 +13,17 @@ use std::io;
 use crate::chain::{Job, Outcome, Step};
 use crate::report::{Fallback, Strategy};
 use crate::strategy::{Segment, plan};
-use crate::{CopyError, Moved, Reflink, Sparse, errno};
+use crate::{CopyError, Moved, Reflink, Sparse, errno, sys};
+
+#[cfg(target_os = "macos")]
+mod macos;
+#[cfg(not(target_os = "macos"))]
+mod other;
+
+#[cfg(target_os = "macos")]
+use macos::copy_range;
+#[cfg(not(target_os = "macos"))]
+use other::copy_range;
 
 /// Largest request per call (the kernel caps one call near 2 GiB anyway).
 const CHUNK: u64 = 1 << 30;
@@ -27,7 +37,7 @@ pub(crate) fn step(job: &mut Job<'_>) -> Step {
         || job.opts.sparse == Sparse::Always
         || !job.dst_regular
         || job.len == 0
-        || !crate::platform::HAS_COPY_RANGE
+        || !sys::HAS_COPY_RANGE
     {
         return Step::Declined(None);
     }
@@ -72,7 +82,7 @@ pub(crate) fn step(job: &mut Job<'_>) -> Step {
             }
             let mut off_in = off;
             let mut off_out = off;
-            match crate::platform::copy_range(job, &mut off_in, &mut off_out, want as usize) {
+            match copy_range(job, &mut off_in, &mut off_out, want as usize) {
                 Ok(0) => {
                     if written == 0 {
                         return declined(None, "copy_file_range returned 0 before any data".into());

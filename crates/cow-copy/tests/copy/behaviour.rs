@@ -87,7 +87,7 @@ fs_test!(
         for atomic in [false, true] {
             let e = CopyOptions::new()
                 .atomic(atomic)
-                .copy(&src, &dir.join("sub"))
+                .copy(&src, dir.join("sub"))
                 .unwrap_err();
             assert!(matches!(e, CopyError::DestinationIsDirectory { .. }), "{e}");
         }
@@ -283,7 +283,7 @@ fs_test!(bad_sources, [btrfs, xfs, ext4, tmpfs], |dir| {
         for atomic in [false, true] {
             let e = CopyOptions::new()
                 .atomic(atomic)
-                .copy(&src, &dir.join("out"))
+                .copy(&src, dir.join("out"))
                 .unwrap_err();
             assert!(matches!(e, CopyError::NotARegularFile { .. }), "{e}");
             let msg = e.to_string();
@@ -300,7 +300,7 @@ fs_test!(bad_sources, [btrfs, xfs, ext4, tmpfs], |dir| {
     std::os::unix::fs::symlink(dir.join("real"), dir.join("link")).unwrap();
     let e = CopyOptions::new()
         .follow_symlinks(false)
-        .copy(&dir.join("link"), &dir.join("out"))
+        .copy(dir.join("link"), dir.join("out"))
         .unwrap_err();
     assert!(matches!(e, CopyError::NotARegularFile { .. }), "{e}");
     fs::remove_file(dir.join("real")).unwrap();
@@ -314,12 +314,12 @@ fs_test!(bad_destinations, [btrfs, xfs, ext4, tmpfs, native], |dir| {
     let before = names_in(dir);
     for atomic in [false, true] {
         let opts = CopyOptions::new().atomic(atomic);
-        let e = opts.copy(&src, &dir.join("nodir").join("out")).unwrap_err();
+        let e = opts.copy(&src, dir.join("nodir").join("out")).unwrap_err();
         assert_eq!(e.kind(), std::io::ErrorKind::NotFound, "{e}");
         assert!(e.to_string().contains(&native_path("nodir/out")), "{e}");
         let e = opts.copy(&src, dir).unwrap_err();
         assert!(matches!(e, CopyError::DestinationIsDirectory { .. }), "{e}");
-        let e = opts.copy(&src, &src.join("sub")).unwrap_err();
+        let e = opts.copy(&src, src.join("sub")).unwrap_err();
         assert!(e.to_string().contains(&native_path("src/sub")), "{e}");
     }
     assert_nothing_created(dir, &before);
@@ -351,13 +351,13 @@ fs_test!(
         for atomic in [false, true] {
             let e = CopyOptions::new()
                 .atomic(atomic)
-                .copy(&src, &ro.join("new"))
+                .copy(&src, ro.join("new"))
                 .unwrap_err();
             assert_eq!(e.kind(), std::io::ErrorKind::ReadOnlyFilesystem, "{e}");
             assert!(e.to_string().contains("ro/new"), "{e}");
             let e = CopyOptions::new()
                 .atomic(atomic)
-                .copy(&src, &ro.join("existing"))
+                .copy(&src, ro.join("existing"))
                 .unwrap_err();
             assert_eq!(e.kind(), std::io::ErrorKind::ReadOnlyFilesystem, "{e}");
         }
@@ -380,7 +380,7 @@ fs_test!(
             assert!(e.to_string().contains("locked/new"), "{e}");
             let e = CopyOptions::new()
                 .atomic(true)
-                .copy(&d.join("src"), &d.join("locked").join("new"))
+                .copy(d.join("src"), d.join("locked").join("new"))
                 .unwrap_err();
             assert_eq!(e.kind(), std::io::ErrorKind::PermissionDenied, "{e}");
             let e = cow_copy::copy(d.join("src"), d.join("readonly")).unwrap_err();
@@ -520,13 +520,13 @@ fs_test!(no_clobber, [btrfs, xfs, ext4, tmpfs, native], |dir| {
     fs::write(dir.join("dst"), b"mine").unwrap();
     let e = CopyOptions::new()
         .overwrite(Overwrite::NoClobber)
-        .copy(&src, &dir.join("dst"))
+        .copy(&src, dir.join("dst"))
         .unwrap_err();
     assert!(matches!(e, CopyError::DestinationExists { .. }), "{e}");
     assert_eq!(fs::read(dir.join("dst")).unwrap(), b"mine");
     let r = CopyOptions::new()
         .overwrite(Overwrite::NoClobber)
-        .copy(&src, &dir.join("fresh"))
+        .copy(&src, dir.join("fresh"))
         .unwrap();
     assert_eq!(r.destination, Destination::Created);
 });
@@ -574,7 +574,7 @@ fn full_disk(fs: Fs, dir: &Path) {
     );
     // A new file that cannot be completed is removed.
     let e = CopyOptions::new()
-        .copy(&src, &small.join("new"))
+        .copy(&src, small.join("new"))
         .unwrap_err();
     assert_eq!(e.kind(), std::io::ErrorKind::StorageFull);
     assert!(!small.join("new").exists());

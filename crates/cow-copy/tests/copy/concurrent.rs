@@ -90,7 +90,7 @@ fn run(dir: &Path, label: &str) {
                 i += 1;
                 let dst = dir.join("dst");
                 let g0 = g.load(Ordering::SeqCst);
-                let r = o.copy(&dir.join("src"), &dst);
+                let r = o.copy(dir.join("src"), &dst);
                 let len_after = fs::metadata(dir.join("src")).unwrap().len();
                 let g1 = g.load(Ordering::SeqCst);
                 st.copies += 1;

@@ -37,7 +37,7 @@ fn errnos() -> [(Errno, &'static str); 8] {
 }
 
 /// Errnos after which the chain may move on to the next strategy
-/// (DESIGN.md), among those injected.
+/// (docs/architecture.md), among those injected.
 fn is_fallback(e: Errno) -> bool {
     matches!(
         e,
@@ -151,7 +151,7 @@ impl Case<'_> {
     fn run(&self, plan: Vec<Fault>) -> (Result<CopyReport, CopyError>, Vec<(Site, u64)>) {
         self.reset();
         fault::arm(plan);
-        let r = self.opts.copy(&self.dir.join("src"), &self.dir.join("dst"));
+        let r = self.opts.copy(self.dir.join("src"), self.dir.join("dst"));
         let fired = fault::fired();
         fault::disarm();
         (r, fired)
@@ -358,7 +358,7 @@ fn matrix(fs: Fs, dir: &Path) {
             // each site makes.
             case.reset();
             fault::arm(Vec::new());
-            let r = case.opts.copy(&dir.join("src"), &dir.join("dst"));
+            let r = case.opts.copy(dir.join("src"), dir.join("dst"));
             let calls = fault::calls();
             fault::disarm();
             let bad = case.check_common(&r);

@@ -1,4 +1,4 @@
-//! Live sources (DESIGN.md invariant 10): a source written while its bytes
+//! Live sources (docs/architecture.md, invariant 10): a source written while its bytes
 //! are read is reported, `retry_changed` copies it again until it holds
 //! still, and a clone (a point-in-time snapshot) is never flagged. The
 //! change is made by a fault-injection hook right before the copy's first
@@ -57,7 +57,7 @@ fs_test!(
         // An unchanged source says nothing.
         let r = CopyOptions::new()
             .reflink(Reflink::Never)
-            .copy(&src, &dir.join("quiet"))
+            .copy(&src, dir.join("quiet"))
             .unwrap();
         assert!(!r.source_changed, "{r:?}");
         assert_eq!(

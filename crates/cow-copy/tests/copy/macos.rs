@@ -130,13 +130,13 @@ fn a_destination_symlink_is_written_through() {
     fs::create_dir(d.join("sub")).unwrap();
     fs::write(d.join("sub/target"), b"old").unwrap();
     std::os::unix::fs::symlink("sub/target", d.join("link")).unwrap();
-    let r = CopyOptions::new().copy(&src, &d.join("link")).unwrap();
+    let r = CopyOptions::new().copy(&src, d.join("link")).unwrap();
     assert_symlink(&d.join("link"));
     assert_clone(&src, &d.join("sub/target"), &r);
     assert_eq!(fs::read(d.join("link")).unwrap(), data);
     // A dangling link: its target is created, the link stays.
     std::os::unix::fs::symlink("sub/new", d.join("dangling")).unwrap();
-    let r = CopyOptions::new().copy(&src, &d.join("dangling")).unwrap();
+    let r = CopyOptions::new().copy(&src, d.join("dangling")).unwrap();
     assert_symlink(&d.join("dangling"));
     assert_clone(&src, &d.join("sub/new"), &r);
     assert_eq!(

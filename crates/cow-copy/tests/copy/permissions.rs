@@ -40,7 +40,7 @@ fn temps_seen_at(dir: &Path, opts: CopyOptions, site: Site) -> Vec<(String, u32)
             }
         })),
     }]);
-    let r = opts.atomic(true).copy(&dir.join("src"), &dir.join("dst"));
+    let r = opts.atomic(true).copy(dir.join("src"), dir.join("dst"));
     let fired = fault::fired();
     fault::disarm();
     r.unwrap();

@@ -1,4 +1,4 @@
-//! Updates that keep sharing (DESIGN.md finding 2): an identical destination
+//! Updates that keep sharing (docs/architecture.md, "Why it exists", 2): an identical destination
 //! is skipped or deduplicated, a different one is copied as usual. Every test
 //! runs on real filesystems.
 

@@ -79,7 +79,7 @@ fn scenario(root: &Path, policy: Update) -> Outcome {
     for i in 0..FILES {
         let report = CopyOptions::new()
             .update(policy)
-            .copy(&staging.join(name(i)), &installed.join(name(i)))
+            .copy(staging.join(name(i)), installed.join(name(i)))
             .unwrap();
         if report.strategy == Strategy::Skipped {
             skipped += 1;

@@ -1,32 +1,20 @@
-//! Linux: `FICLONE` (after truncating the destination), then
-//! `copy_file_range` per data segment.
+//! The Linux clone: `FICLONE` after truncating the destination, the
+//! per-device "cannot clone" cache, and the FIEMAP read-back that decides
+//! how many bytes were really shared.
 
 use std::io;
 use std::os::fd::AsFd;
 
-use cow_sys::linux::{FiemapExtentFlags, FiemapFlags, ficlone, fiemap_all};
-use rustix::fs::{Mode, OFlags, RenameFlags};
-
+use super::CloneError;
 use crate::chain::{Job, Outcome};
 use crate::fault::{Site, fault};
 use crate::report::Strategy;
-use crate::strategy::clone::CloneError;
-
-/// Flags to open a directory that is only used as an `*at` anchor
-/// (`O_PATH` needs no read permission).
-pub(crate) const DIR_FLAGS: OFlags = OFlags::PATH.union(OFlags::DIRECTORY).union(OFlags::CLOEXEC);
-
-/// Flags to look at an existing entry without side effects (no FIFO wait,
-/// no device open).
-pub(crate) const PROBE_FLAGS: OFlags = OFlags::PATH.union(OFlags::CLOEXEC);
-
-/// `copy_file_range` exists.
-pub(crate) const HAS_COPY_RANGE: bool = true;
+use crate::sys;
 
 /// Clones the whole source into the (empty) destination with `FICLONE`, then
 /// reads the destination's extents back to report only shared bytes as
 /// cloned (btrfs copies small files inline instead of sharing them).
-pub(crate) fn clone(job: &mut Job<'_>) -> Result<Outcome, CloneError> {
+pub(super) fn clone(job: &mut Job<'_>) -> Result<Outcome, CloneError> {
     // FICLONE answers EXDEV across filesystems before a filesystem can
     // answer EOPNOTSUPP, so such a refusal is about the source's device; it
     // is reused only when the destination is known to be on that device.
@@ -37,7 +25,11 @@ pub(crate) fn clone(job: &mut Job<'_>) -> Result<Outcome, CloneError> {
         }
     }
     job.prepare_write().map_err(CloneError::Failed)?;
-    fault!(Site::IoctlClone, ficlone(job.dst.as_fd(), job.src.as_fd())).map_err(|e| {
+    fault!(
+        Site::IoctlClone,
+        sys::ficlone(job.dst.as_fd(), job.src.as_fd())
+    )
+    .map_err(|e| {
         if let (Some(dev), Some(raw)) = (dev, e.raw_os_error()) {
             no_clone::remember(dev, raw);
         }
@@ -130,17 +122,12 @@ fn surely_shared(meta: &std::fs::Metadata) -> bool {
 fn shared_bytes(job: &Job<'_>, len: u64) -> io::Result<(u64, u64)> {
     let mut shared = 0u64;
     let mut other = 0u64;
-    for e in fault!(
-        Site::Fiemap,
-        fiemap_all(job.dst.as_fd(), FiemapFlags::empty())
-    )? {
-        let start = e.fe_logical.min(len);
-        let end = e.fe_logical.saturating_add(e.fe_length).min(len);
+    for e in fault!(Site::Fiemap, sys::extents(job.dst.as_fd()))? {
+        let start = e.start.min(len);
+        let end = e.start.saturating_add(e.len).min(len);
         let n = end - start;
-        let f = e.flags();
-        if f.contains(FiemapExtentFlags::SHARED)
-            && !f.intersects(FiemapExtentFlags::DATA_INLINE | FiemapExtentFlags::NOT_ALIGNED)
-        {
+        // Inline data was copied into the metadata, never shared.
+        if e.shared && !e.inline {
             shared += n;
         } else {
             other += n;
@@ -152,112 +139,19 @@ fn shared_bytes(job: &Job<'_>, len: u64) -> io::Result<(u64, u64)> {
 /// Checks that the source can be cloned into the destination's directory
 /// without touching the destination: clones into an unnamed `O_TMPFILE`
 /// (freed on close).
-pub(crate) fn clone_probe(job: &Job<'_>) -> io::Result<()> {
-    let tmp = rustix::fs::openat(
-        job.dst_dir,
-        ".",
-        OFlags::TMPFILE | OFlags::RDWR | OFlags::CLOEXEC,
-        Mode::from_raw_mode(0o600),
-    );
-    match tmp {
-        Ok(fd) => ficlone(fd.as_fd(), job.src.as_fd()),
+pub(super) fn clone_probe(job: &Job<'_>) -> io::Result<()> {
+    match sys::open_tmpfile(job.dst_dir) {
+        Ok(fd) => sys::ficlone(fd.as_fd(), job.src.as_fd()),
         Err(e) => {
             // No O_TMPFILE here: use a named temporary.
             let _ = e;
             let (fd, tmp) = crate::replace::create_temp(job.dst_dir, job.dst_name)?;
-            let r = ficlone(fd.as_fd(), job.src.as_fd());
+            let r = sys::ficlone(fd.as_fd(), job.src.as_fd());
             let _ = rustix::fs::unlinkat(job.dst_dir, &tmp.name, rustix::fs::AtFlags::empty());
             r
         }
     }
 }
-
-/// One `copy_file_range` call between explicit offsets.
-pub(crate) fn copy_range(
-    job: &Job<'_>,
-    off_in: &mut u64,
-    off_out: &mut u64,
-    len: usize,
-) -> io::Result<usize> {
-    let len = crate::fault::clamp(Site::CopyFileRange, len);
-    Ok(fault!(
-        Site::CopyFileRange,
-        rustix::fs::copy_file_range(
-            job.src.as_fd(),
-            Some(off_in),
-            job.dst.as_fd(),
-            Some(off_out),
-            len,
-        )
-    )?)
-}
-
-/// `renameat2(RENAME_NOREPLACE)`.
-pub(crate) fn rename_noreplace(
-    dir: std::os::fd::BorrowedFd<'_>,
-    from: &std::ffi::OsStr,
-    to: &std::ffi::OsStr,
-) -> io::Result<()> {
-    Ok(rustix::fs::renameat_with(
-        dir,
-        from,
-        dir,
-        to,
-        RenameFlags::NOREPLACE,
-    )?)
-}
-
-/// Copies every extended attribute (including `system.posix_acl_access`,
-/// the POSIX ACL) from `src` to `dst`; refusals are listed in `skipped`.
-pub(crate) fn copy_xattrs(src: &std::fs::File, dst: &std::fs::File, skipped: &mut Vec<String>) {
-    let names = match list_xattrs(src) {
-        Ok(n) => n,
-        Err(e) => {
-            skipped.push(format!("xattrs: {e}"));
-            return;
-        }
-    };
-    for name in names.split(|&b| b == 0).filter(|n| !n.is_empty()) {
-        let name = std::ffi::OsStr::from_bytes(name);
-        let r = (|| -> io::Result<()> {
-            let n = rustix::fs::fgetxattr_query(src, name)?;
-            let mut value = vec![0u8; n];
-            let got = rustix::fs::fgetxattr(src, name, &mut value[..])?;
-            value.truncate(got);
-            fault!(
-                Site::Xattr,
-                rustix::fs::fsetxattr(dst, name, &value, rustix::fs::XattrFlags::empty())
-            )?;
-            Ok(())
-        })();
-        if let Err(e) = r {
-            skipped.push(format!("xattr {}: {e}", name.to_string_lossy()));
-        }
-    }
-}
-
-fn list_xattrs(f: &std::fs::File) -> io::Result<Vec<u8>> {
-    for _ in 0..4 {
-        let n = match fault!(Site::Xattr, rustix::fs::flistxattr_query(f)) {
-            Ok(n) => n,
-            Err(rustix::io::Errno::OPNOTSUPP) => return Ok(Vec::new()),
-            Err(e) => return Err(e.into()),
-        };
-        let mut buf = vec![0u8; n];
-        match rustix::fs::flistxattr(f, &mut buf[..]) {
-            Ok(got) => {
-                buf.truncate(got);
-                return Ok(buf);
-            }
-            // Grew meanwhile.
-            Err(rustix::io::Errno::RANGE) => continue,
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Err(io::Error::other("the xattr list kept changing"))
-}
-
-use std::os::unix::ffi::OsStrExt;
 
 /// Names what a clone call really did from the bytes it shared.
 fn classify(cloned: u64, copied: u64) -> Strategy {

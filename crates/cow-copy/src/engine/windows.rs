@@ -1,7 +1,5 @@
-//! Windows: ReFS / Dev Drive block cloning with
-//! `FSCTL_DUPLICATE_EXTENTS_TO_FILE` (cluster-aligned ranges, under 4 GiB
-//! per call, destination extended first, sparse and integrity settings
-//! matched), else `CopyFileExW` (through `std::fs::copy`), reported as
+//! The Windows engine: ReFS / Dev Drive block cloning
+//! ([`sys::clone_file`]), else `CopyFileExW` (through `std::fs::copy`), reported as
 //! [`Strategy::SystemCopy`]; an atomic copy's temporary is written with
 //! read/write instead ([`Strategy::UserCopy`]), so that an interrupt can
 //! delete it while it is written.
@@ -15,24 +13,15 @@ use std::os::windows::fs::OpenOptionsExt;
 use std::os::windows::io::AsHandle;
 use std::path::Path;
 
-use cow_sys::windows::{
-    FILE_SUPPORTS_BLOCK_REFCOUNTING, cluster_size, duplicate_extents, file_id,
-    get_integrity_information, set_integrity_information, set_sparse, volume_flags,
-};
-
-use crate::identical::{self, Decision};
+use crate::changed;
+use crate::fault::{Site, fault};
 use crate::report::{CopyReport, Destination, Fallback, Strategy};
-use crate::{CopyError, CopyOptions, Overwrite, Reflink, Update, errno};
+use crate::update::{self, Check, Opened};
+use crate::{CopyError, CopyOptions, Overwrite, Reflink, errno, sys};
 
 mod temps;
 
 pub(crate) use temps::remove_all;
-
-/// One duplicate-extents call stays below 4 GiB.
-const MAX_CHUNK: u64 = (4 << 30) - (1 << 20);
-
-/// `FILE_ATTRIBUTE_SPARSE_FILE`.
-const SPARSE_ATTRIBUTE: u32 = 0x200;
 
 /// `FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE`: comparing the
 /// destination never locks others out of it.
@@ -45,12 +34,31 @@ const WRITE_ATTRIBUTES: u32 = 0x100;
 /// `GENERIC_WRITE`: needed to flush a file (`FlushFileBuffers`).
 const GENERIC_WRITE: u32 = 0x4000_0000;
 
-/// Copies `src` to `dst` on Windows.
+/// Copies `src` to `dst` on Windows, and copies again (up to
+/// `opts.retry_changed` times) while the source changes as it is read.
 pub(crate) fn copy_paths(
     opts: &CopyOptions,
     src: &Path,
     dst: &Path,
 ) -> Result<CopyReport, CopyError> {
+    let mut retries = 0;
+    let mut created = false;
+    loop {
+        let mut report = copy_once(opts, src, dst)?;
+        created |= report.destination == Destination::Created;
+        if !report.source_changed || retries >= opts.retry_changed {
+            if created {
+                report.destination = Destination::Created;
+            }
+            report.retries = retries;
+            return Ok(report);
+        }
+        retries += 1;
+    }
+}
+
+/// One attempt of [`copy_paths`].
+fn copy_once(opts: &CopyOptions, src: &Path, dst: &Path) -> Result<CopyReport, CopyError> {
     let src_meta = if opts.follow_symlinks {
         fs::metadata(src)
     } else {
@@ -70,6 +78,10 @@ pub(crate) fn copy_paths(
         });
     }
     let src_file = File::open(src).map_err(|e| CopyError::io("open source", src, e))?;
+    // What the source was when opened: compared after its bytes were read.
+    let opened = src_file
+        .metadata()
+        .map_err(|e| CopyError::io("stat source", src, e))?;
     let mut update_fallback = None;
     let existed = match fs::metadata(dst) {
         Ok(m) if m.is_dir() => {
@@ -84,9 +96,9 @@ pub(crate) fn copy_paths(
                 .access_mode(0)
                 .open(dst)
                 .map_err(|e| CopyError::io("open destination", dst, e))?;
-            let a = file_id(src_file.as_handle())
+            let a = sys::file_id(src_file.as_handle())
                 .map_err(|e| CopyError::io("identify source", src, e))?;
-            let b = file_id(dst_file.as_handle())
+            let b = sys::file_id(dst_file.as_handle())
                 .map_err(|e| CopyError::io("identify destination", dst, e))?;
             if a == b {
                 return Err(CopyError::SameFile {
@@ -99,27 +111,32 @@ pub(crate) fn copy_paths(
                     path: dst.to_path_buf(),
                 });
             }
-            match update_check(opts, &src_file, &src_meta, dst, &dst_meta)? {
-                UpdateCheck::Proceed(why) => update_fallback = why,
-                UpdateCheck::Keep(strategy, fallbacks) => {
-                    let mut report = CopyReport {
-                        strategy,
-                        bytes_cloned: 0,
-                        bytes_copied: 0,
-                        hole_bytes: 0,
-                        len: src_meta.len(),
-                        destination: Destination::Kept,
-                        size_changed: false,
-                        source_changed: false,
-                        retries: 0,
-                        fallbacks,
-                        metadata_skipped: Vec::new(),
-                    };
+            // The content check reads the destination through a handle
+            // that never locks others out of it.
+            let open = || {
+                let reader = match OpenOptions::new()
+                    .read(true)
+                    .share_mode(SHARE_ALL)
+                    .open(dst)
+                {
+                    Ok(f) => f,
+                    Err(e) => return Ok(Opened::Refused(e)),
+                };
+                let meta = reader
+                    .metadata()
+                    .map_err(|e| CopyError::io("stat destination", dst, e))?;
+                Ok(Opened::File(reader, meta))
+            };
+            match update::check(opts.update, &src_file, &src_meta, &dst_meta, dst, open)? {
+                Check::Copy(why) => update_fallback = why,
+                Check::Keep(kept) => {
+                    let newer = kept.strategy == Strategy::KeptNewer;
+                    let mut report = kept.report(src_meta.len(), Vec::new());
                     // As on Unix: an identical destination still gets the
                     // metadata the options ask for; one kept because it
                     // is newer is not touched at all.
-                    if strategy != Strategy::KeptNewer {
-                        apply_metadata(opts, &src_meta, dst, dst, &mut report)?;
+                    if !newer {
+                        apply_metadata(opts, &src_meta, dst, dst, opts.fsync, &mut report)?;
                     }
                     return Ok(report);
                 }
@@ -140,6 +157,7 @@ pub(crate) fn copy_paths(
         Ok(mut r) => {
             // The update check came first, as in the Unix chain.
             r.fallbacks.splice(0..0, update_fallback);
+            r.source_changed = changed::source_changed(&src_file, &opened, r.strategy);
             r
         }
         Err(e) => {
@@ -150,7 +168,11 @@ pub(crate) fn copy_paths(
         }
     };
     let finish = (|| {
-        apply_metadata(opts, &src_meta, target, dst, &mut report)?;
+        // A temporary is always flushed before it is renamed over the
+        // destination (as the Unix engine syncs its data), so a power cut
+        // leaves the old file or the whole new one.
+        let flush = opts.fsync || temp.is_some();
+        apply_metadata(opts, &src_meta, target, dst, flush, &mut report)?;
         if let Some(t) = &temp {
             t.rename_over(dst)
                 .map_err(|e| CopyError::io("rename a temporary over", dst, e))?;
@@ -166,98 +188,20 @@ pub(crate) fn copy_paths(
     Ok(report)
 }
 
-/// What the update policy ([`Update`]) says about an existing destination.
-enum UpdateCheck {
-    /// Copy; `Some` says why the policy did not keep the destination.
-    Proceed(Option<Fallback>),
-    /// Keep the destination: report it with this strategy
-    /// ([`Strategy::Skipped`] or [`Strategy::KeptNewer`]) and these
-    /// fallbacks.
-    Keep(Strategy, Vec<Fallback>),
-}
-
-/// Applies the update policy to the existing destination `dst` (a file or
-/// a link to one, not the source), before anything is written. The content
-/// check is [`identical::decide_update`], as in the Unix engine; there is no dedupe
-/// here, so an identical destination is skipped, naming why it was not
-/// deduplicated when that was asked.
-fn update_check(
-    opts: &CopyOptions,
-    src_file: &File,
-    src_meta: &fs::Metadata,
-    dst: &Path,
-    dst_meta: &fs::Metadata,
-) -> Result<UpdateCheck, CopyError> {
-    match opts.update {
-        Update::All => return Ok(UpdateCheck::Proceed(None)),
-        Update::IfDifferent | Update::IfDifferentDedupe | Update::IfDifferentTrustMtime => {}
-        Update::IfOlder => {
-            let (Ok(d), Ok(s)) = (dst_meta.modified(), src_meta.modified()) else {
-                return Ok(UpdateCheck::Proceed(None));
-            };
-            return Ok(if d >= s {
-                // Not older than the source: left alone, like GNU `cp -u`.
-                UpdateCheck::Keep(Strategy::KeptNewer, Vec::new())
-            } else {
-                UpdateCheck::Proceed(Some(Fallback::destination_older()))
-            });
-        }
-    }
-    if !dst_meta.is_file() {
-        return Ok(UpdateCheck::Proceed(None));
-    }
-    let not_compared =
-        |e: io::Error, what: &str| UpdateCheck::Proceed(Some(Fallback::not_compared(what, &e)));
-    let reader = match OpenOptions::new()
-        .read(true)
-        .share_mode(SHARE_ALL)
-        .open(dst)
-    {
-        Ok(f) => f,
-        Err(e) => return Ok(not_compared(e, "open the destination to compare")),
-    };
-    let dst_meta = reader
-        .metadata()
-        .map_err(|e| CopyError::io("stat destination", dst, e))?;
-    let decision =
-        match identical::decide_update(opts.update, src_file, src_meta, &reader, &dst_meta) {
-            Ok(d) => d,
-            // Nothing was written: a failed check is a check not made.
-            Err(e) if errno::is_fallback(&e) => {
-                return Ok(not_compared(e, "compare with the destination"));
-            }
-            Err(e) => return Err(CopyError::io("compare with", dst, e)),
-        };
-    Ok(match decision {
-        Decision::Skip {
-            dedupe_not_possible,
-            ..
-        } => UpdateCheck::Keep(
-            Strategy::Skipped,
-            dedupe_not_possible
-                .map(Fallback::not_deduplicated)
-                .into_iter()
-                .collect(),
-        ),
-        // `identical::decide` never dedupes off Linux; should it ever, the
-        // source now shares the destination's blocks and the copy is moot.
-        Decision::Deduped { .. } => UpdateCheck::Keep(Strategy::Skipped, Vec::new()),
-        Decision::Proceed { reason, .. } => UpdateCheck::Proceed(Some(Fallback::differs(reason))),
-    })
-}
-
 /// Gives `target` (the destination or its temporary; `dst` names it in
-/// errors) the metadata the options ask for, flushes it when asked, and
-/// notes in `report` what Windows cannot preserve.
+/// errors) the metadata the options ask for, with `flush` flushes it to
+/// disk (`FlushFileBuffers`), and notes in `report` what Windows cannot
+/// preserve.
 fn apply_metadata(
     opts: &CopyOptions,
     src_meta: &fs::Metadata,
     target: &Path,
     dst: &Path,
+    flush: bool,
     report: &mut CopyReport,
 ) -> Result<(), CopyError> {
-    if opts.preserve.timestamps || opts.fsync {
-        let access = WRITE_ATTRIBUTES | if opts.fsync { GENERIC_WRITE } else { 0 };
+    if opts.preserve.timestamps || flush {
+        let access = WRITE_ATTRIBUTES | if flush { GENERIC_WRITE } else { 0 };
         let f = OpenOptions::new()
             .access_mode(access)
             .share_mode(SHARE_ALL)
@@ -274,7 +218,7 @@ fn apply_metadata(
             f.set_times(t)
                 .map_err(|e| CopyError::io("set times of", dst, e))?;
         }
-        if opts.fsync {
+        if flush {
             f.sync_all().map_err(|e| CopyError::io("fsync", dst, e))?;
         }
     }
@@ -311,7 +255,7 @@ fn copy_data(
         Destination::Created
     };
     if opts.reflink != Reflink::Never {
-        match clone(src_file, src_meta, target) {
+        match sys::clone_file(src_file, src_meta, target) {
             Ok(_) => {
                 // A clone that came out empty or short must not pass.
                 let (len, _) = checked_len(src_file, src_meta, target, dst, existed)?;
@@ -386,7 +330,7 @@ fn write_temporary(src: &File, target: &Path) -> io::Result<()> {
     let mut buf = vec![0u8; 1 << 20];
     let mut off = 0u64;
     loop {
-        let n = match src.seek_read(&mut buf, off) {
+        let n = match fault!(Site::Read, src.seek_read(&mut buf, off)) {
             Ok(0) => return Ok(()),
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -445,46 +389,4 @@ fn checked_len(
     } else {
         CopyError::io("check the length of the copy", dst, source)
     })
-}
-
-/// Block-clones `src` into `target` (created or truncated). Refuses with
-/// `ERROR_NOT_SUPPORTED` when the volume has no block refcounting.
-fn clone(src: &File, src_meta: &fs::Metadata, target: &Path) -> io::Result<u64> {
-    let flags = volume_flags(src.as_handle())?;
-    if flags & FILE_SUPPORTS_BLOCK_REFCOUNTING == 0 {
-        return Err(io::Error::from_raw_os_error(50));
-    }
-    let dst = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(target)?;
-    let len = src_meta.len();
-    use std::os::windows::fs::MetadataExt;
-    if src_meta.file_attributes() & SPARSE_ATTRIBUTE != 0 {
-        set_sparse(dst.as_handle(), true)?;
-    }
-    let integrity = get_integrity_information(src.as_handle())?;
-    set_integrity_information(
-        dst.as_handle(),
-        integrity.checksum_algorithm,
-        integrity.flags,
-    )?;
-    if len == 0 {
-        return Ok(0);
-    }
-    let cluster = u64::from(cluster_size(src.as_handle())?.max(1));
-    let rounded = len.div_ceil(cluster) * cluster;
-    // The destination must already span every cloned cluster.
-    dst.set_len(rounded)?;
-    let chunk = MAX_CHUNK / cluster * cluster;
-    let mut off = 0u64;
-    while off < rounded {
-        let n = (rounded - off).min(chunk);
-        duplicate_extents(dst.as_handle(), src.as_handle(), off, off, n)?;
-        off += n;
-    }
-    dst.set_len(len)?;
-    Ok(len)
 }

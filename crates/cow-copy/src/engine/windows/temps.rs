@@ -1,5 +1,5 @@
 //! The temporaries of atomic copies on Windows: `.NAME.cow-tmp-XXXXXX`
-//! beside the destination, created exclusively (so two copies never share
+//! beside the destination (named by [`temp_name`], as on Unix), created exclusively (so two copies never share
 //! one) and listed while they are written, so that
 //! [`crate::remove_temporaries`] (Ctrl-C in `cow cp`) can delete them.
 //!
@@ -9,10 +9,9 @@
 use std::fs::OpenOptions;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
-use crate::TEMP_MARKER;
+use crate::replace::temp_name;
 
 /// A temporary being written: listed until dropped (the copy renames or
 /// removes the file itself).
@@ -65,34 +64,12 @@ fn lock() -> MutexGuard<'static, Live> {
     LIVE.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// Six characters of `[a-z0-9]`, different for every call in this process
-/// and, through the process id, unlikely to repeat in another.
-fn suffix() -> String {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let mut v = u64::from(std::process::id())
-        .wrapping_mul(0x9E37_79B9_7F4A_7C15)
-        .wrapping_add(n.wrapping_mul(0xD1B5_4A32_D192_ED03));
-    (0..6)
-        .map(|_| {
-            let c = ALPHABET[(v % 36) as usize] as char;
-            v /= 36;
-            c
-        })
-        .collect()
-}
-
 /// Creates (empty, exclusively) and lists a fresh temporary beside `dst`.
 /// Fails once [`remove_all`] ran: the process is being interrupted.
 pub(crate) fn create(dst: &Path) -> io::Result<Temp> {
     let name = dst.file_name().unwrap_or_default();
     for _ in 0..64 {
-        let mut t = std::ffi::OsString::from(".");
-        t.push(name);
-        t.push(TEMP_MARKER);
-        t.push(suffix());
-        let path = dst.with_file_name(t);
+        let path = dst.with_file_name(temp_name(name));
         // Created and listed under the lock, so an interrupt either removes
         // it or forbids it, never misses it.
         let mut live = lock();

@@ -1,13 +1,13 @@
 //! The Unix engine: resolves the destination, runs the guard, the chain,
 //! the metadata and (when asked) the atomic rename.
 
-use std::ffi::{OsStr, OsString};
+use std::ffi::OsStr;
 use std::fs::File;
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use rustix::fs::{CWD, Mode};
+use rustix::fs::CWD;
 
 use crate::chain::{self, Job};
 use crate::fault::{Site, fault};
@@ -26,7 +26,7 @@ pub(crate) fn copy_paths(
 ) -> Result<CopyReport, CopyError> {
     let source = guard::open_source(CWD, src, src, opts.follow_symlinks, false)?;
     reject_trailing_slash(dst)?;
-    let (dir, name) = open_parent(CWD, dst, dst)?;
+    let (dir, name) = guard::open_parent(CWD, dst, dst)?;
     copy_into(
         opts,
         &source,
@@ -131,7 +131,8 @@ pub(crate) fn copy_at_hinted(
     )?;
     match (dst_name.parent(), dst_name.file_name()) {
         (Some(p), Some(name)) if !p.as_os_str().is_empty() => {
-            let (dir, name) = open_parent(dst_dir, dst_name, dst_name).map(|(d, _)| (d, name))?;
+            let (dir, name) =
+                guard::open_parent(dst_dir, dst_name, dst_name).map(|(d, _)| (d, name))?;
             copy_into(
                 opts,
                 &source,
@@ -155,61 +156,6 @@ pub(crate) fn copy_at_hinted(
         ),
     }
 }
-
-/// Opens the directory that will hold `path`'s last component.
-fn open_parent(
-    base: BorrowedFd<'_>,
-    path: &Path,
-    display: &Path,
-) -> Result<(OwnedFd, OsString), CopyError> {
-    let Some(name) = path.file_name() else {
-        // "/", "..", "dir/..": a directory.
-        return Err(CopyError::DestinationIsDirectory {
-            path: display.to_path_buf(),
-        });
-    };
-    let parent = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    let dir = fault!(
-        Site::Open,
-        rustix::fs::openat(base, parent, crate::platform::DIR_FLAGS, Mode::empty())
-    )
-    .map_err(|e| CopyError::io("open the directory of", display, e.into()))?;
-    Ok((dir, name.to_os_string()))
-}
-
-/// Follows `name` in `dir` while it is a symlink (for an atomic replace that
-/// must rename over the symlink's target, not the link). Returns the final
-/// directory and name.
-pub(crate) fn resolve_links(
-    dir: BorrowedFd<'_>,
-    name: &OsStr,
-    display: &Path,
-) -> Result<Option<(OwnedFd, OsString)>, CopyError> {
-    let mut cur: Option<(OwnedFd, OsString)> = None;
-    for _ in 0..40 {
-        let (d, n) = match &cur {
-            Some((d, n)) => (d.as_fd(), n.as_os_str()),
-            None => (dir, name),
-        };
-        let target = match rustix::fs::readlinkat(d, n, Vec::new()) {
-            Ok(t) => PathBuf::from(OsString::from_vec(t.into_bytes())),
-            // Not a symlink (EINVAL) or missing: this is the final entry.
-            Err(_) => return Ok(cur),
-        };
-        let next = open_parent(d, &target, display)?;
-        cur = Some(next);
-    }
-    Err(CopyError::io(
-        "resolve",
-        display,
-        std::io::Error::from(rustix::io::Errno::LOOP),
-    ))
-}
-
-use std::os::unix::ffi::OsStringExt;
 
 /// Copies, and copies again (up to `opts.retry_changed` times) while the
 /// source changes as it is read.
@@ -559,7 +505,7 @@ fn copy_atomic(
 ) -> Result<Copied, CopyError> {
     // With a followed symlink, replace its target, not the link.
     let resolved = if follow_dst {
-        resolve_links(dir, name, dst_path)?
+        guard::resolve_links(dir, name, dst_path)?
     } else {
         None
     };

@@ -1,0 +1,46 @@
+//! The OS leaf: plain calls on descriptors (clone, copy ranges,
+//! rename-noreplace, xattrs, the open-flag constants), one file per OS,
+//! the same shape as cow-probe's and cow-verify's `mod sys`.
+//!
+//! What a call means for a copy (is a refusal for the whole device, did a
+//! clone really share, may an existing inode be swapped) is decided by the
+//! steps above (`strategy/`), never here. This module imports nothing from
+//! the crate except the `fault` seam; each item is listed by name.
+//!
+//! Per-OS code is chosen the same way everywhere in the crate: a module
+//! with per-OS parts declares `#[cfg(..)] mod linux;` / `mod macos;` /
+//! `mod windows;` / `mod other;` (files named after the OS, `other` for
+//! the remaining Unixes) and imports the chosen module's items by name.
+
+#[cfg(any(target_os = "linux", target_os = "android"))]
+mod linux;
+#[cfg(target_os = "macos")]
+mod macos;
+#[cfg(all(
+    unix,
+    not(any(target_os = "linux", target_os = "android", target_os = "macos"))
+))]
+mod other;
+#[cfg(windows)]
+mod windows;
+
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub(crate) use linux::{
+    DIR_FLAGS, HAS_COPY_RANGE, PROBE_FLAGS, copy_range, copy_xattrs, extents, ficlone,
+    open_tmpfile, rename_noreplace,
+};
+#[cfg(target_os = "macos")]
+pub(crate) use macos::{
+    CloneFlags, CopyFileFlags, DIR_FLAGS, FileFlags, HAS_COPY_RANGE, PROBE_FLAGS, apply_xattrs,
+    carry_xattrs, chflagsat, fclonefileat, fcopyfile, has_chflagsat, has_extended_acl,
+    rename_noreplace, strip_xattrs,
+};
+#[cfg(all(
+    unix,
+    not(any(target_os = "linux", target_os = "android", target_os = "macos"))
+))]
+pub(crate) use other::{
+    DIR_FLAGS, HAS_COPY_RANGE, PROBE_FLAGS, copy_range, copy_xattrs, rename_noreplace,
+};
+#[cfg(windows)]
+pub(crate) use windows::{clone_file, file_id};
