@@ -335,9 +335,10 @@ impl Walker<'_> {
         if p.ownership {
             let (uid, gid) = owner_of(st);
             if rfs::fchown(fd, Some(uid), Some(gid)).is_err() {
-                // Like cp -p: keep the group if allowed, drop setuid/setgid.
+                // Like cp -p: keep the group if allowed; the owner is not
+                // kept, so setuid/setgid go.
                 let _ = rfs::fchown(fd, None, Some(gid));
-                mode &= !SUID_SGID;
+                mode = keep_set_ids(mode, (uid.as_raw(), gid.as_raw()), None);
             }
         }
         let set_mode = if p.mode { Some(mode) } else { restore };

@@ -31,6 +31,7 @@ use rustix::io::Errno;
 use super::{
     Count, Dereference, EntryAction, EntryKind, Shared, TreeError, TreeOptions, TreeReport,
 };
+use crate::meta::keep_set_ids;
 use crate::{CopyOptions, Overwrite, Preserve, RemoveDestination};
 
 /// (device, inode).
@@ -40,8 +41,6 @@ type Id = (u64, u64);
 const MODE_BITS: u32 = 0o7777;
 /// Permission bits.
 const PERM_BITS: u32 = 0o777;
-/// setuid and setgid.
-const SUID_SGID: u32 = 0o6000;
 /// Owner read, write, search: what the walk needs on a directory it fills.
 const OWNER_RWX: u32 = 0o700;
 

@@ -338,9 +338,10 @@ impl Walker<'_> {
         if p.ownership {
             let (uid, gid) = owner_of(st);
             if node.chown(Some(uid), Some(gid)).is_err() {
-                // Like cp -p: keep the group if allowed, drop setuid/setgid.
+                // Like cp -p: keep the group if allowed; the owner is not
+                // kept, so setuid/setgid go.
                 let _ = node.chown(None, Some(gid));
-                mode &= !SUID_SGID;
+                mode = keep_set_ids(mode, (uid.as_raw(), gid.as_raw()), None);
             }
         }
         if let Some((src_dir, src_name)) = link_src {
