@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use super::TreeReport;
 
-/// Why [`copy_tree`] failed. Converts into `io::Error`.
+/// Why [`TreeOptions::copy`](crate::tree::TreeOptions::copy) failed. Converts into `io::Error`.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum TreeError {

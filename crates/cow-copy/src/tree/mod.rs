@@ -1,13 +1,13 @@
 //! Copy a whole tree: directories, files, symlinks, FIFOs and hard links.
 //!
 //! ```no_run
-//! use cow_copy::tree::{copy_tree, TreeOptions};
+//! use cow_copy::tree::TreeOptions;
 //! use cow_copy::{CopyOptions, Reflink};
 //!
 //! let opts = TreeOptions::new()
 //!     .copy_options(CopyOptions::new().reflink(Reflink::Auto))
 //!     .preserve_hard_links(true);
-//! match copy_tree("src".as_ref(), "dst".as_ref(), &opts) {
+//! match opts.copy("src", "dst") {
 //!     Ok(report) => println!(
 //!         "{} files, {} bytes shared",
 //!         report.totals.files, report.totals.bytes_cloned
@@ -60,29 +60,36 @@ use unix as imp;
 #[cfg(windows)]
 use windows as imp;
 
-/// Copies the tree at `src` to `dst`.
-///
-/// `src` may be a directory (copied recursively), a regular file, a symlink
-/// (recreated as a symlink unless [`Dereference`] says to follow it), a FIFO,
-/// or a device or socket (see [`TreeOptions::copy_special`]). `dst` is the
-/// path of the copy; an existing directory there is merged into.
-///
-/// Returns the report when every entry was copied, and
-/// [`TreeError::Incomplete`] (which carries the report) when some failed.
-/// A destination inside the source is refused before anything is written,
-/// by comparing the (device, inode) of the destination's existing ancestors
-/// with the source's.
-pub fn copy_tree(src: &Path, dst: &Path, opts: &TreeOptions) -> Result<TreeReport, TreeError> {
-    #[cfg(target_os = "macos")]
-    if let Some(result) = macos::try_clone_tree(src, dst, opts) {
-        return result;
-    }
-    let report = imp::copy_tree(src, dst, opts)?;
-    if report.failures.is_empty() {
-        Ok(report)
-    } else {
-        Err(TreeError::Incomplete {
-            report: Box::new(report),
-        })
+impl TreeOptions {
+    /// Copies the tree at `src` to `dst`.
+    ///
+    /// `src` may be a directory (copied recursively), a regular file, a symlink
+    /// (recreated as a symlink unless [`Dereference`] says to follow it), a FIFO,
+    /// or a device or socket (see [`TreeOptions::copy_special`]). `dst` is the
+    /// path of the copy; an existing directory there is merged into.
+    ///
+    /// Returns the report when every entry was copied, and
+    /// [`TreeError::Incomplete`] (which carries the report) when some failed.
+    /// A destination inside the source is refused before anything is written,
+    /// by comparing the (device, inode) of the destination's existing ancestors
+    /// with the source's.
+    pub fn copy(
+        &self,
+        src: impl AsRef<Path>,
+        dst: impl AsRef<Path>,
+    ) -> Result<TreeReport, TreeError> {
+        let (src, dst, opts) = (src.as_ref(), dst.as_ref(), self);
+        #[cfg(target_os = "macos")]
+        if let Some(result) = macos::try_clone_tree(src, dst, opts) {
+            return result;
+        }
+        let report = imp::copy_tree(src, dst, opts)?;
+        if report.failures.is_empty() {
+            Ok(report)
+        } else {
+            Err(TreeError::Incomplete {
+                report: Box::new(report),
+            })
+        }
     }
 }

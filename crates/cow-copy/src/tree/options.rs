@@ -16,7 +16,7 @@ pub enum Dereference {
     /// of `cp -r`).
     #[default]
     Never,
-    /// Only the source given to [`copy_tree`] (`cp -H`); symlinks inside
+    /// Only the source given to [`TreeOptions::copy`](crate::tree::TreeOptions::copy) (`cp -H`); symlinks inside
     /// the tree are recreated as symlinks.
     CommandLine,
     /// Every symlink (`cp -L`); a symlink to one of its own ancestors is
@@ -90,6 +90,7 @@ impl TreeOptions {
     /// available CPU, keep going after a failure, hard links copied as
     /// separate files, devices and sockets skipped with a warning, symlinks
     /// never followed, no per-entry records, macOS whole-tree clone allowed.
+    #[must_use]
     pub fn new() -> Self {
         TreeOptions {
             copy: CopyOptions::new(),
@@ -110,12 +111,14 @@ impl TreeOptions {
     /// atomic, fsync, preserve). Their `follow_symlinks` is ignored: the
     /// [`dereference`](TreeOptions::dereference) policy decides. `preserve`
     /// and `overwrite` also apply to directories, symlinks and FIFOs.
+    #[must_use]
     pub fn copy_options(mut self, copy: CopyOptions) -> Self {
         self.copy = copy;
         self
     }
 
     /// Worker threads (at least 1; default: the available parallelism).
+    #[must_use]
     pub fn jobs(mut self, jobs: usize) -> Self {
         self.jobs = NonZeroUsize::new(jobs.max(1));
         self
@@ -123,6 +126,7 @@ impl TreeOptions {
 
     /// Stop at the first failure (default `false`: copy everything that can
     /// be copied and list the failures).
+    #[must_use]
     pub fn fail_fast(mut self, fail_fast: bool) -> Self {
         self.fail_fast = fail_fast;
         self
@@ -133,6 +137,7 @@ impl TreeOptions {
     /// destination file with more than one link is then removed and
     /// created anew rather than written through
     /// ([`RemoveDestination::IfLinked`](crate::RemoveDestination::IfLinked)).
+    #[must_use]
     pub fn preserve_hard_links(mut self, preserve: bool) -> Self {
         self.preserve_hard_links = preserve;
         self
@@ -141,18 +146,21 @@ impl TreeOptions {
     /// Recreate character and block devices and sockets (default `false`:
     /// they are skipped and listed as warnings). Creating devices usually
     /// needs privilege.
+    #[must_use]
     pub fn copy_special(mut self, copy: bool) -> Self {
         self.copy_special = copy;
         self
     }
 
     /// Which source symlinks are followed.
+    #[must_use]
     pub fn dereference(mut self, dereference: Dereference) -> Self {
         self.dereference = dereference;
         self
     }
 
     /// Sets the progress observer.
+    #[must_use]
     pub fn progress(mut self, observer: ProgressFn) -> Self {
         self.progress = Some(observer);
         self
@@ -160,6 +168,7 @@ impl TreeOptions {
 
     /// Record every entry in [`TreeReport::entries`] (with each file's
     /// [`CopyReport`]); default `false`.
+    #[must_use]
     pub fn record_entries(mut self, record: bool) -> Self {
         self.record_entries = record;
         self
@@ -169,6 +178,7 @@ impl TreeOptions {
     /// the destination does not exist and the options allow it (default
     /// `true`; the rules are in docs/macos.md: ACLs are not cloned, any
     /// refusal falls back to the walk). Ignored elsewhere.
+    #[must_use]
     pub fn whole_tree_clone(mut self, allow: bool) -> Self {
         self.whole_tree_clone = allow;
         self
@@ -177,6 +187,7 @@ impl TreeOptions {
     /// Stay on the source root's filesystem (`cp -x`): a directory on
     /// another filesystem (a mount point) is created, its contents are not
     /// copied. Default `false`. Unix only (the Windows walker ignores it).
+    #[must_use]
     pub fn one_file_system(mut self, stay: bool) -> Self {
         self.one_file_system = stay;
         self
@@ -186,6 +197,7 @@ impl TreeOptions {
     /// Ctrl-C handler): no new entry is started, entries being copied finish
     /// (an atomic file still renames or removes its temporary), and the
     /// report says [`TreeReport::stopped_early`]. Default: none.
+    #[must_use]
     pub fn cancel(mut self, flag: Arc<AtomicBool>) -> Self {
         self.cancel = Some(flag);
         self

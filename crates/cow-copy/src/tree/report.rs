@@ -199,7 +199,7 @@ impl TreeTotals {
     }
 }
 
-/// What [`copy_tree`] did.
+/// What [`TreeOptions::copy`](crate::tree::TreeOptions::copy) did.
 #[derive(Clone, Debug, Default, serde::Serialize)]
 pub struct TreeReport {
     /// Entry by entry, or one whole-tree clone.
