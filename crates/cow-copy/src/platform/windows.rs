@@ -61,11 +61,11 @@ pub(crate) fn copy_paths(
         return Err(CopyError::NotARegularFile {
             path: src.to_path_buf(),
             kind: if src_meta.is_dir() {
-                "a directory"
+                crate::tree::EntryKind::Dir
             } else if src_meta.is_symlink() {
-                "a symbolic link"
+                crate::tree::EntryKind::Symlink
             } else {
-                "not a regular file"
+                crate::tree::EntryKind::Device
             },
         });
     }

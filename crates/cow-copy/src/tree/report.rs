@@ -48,6 +48,18 @@ impl EntryKind {
             EntryKind::Socket => "socket",
         }
     }
+
+    /// The name with its article, for messages: "a directory", "a FIFO".
+    pub fn described(self) -> &'static str {
+        match self {
+            EntryKind::File => "a regular file",
+            EntryKind::Dir => "a directory",
+            EntryKind::Symlink => "a symbolic link",
+            EntryKind::Fifo => "a FIFO",
+            EntryKind::Device => "a device",
+            EntryKind::Socket => "a socket",
+        }
+    }
 }
 
 impl fmt::Display for EntryKind {
