@@ -5,7 +5,7 @@ use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use crate::CopyReport;
+use crate::{CopyReport, Strategy};
 
 /// How the tree was copied.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Serialize)]
@@ -191,8 +191,42 @@ pub struct TreeTotals {
     pub bytes_skipped: u64,
 }
 
+/// The counts of one regular file, by the engine's report: the one rule by
+/// which a tree and `cow cp` count the files they copied. A file the
+/// engine left alone (the destination was not older, or already held the
+/// content) is skipped, with its bytes in `bytes_skipped`; one whose
+/// content was already there also counts as `identical` (its
+/// `bytes_cloned` are the blocks a dedupe shared).
+impl From<&CopyReport> for TreeTotals {
+    fn from(r: &CopyReport) -> TreeTotals {
+        let mut t = TreeTotals {
+            bytes_cloned: r.bytes_cloned,
+            bytes_copied: r.bytes_copied,
+            hole_bytes: r.hole_bytes,
+            ..TreeTotals::default()
+        };
+        match r.strategy {
+            Strategy::KeptNewer => {
+                t.skipped = 1;
+                t.bytes_skipped = r.len;
+            }
+            Strategy::Skipped | Strategy::Deduped => {
+                t.skipped = 1;
+                t.identical = 1;
+                t.bytes_skipped = r.len;
+            }
+            _ => {
+                t.files = 1;
+                t.source_changed = u64::from(r.source_changed);
+            }
+        }
+        t
+    }
+}
+
 impl TreeTotals {
-    /// Adds another total into this one.
+    /// Adds another total into this one (`TreeTotals::from(&report)` gives
+    /// the counts of one file).
     pub fn add(&mut self, o: &TreeTotals) {
         self.files += o.files;
         self.dirs += o.dirs;

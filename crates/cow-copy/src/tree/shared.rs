@@ -66,41 +66,50 @@ pub(crate) struct AtomicTotals {
 #[derive(Clone, Copy)]
 #[cfg_attr(windows, allow(dead_code))]
 pub(crate) enum Count {
-    Files,
     Dirs,
     Symlinks,
     Fifos,
     Specials,
     HardLinks,
     Skipped,
-    Identical,
     Failed,
-    SourceChanged,
 }
 
 impl AtomicTotals {
     pub(crate) fn bump(&self, which: Count) {
         let c = match which {
-            Count::Files => &self.files,
             Count::Dirs => &self.dirs,
             Count::Symlinks => &self.symlinks,
             Count::Fifos => &self.fifos,
             Count::Specials => &self.specials,
             Count::HardLinks => &self.hard_links,
             Count::Skipped => &self.skipped,
-            Count::Identical => &self.identical,
             Count::Failed => &self.failed,
-            Count::SourceChanged => &self.source_changed,
         };
         c.fetch_add(1, Ordering::Relaxed);
     }
 
-    pub(crate) fn add_report(&self, r: &CopyReport) {
-        self.bytes_cloned
-            .fetch_add(r.bytes_cloned, Ordering::Relaxed);
-        self.bytes_copied
-            .fetch_add(r.bytes_copied, Ordering::Relaxed);
-        self.hole_bytes.fetch_add(r.hole_bytes, Ordering::Relaxed);
+    /// Adds the counts of one entry (see [`TreeTotals::add`]).
+    pub(crate) fn add(&self, t: &TreeTotals) {
+        let add = |a: &AtomicU64, n: u64| {
+            if n > 0 {
+                a.fetch_add(n, Ordering::Relaxed);
+            }
+        };
+        add(&self.files, t.files);
+        add(&self.dirs, t.dirs);
+        add(&self.symlinks, t.symlinks);
+        add(&self.fifos, t.fifos);
+        add(&self.specials, t.specials);
+        add(&self.hard_links, t.hard_links);
+        add(&self.skipped, t.skipped);
+        add(&self.identical, t.identical);
+        add(&self.failed, t.failed);
+        add(&self.source_changed, t.source_changed);
+        add(&self.bytes_cloned, t.bytes_cloned);
+        add(&self.bytes_copied, t.bytes_copied);
+        add(&self.hole_bytes, t.hole_bytes);
+        add(&self.bytes_skipped, t.bytes_skipped);
     }
 
     pub(crate) fn add_skipped_bytes(&self, n: u64) {
@@ -285,44 +294,30 @@ impl<'a> Shared<'a> {
         result: Result<CopyReport, crate::CopyError>,
     ) {
         match result {
-            Ok(r) if r.strategy == Strategy::KeptNewer => {
-                // `Update::IfOlder`: the destination is not older; untouched.
-                self.totals.bump(Count::Skipped);
-                self.totals.add_skipped_bytes(r.len);
-                let len = r.len;
-                self.record(rel, EntryKind::File, EntryAction::Skipped, Some(r));
-                self.file_done(len);
-            }
-            Ok(r) if matches!(r.strategy, Strategy::Skipped | Strategy::Deduped) => {
-                // The destination already held this content: nothing written.
-                self.totals.bump(Count::Skipped);
-                self.totals.bump(Count::Identical);
-                self.totals.add_skipped_bytes(r.len);
-                // Deduped: the source now shares the destination's blocks.
-                self.totals.add_report(&r);
-                let len = r.len;
-                self.record(rel, EntryKind::File, EntryAction::Skipped, Some(r));
-                self.file_done(len);
-            }
             Ok(r) => {
-                self.totals.bump(Count::Files);
-                self.totals.add_report(&r);
+                self.totals.add(&TreeTotals::from(&r));
+                // Not written: `Overwrite::IfOlder` kept a destination that
+                // is not older, or the destination already held this content.
+                let copied = !matches!(
+                    r.strategy,
+                    Strategy::KeptNewer | Strategy::Skipped | Strategy::Deduped
+                );
                 let action = match r.destination {
+                    _ if !copied => EntryAction::Skipped,
                     crate::Destination::Created => EntryAction::Created,
                     crate::Destination::Replaced => EntryAction::Replaced,
                     crate::Destination::Kept => EntryAction::Skipped,
                 };
-                let len = r.len;
-                if r.source_changed {
-                    self.totals.bump(Count::SourceChanged);
+                if copied && r.source_changed {
                     self.warn(rel, crate::SOURCE_CHANGED.to_string());
                 }
-                if !r.metadata_skipped.is_empty() {
+                if copied && !r.metadata_skipped.is_empty() {
                     self.warn(
                         rel,
                         format!("metadata not applied: {}", r.metadata_skipped.join("; ")),
                     );
                 }
+                let len = r.len;
                 self.record(rel, EntryKind::File, action, Some(r));
                 self.file_done(len);
             }
