@@ -1009,3 +1009,59 @@ fs_test!(
         }
     }
 );
+
+// A symlink that replaces an entry is made under the one temporary name
+// (`replace::temp_name`). When the tree can neither rename it into place
+// nor remove it (both calls fail here), what it leaves behind is found by
+// `cow clean`'s search (`leftovers::find`) and removed by it.
+fs_test!(tree_leftover_found_by_clean, [btrfs, tmpfs], |dir| {
+    use cow_copy::fault::{self, Action, Fault, Site};
+    let src = dir.join("src");
+    let dst = dir.join("dst");
+    fs::create_dir_all(&src).unwrap();
+    fs::create_dir_all(&dst).unwrap();
+    symlink("target", src.join("link")).unwrap();
+    fs::write(dst.join("link"), b"old").unwrap();
+    let eio = rustix::io::Errno::IO.raw_os_error();
+    fault::arm(vec![
+        Fault {
+            site: Site::Rename,
+            nth: 1,
+            action: Action::Fail(eio),
+        },
+        Fault {
+            site: Site::Unlink,
+            nth: 1,
+            action: Action::Fail(eio),
+        },
+    ]);
+    let r = TreeOptions::new().jobs(1).copy(&src, &dst);
+    let fired = fault::fired();
+    fault::disarm();
+    r.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(fired, vec![(Site::Rename, 1), (Site::Unlink, 1)]);
+    // The entry was still replaced (by remove and create).
+    assert_eq!(
+        fs::read_link(dst.join("link")).unwrap(),
+        Path::new("target")
+    );
+    let found = cow_copy::leftovers::find(&dst, true).unwrap();
+    assert_eq!(found.temporaries.len(), 1, "{:?}", found.temporaries);
+    let t = &found.temporaries[0];
+    let name = t.path.file_name().unwrap().to_string_lossy().into_owned();
+    assert!(name.starts_with(".link.cow-tmp-"), "{name}");
+    assert!(
+        fs::symlink_metadata(&t.path)
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    t.remove().unwrap();
+    assert!(fs::symlink_metadata(&t.path).is_err());
+    assert!(
+        cow_copy::leftovers::find(&dst, true)
+            .unwrap()
+            .temporaries
+            .is_empty()
+    );
+});
