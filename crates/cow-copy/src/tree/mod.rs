@@ -51,7 +51,9 @@ pub use options::{Dereference, Progress, ProgressFn, TreeOptions};
 pub use report::{
     EntryAction, EntryKind, TreeEntry, TreeFailure, TreeMethod, TreeReport, TreeTotals, TreeWarning,
 };
-pub(crate) use shared::{Count, Shared, lock, with_pool};
+#[cfg(unix)]
+pub(crate) use shared::lock;
+pub(crate) use shared::{Count, Shared, with_pool};
 
 #[cfg(not(any(unix, windows)))]
 use other as imp;
