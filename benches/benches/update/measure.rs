@@ -21,7 +21,7 @@ use std::fs::{self, File};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use cow_copy::tree::{TreeOptions, copy_tree};
+use cow_copy::tree::TreeOptions;
 use cow_copy::{CopyOptions, Update};
 use cow_test_support::{Fs, btrfs, dir_on, pattern};
 
@@ -85,7 +85,7 @@ enum Tool {
 fn run(tool: Tool, staging: &Path, installed: &Path) {
     if let Tool::Tree(u) = tool {
         let opts = TreeOptions::new().copy_options(CopyOptions::new().update(u));
-        copy_tree(staging, installed, &opts).unwrap();
+        opts.copy(staging, installed).unwrap();
         return;
     }
     for i in 0..FILES {

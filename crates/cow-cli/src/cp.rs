@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use clap::{Args, ValueEnum};
-use cow_copy::tree::{Dereference, TreeError, TreeOptions, copy_tree};
+use cow_copy::tree::{Dereference, TreeError, TreeOptions};
 use cow_copy::{
     CopyError, CopyOptions, Overwrite, Preserve, Reflink, RemoveDestination, Sparse, Update,
 };
@@ -681,7 +681,7 @@ fn copy_one(
             if let Some(observer) = progress.observer() {
                 opts = opts.progress(observer);
             }
-            result.outcome = match copy_tree(src, dst, &opts) {
+            result.outcome = match opts.copy(src, dst) {
                 Ok(r) => Outcome::Tree(Box::new(r)),
                 Err(TreeError::Incomplete { mut report }) => {
                     if s.force {

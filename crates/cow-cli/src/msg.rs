@@ -79,7 +79,11 @@ pub(crate) fn copy_error(e: &CopyError) -> String {
             format!("cannot clone to {}: {}", q(path), os(source))
         }
         CopyError::NotARegularFile { path, kind } => {
-            format!("{} is not a regular file (it is {kind})", q(path))
+            format!(
+                "{} is not a regular file (it is {})",
+                q(path),
+                kind.described()
+            )
         }
         CopyError::DestinationIsDirectory { path } => {
             format!("cannot overwrite directory {} with non-directory", q(path))

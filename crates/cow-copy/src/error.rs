@@ -4,6 +4,8 @@
 use std::io;
 use std::path::PathBuf;
 
+use crate::tree::EntryKind;
+
 /// Why a copy failed. Converts into `io::Error` with a matching
 /// [`io::ErrorKind`].
 #[derive(Debug, thiserror::Error)]
@@ -28,12 +30,12 @@ pub enum CopyError {
         source: io::Error,
     },
     /// The source is not a regular file.
-    #[error("{} is not a regular file (it is {kind})", path.display())]
+    #[error("{} is not a regular file (it is {})", path.display(), kind.described())]
     NotARegularFile {
         /// The source path.
         path: PathBuf,
-        /// What it is: "a directory", "a FIFO", ...
-        kind: &'static str,
+        /// What it is.
+        kind: EntryKind,
     },
     /// The destination is a directory.
     #[error("destination {} is a directory", path.display())]

@@ -14,6 +14,7 @@ use rustix::io::Errno;
 
 use crate::CopyError;
 use crate::fault::{Site, fault};
+use crate::tree::EntryKind;
 
 /// The open source.
 pub(crate) struct Source {
@@ -21,24 +22,21 @@ pub(crate) struct Source {
     pub(crate) meta: Metadata,
 }
 
-/// Describes a file type for error messages.
-pub(crate) fn kind_name(ft: std::fs::FileType) -> &'static str {
+/// What a file type is, for [`CopyError::NotARegularFile`].
+fn kind_of(ft: std::fs::FileType) -> EntryKind {
     if ft.is_dir() {
-        "a directory"
+        EntryKind::Dir
     } else if ft.is_symlink() {
-        "a symbolic link"
+        EntryKind::Symlink
     } else if ft.is_fifo() {
-        "a FIFO"
+        EntryKind::Fifo
     } else if ft.is_socket() {
-        "a socket"
-    } else if ft.is_block_device() {
-        "a block device"
-    } else if ft.is_char_device() {
-        "a character device"
+        EntryKind::Socket
     } else if ft.is_file() {
-        "a regular file"
+        EntryKind::File
     } else {
-        "not a regular file"
+        // Block and character devices, and any type the OS adds.
+        EntryKind::Device
     }
 }
 
@@ -67,7 +65,7 @@ pub(crate) fn open_source(
         if ft != rustix::fs::FileType::RegularFile {
             return Err(CopyError::NotARegularFile {
                 path: display.to_path_buf(),
-                kind: raw_kind_name(ft),
+                kind: raw_kind(ft),
             });
         }
     }
@@ -86,23 +84,21 @@ pub(crate) fn open_source(
     if !meta.file_type().is_file() {
         return Err(CopyError::NotARegularFile {
             path: display.to_path_buf(),
-            kind: kind_name(meta.file_type()),
+            kind: kind_of(meta.file_type()),
         });
     }
     Ok(Source { file, meta })
 }
 
-fn raw_kind_name(ft: rustix::fs::FileType) -> &'static str {
+fn raw_kind(ft: rustix::fs::FileType) -> EntryKind {
     use rustix::fs::FileType as T;
     match ft {
-        T::Directory => "a directory",
-        T::Symlink => "a symbolic link",
-        T::Fifo => "a FIFO",
-        T::Socket => "a socket",
-        T::BlockDevice => "a block device",
-        T::CharacterDevice => "a character device",
-        T::RegularFile => "a regular file",
-        _ => "not a regular file",
+        T::Directory => EntryKind::Dir,
+        T::Symlink => EntryKind::Symlink,
+        T::Fifo => EntryKind::Fifo,
+        T::Socket => EntryKind::Socket,
+        T::RegularFile => EntryKind::File,
+        _ => EntryKind::Device,
     }
 }
 

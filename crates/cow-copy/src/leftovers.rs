@@ -224,13 +224,13 @@ mod walk {
                 let kind = ent.file_type();
                 if kind == FileType::Directory && recursive {
                     pending.push((Some(fd.clone()), rel.join(name)));
-                } else if matches!(kind, FileType::RegularFile | FileType::Unknown)
-                    && is_temporary_name(name)
-                {
+                } else if kind != FileType::Directory && is_temporary_name(name) {
+                    // Any non-directory: a file copy's temporary, or the
+                    // symlink, FIFO or device a tree made to replace an entry.
                     let Ok(st) = rfs::statat(&*fd, name, AtFlags::SYMLINK_NOFOLLOW) else {
                         continue;
                     };
-                    if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
+                    if FileType::from_raw_mode(st.st_mode) == FileType::Directory {
                         continue;
                     }
                     out.push(Listed {

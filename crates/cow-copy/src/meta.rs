@@ -20,6 +20,29 @@ pub(crate) enum ModeRule {
     Set(u32),
 }
 
+/// The setuid and setgid bits.
+pub(crate) const SET_IDS: u32 = 0o6000;
+
+/// The one set-id rule: the `mode` bits a copy may carry. A copy keeps
+/// setuid only if it has the source's owner and setgid only if it has the
+/// source's group: anything else would hand the source's privileges to a
+/// different account. `copy` is the copy's (uid, gid); `None` when the
+/// ownership was not kept (a failed `chown`), or the bits are not the
+/// source's to give: both are then dropped, like `cp -p`.
+pub(crate) fn keep_set_ids(mode: u32, src: (u32, u32), copy: Option<(u32, u32)>) -> u32 {
+    let Some((uid, gid)) = copy else {
+        return mode & !SET_IDS;
+    };
+    let mut kept = mode;
+    if uid != src.0 {
+        kept &= !0o4000;
+    }
+    if gid != src.1 {
+        kept &= !0o2000;
+    }
+    kept
+}
+
 /// Applies the requested metadata of `src` to `dst`. Failures to keep the
 /// owner or an xattr are reported in `skipped`, other failures are errors.
 pub(crate) fn apply(
@@ -36,6 +59,7 @@ pub(crate) fn apply(
         ModeRule::Keep => None,
         ModeRule::Set(m) => Some(m & 0o7777),
     };
+    let src_owner = (src_meta.uid(), src_meta.gid());
     if preserve.ownership {
         let r = fault!(
             Site::Fchown,
@@ -43,29 +67,13 @@ pub(crate) fn apply(
         );
         if let Err(e) = r {
             skipped.push(format!("ownership: {e}"));
-            // Like cp -p: without the owner, setuid/setgid go.
             let cur = dst.metadata().map(|m| m.mode() & 0o7777).unwrap_or(0);
-            let bits = mode_bits.unwrap_or(cur) & !0o6000;
-            mode_bits = Some(bits);
+            mode_bits = Some(keep_set_ids(mode_bits.unwrap_or(cur), src_owner, None));
         }
     }
-    if let Some(bits) = mode_bits.filter(|b| b & 0o6000 != 0) {
-        // A copy owned by someone other than the source's owner (or group)
-        // must not carry setuid (setgid): that would hand the source's
-        // privileges to a different account (GNU cp drops them too when
-        // the owner is not kept).
-        let (uid, gid) = dst
-            .metadata()
-            .map(|m| (m.uid(), m.gid()))
-            .unwrap_or((u32::MAX, u32::MAX));
-        let mut b = bits;
-        if uid != src_meta.uid() {
-            b &= !0o4000;
-        }
-        if gid != src_meta.gid() {
-            b &= !0o2000;
-        }
-        mode_bits = Some(b);
+    if let Some(bits) = mode_bits.filter(|b| b & SET_IDS != 0) {
+        let copy_owner = dst.metadata().ok().map(|m| (m.uid(), m.gid()));
+        mode_bits = Some(keep_set_ids(bits, src_owner, copy_owner));
     }
     if let Some(bits) = mode_bits {
         fault!(

@@ -130,7 +130,10 @@ pub(crate) fn engine_outcome(result: Result<cow_copy::CopyReport, CopyError>) ->
     match result {
         Ok(_) => Outcome::Done,
         Err(CopyError::NotARegularFile { kind, .. })
-            if !matches!(kind, "a directory" | "a FIFO") =>
+            if !matches!(
+                kind,
+                cow_copy::tree::EntryKind::Dir | cow_copy::tree::EntryKind::Fifo
+            ) =>
         {
             Outcome::Special
         }

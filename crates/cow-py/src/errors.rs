@@ -7,6 +7,7 @@ use std::io;
 use std::path::Path;
 
 use cow_copy::CopyError;
+use cow_copy::tree::EntryKind;
 use pyo3::exceptions::PyOSError;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
@@ -178,9 +179,12 @@ pub(crate) fn copy_error(py: Python<'_>, e: &CopyError, n: &Names<'_, '_>, style
         Ok(match e {
             CopyError::SameFile { .. } => same_file(n.src, n.dst),
             CopyError::NotARegularFile { path, kind } => match *kind {
-                "a directory" => os_error(py, Some(EISDIR), None, name(path)?),
-                "a FIFO" => named_pipe(&name(path)?),
-                _ => special_file(py, format!("`{}` is {kind}", display(&name(path)?))),
+                EntryKind::Dir => os_error(py, Some(EISDIR), None, name(path)?),
+                EntryKind::Fifo => named_pipe(&name(path)?),
+                _ => special_file(
+                    py,
+                    format!("`{}` is {}", display(&name(path)?), kind.described()),
+                ),
             },
             CopyError::DestinationIsDirectory { path } => {
                 os_error(py, Some(EISDIR), None, name(path)?)

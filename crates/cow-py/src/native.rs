@@ -161,7 +161,7 @@ pub(crate) fn copy_tree(
     let result = run::interruptible(
         py,
         &cancel,
-        || cow_copy::tree::copy_tree(&src_path, &dst_path, &opts),
+        || opts.copy(&src_path, &dst_path),
         report_progress,
     )?;
     report_progress(py)?;

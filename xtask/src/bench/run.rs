@@ -124,7 +124,7 @@ pub(crate) fn run(args: &Args) -> Result<i32, String> {
             .to_owned(),
     );
     notes.push(format!(
-        "cow copy_tree uses {} worker threads (its default); the walk of std::fs::copy, \
+        "cow TreeOptions::copy uses {} worker threads (its default); the walk of std::fs::copy, \
          reflink-copy and rw-loop and GNU cp are sequential",
         cow_copy::tree::TreeOptions::new().worker_count()
     ));

@@ -1,6 +1,6 @@
 //! The tools compared: cow (the library, in process), `std::fs::copy`, the
 //! `reflink-copy` crate, GNU `cp --reflink=auto` (a process) and a plain
-//! 64 KiB read/write loop. Trees: cow uses `copy_tree`, cp uses `cp -rT`,
+//! 64 KiB read/write loop. Trees: cow uses `TreeOptions::copy`, cp uses `cp -rT`,
 //! the others one recursive walk (below) around their single-file copy.
 //! The update workloads add cow with `--trust-mtime`, `rsync -a` and
 //! `rsync -a --checksum`.
@@ -11,7 +11,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 
-use cow_copy::tree::{TreeOptions, copy_tree};
+use cow_copy::tree::TreeOptions;
 use cow_copy::{CopyOptions, Preserve, Update};
 
 use super::workloads::Workload;
@@ -19,7 +19,7 @@ use super::workloads::Workload;
 /// A tool of the matrix.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Tool {
-    /// `cow_copy::copy` / `cow_copy::tree::copy_tree`.
+    /// `cow_copy::copy` / `cow_copy::tree::TreeOptions::copy`.
     Cow,
     /// The same with `CopyOptions::atomic(true)`: the cost of crash
     /// atomicity (dense and tree workloads only).
@@ -87,13 +87,13 @@ impl Tool {
         match (self, tree) {
             (Tool::Cow, false) => "cow_copy::copy(src, dst), in process",
             (Tool::Cow, true) => {
-                "cow_copy::tree::copy_tree(src, dst, &TreeOptions::new()), in process; for update-* with CopyOptions::update(Update::IfDifferent); pkg-* with Preserve::all() (cp -a)"
+                "TreeOptions::new().copy(src, dst), in process; for update-* with CopyOptions::update(Update::IfDifferent); pkg-* with Preserve::all() (cp -a)"
             }
             (Tool::CowAtomic, false) => {
                 "CopyOptions::new().atomic(true).copy(src, dst): temporary, fdatasync unless cloned, rename"
             }
             (Tool::CowAtomic, true) => {
-                "copy_tree with CopyOptions::atomic(true): temporaries, one syncfs per batch of up to 512, renames"
+                "TreeOptions::copy with CopyOptions::atomic(true): temporaries, one syncfs per batch of up to 512, renames"
             }
             (Tool::Std, false) => "std::fs::copy(src, dst)",
             (Tool::Std, true) => "a recursive walk calling std::fs::copy per file",
@@ -175,7 +175,8 @@ impl Tool {
                 {
                     opts = opts.jobs(j);
                 }
-                let report = copy_tree(src, dst, &opts)
+                let report = opts
+                    .copy(src, dst)
                     .map_err(|e| io::Error::new(e.kind(), e.to_string()))?;
                 if report.is_complete() {
                     Ok(())

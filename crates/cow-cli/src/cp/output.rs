@@ -160,23 +160,7 @@ pub(crate) fn totals(results: &[SourceResult]) -> TreeTotals {
     for r in results {
         match &r.outcome {
             Outcome::Tree(rep) => t.add(&rep.totals),
-            Outcome::File(rep) if rep.strategy == Strategy::KeptNewer => {
-                t.skipped += 1;
-                t.bytes_skipped += rep.len;
-            }
-            Outcome::File(rep) if matches!(rep.strategy, Strategy::Skipped | Strategy::Deduped) => {
-                t.skipped += 1;
-                t.identical += 1;
-                t.bytes_skipped += rep.len;
-                t.bytes_cloned += rep.bytes_cloned;
-            }
-            Outcome::File(rep) => {
-                t.files += 1;
-                t.source_changed += u64::from(rep.source_changed);
-                t.bytes_cloned += rep.bytes_cloned;
-                t.bytes_copied += rep.bytes_copied;
-                t.hole_bytes += rep.hole_bytes;
-            }
+            Outcome::File(rep) => t.add(&TreeTotals::from(&**rep)),
             Outcome::Fifo(n) => {
                 t.files += 1;
                 t.bytes_copied += n;

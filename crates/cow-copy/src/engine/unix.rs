@@ -549,7 +549,8 @@ fn copy_atomic(
     } else if let Some(old) = &old {
         // The replaced file's permission bits, never its setuid/setgid: the
         // new content is not what its owner made set-id.
-        ModeRule::Set(old.mode() & 0o7777 & !0o6000)
+        let src_owner = (source.meta.uid(), source.meta.gid());
+        ModeRule::Set(meta::keep_set_ids(old.mode() & 0o7777, src_owner, None))
     } else {
         ModeRule::Set(source.meta.mode() & 0o777 & !meta::umask())
     };

@@ -69,11 +69,11 @@ fn copy_once(opts: &CopyOptions, src: &Path, dst: &Path) -> Result<CopyReport, C
         return Err(CopyError::NotARegularFile {
             path: src.to_path_buf(),
             kind: if src_meta.is_dir() {
-                "a directory"
+                crate::tree::EntryKind::Dir
             } else if src_meta.is_symlink() {
-                "a symbolic link"
+                crate::tree::EntryKind::Symlink
             } else {
-                "not a regular file"
+                crate::tree::EntryKind::Device
             },
         });
     }

@@ -31,6 +31,7 @@ use cow_sys::macos::{CloneFlags, FileFlags, clonefile};
 use rustix::fs::{AtFlags, CWD, Mode};
 
 use super::{Dereference, TreeError, TreeMethod, TreeOptions, TreeReport, TreeTotals, TreeWarning};
+use crate::meta::{SET_IDS, keep_set_ids};
 use crate::{Reflink, Sparse};
 
 /// The most tree workers on macOS: APFS serializes clone and link calls
@@ -199,17 +200,15 @@ fn set_ids(
     copy: &std::fs::Metadata,
     warnings: &mut Vec<TreeWarning>,
 ) -> io::Result<()> {
-    let want = src_meta.mode() & 0o6000;
-    if want == 0 || copy.mode() & 0o6000 == want {
+    let want = src_meta.mode() & SET_IDS;
+    if want == 0 || copy.mode() & SET_IDS == want {
         return Ok(());
     }
-    let mut keep = 0;
-    if want & 0o4000 != 0 && copy.uid() == src_meta.uid() {
-        keep |= 0o4000;
-    }
-    if want & 0o2000 != 0 && copy.gid() == src_meta.gid() {
-        keep |= 0o2000;
-    }
+    let keep = keep_set_ids(
+        want,
+        (src_meta.uid(), src_meta.gid()),
+        Some((copy.uid(), copy.gid())),
+    );
     if keep != 0 {
         let mode = (copy.permissions().mode() & 0o1777) | keep;
         rustix::fs::chmodat(

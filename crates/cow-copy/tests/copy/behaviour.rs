@@ -277,7 +277,7 @@ fs_test!(bad_sources, [btrfs, xfs, ext4, tmpfs], |dir| {
     for (src, kind) in [
         (fifo.clone(), "FIFO"),
         (sock.clone(), "socket"),
-        (PathBuf::from("/dev/null"), "character device"),
+        (PathBuf::from("/dev/null"), "a device"),
         (dir.join("d"), "directory"),
     ] {
         for atomic in [false, true] {

@@ -10,7 +10,7 @@ use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
-use cow_copy::tree::{TreeOptions, copy_tree};
+use cow_copy::tree::TreeOptions;
 use cow_copy::{CopyOptions, Preserve, Reflink};
 use cow_test_support::{fs_test, write_pattern};
 
@@ -60,7 +60,7 @@ fs_test!(
                     .reflink(Reflink::Never)
                     .preserve(preserve),
             );
-            let r = copy_tree(&src, target, &opts).unwrap();
+            let r = opts.copy(&src, target).unwrap();
             assert!(r.is_complete(), "{:?}", r.failures);
             assert_eq!(r.totals.files, FILES as u64);
             let mut entries = Vec::new();

@@ -13,7 +13,7 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 use std::process::Command;
 
-use cow_copy::tree::{TreeMethod, TreeOptions, copy_tree};
+use cow_copy::tree::{TreeMethod, TreeOptions};
 use cow_copy::{CopyError, CopyOptions, Preserve, Reflink, Sparse, Strategy};
 use cow_test_support::{pattern, write_pattern, write_sparse};
 
@@ -359,7 +359,7 @@ fn tree_fast_path_falls_back_and_keeps_the_walks_rules() {
     write_pattern(&src.join("locked"), 1000, 12);
     run("chflags", &["uchg"], &src.join("locked"));
 
-    let r = copy_tree(&src, &d.join("clone"), &tree_opts()).unwrap();
+    let r = tree_opts().copy(&src, d.join("clone")).unwrap();
     assert_eq!(r.method, TreeMethod::CloneTree, "{r:?}");
     assert_eq!((r.totals.files, r.totals.dirs), (4, 2), "{r:?}");
     assert_eq!(flags(&d.join("clone/locked")), 0);
@@ -385,7 +385,7 @@ fn tree_fast_path_falls_back_and_keeps_the_walks_rules() {
                 .copy_options(CopyOptions::new().preserve(Preserve::all()).fsync(true)),
         ),
     ] {
-        let r = copy_tree(&src, &d.join(name), &opts).unwrap();
+        let r = opts.copy(&src, d.join(name)).unwrap();
         assert_eq!(r.method, TreeMethod::Walk, "{name}: {r:?}");
         assert_eq!(
             fs::read(d.join(name).join("a")).unwrap(),
@@ -395,7 +395,7 @@ fn tree_fast_path_falls_back_and_keeps_the_walks_rules() {
 
     write_pattern(&src.join("secret"), 1000, 13);
     chmod(&src.join("secret"), 0o000);
-    let result = copy_tree(&src, &d.join("walked"), &tree_opts());
+    let result = tree_opts().copy(&src, d.join("walked"));
     if is_root() {
         let r = result.unwrap();
         assert_eq!(

@@ -259,7 +259,7 @@ fn update_if_older_keeps_a_newer_destination_untouched() {
 #[cfg(target_os = "macos")]
 #[test]
 fn tree_copy_recreates_a_fifo_with_its_mode() {
-    use cow_copy::tree::{TreeOptions, copy_tree};
+    use cow_copy::tree::TreeOptions;
     use std::os::unix::fs::{FileTypeExt, PermissionsExt};
     use std::process::Command;
     let dir = tempfile::tempdir().unwrap();
@@ -273,7 +273,9 @@ fn tree_copy_recreates_a_fifo_with_its_mode() {
     fs::set_permissions(&fifo, fs::Permissions::from_mode(0o662)).unwrap();
     // The walk, not the one-call clone of the whole tree.
     let opts = TreeOptions::new().whole_tree_clone(false);
-    let report = copy_tree(&src, &dst, &opts).unwrap_or_else(|e| panic!("{e}: {e:?}"));
+    let report = opts
+        .copy(&src, &dst)
+        .unwrap_or_else(|e| panic!("{e}: {e:?}"));
     assert_eq!(report.totals.fifos, 1, "{report:?}");
     let copy = fs::symlink_metadata(dst.join("fifo")).unwrap();
     assert!(copy.file_type().is_fifo(), "{copy:?}");

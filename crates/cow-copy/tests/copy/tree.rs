@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use cow_copy::tree::{Dereference, EntryAction, TreeError, TreeOptions, copy_tree};
+use cow_copy::tree::{Dereference, EntryAction, TreeError, TreeOptions};
 use cow_copy::{CopyOptions, Overwrite, Preserve, Reflink};
 use cow_test_support::{Fs, fs_test, umask, write_pattern, write_sparse};
 
@@ -193,7 +193,7 @@ fs_test!(
         let src = dir.join("src");
         let dst = dir.join("dst");
         fixture(&src);
-        let report = copy_tree(&src, &dst, &opts_p()).unwrap_or_else(|e| panic!("{e}"));
+        let report = opts_p().copy(&src, &dst).unwrap_or_else(|e| panic!("{e}"));
         assert!(report.is_complete());
         assert_eq!(snapshot(&src), snapshot(&dst));
 
@@ -261,7 +261,7 @@ fs_test!(gnu_default_modes, [btrfs, xfs, ext4, tmpfs], |dir| {
     let dst = dir.join("dst");
     fixture(&src);
     let opts = TreeOptions::new().copy_options(CopyOptions::new().preserve(Preserve::none()));
-    let report = copy_tree(&src, &dst, &opts).unwrap_or_else(|e| panic!("{e}"));
+    let report = opts.copy(&src, &dst).unwrap_or_else(|e| panic!("{e}"));
     let mask = umask();
     let s = snapshot(&src);
     let d = snapshot(&dst);
@@ -309,7 +309,9 @@ fs_test!(
         let no_clobber = TreeOptions::new()
             .copy_options(CopyOptions::new().overwrite(Overwrite::NoClobber))
             .record_entries(true);
-        let r = copy_tree(&src, &dst, &no_clobber).unwrap_or_else(|e| panic!("{e}"));
+        let r = no_clobber
+            .copy(&src, &dst)
+            .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(
             fs::read(dst.join("sub/both")).unwrap(),
             cow_test_support::pattern(50, 3)
@@ -328,7 +330,9 @@ fs_test!(
         assert_eq!(root.action, EntryAction::Merged);
 
         // Replace (the default): existing entries replaced, extra ones kept.
-        let r = copy_tree(&src, &dst, &TreeOptions::new()).unwrap_or_else(|e| panic!("{e}"));
+        let r = TreeOptions::new()
+            .copy(&src, &dst)
+            .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(
             fs::read(dst.join("sub/both")).unwrap(),
             cow_test_support::pattern(100, 2)
@@ -355,7 +359,7 @@ fs_test!(into_itself_refused, [btrfs, tmpfs], |dir| {
     write_pattern(&src.join("f"), 10, 1);
     let before = snapshot(&src);
     for dst in [src.join("b/copy"), src.join("copy"), src.join("b/c/d")] {
-        match copy_tree(&src, &dst, &TreeOptions::new()) {
+        match TreeOptions::new().copy(&src, &dst) {
             Err(TreeError::IntoItself { .. }) => {}
             other => panic!("copy into {} not refused: {other:?}", dst.display()),
         }
@@ -363,21 +367,21 @@ fs_test!(into_itself_refused, [btrfs, tmpfs], |dir| {
     // Through a symlink to inside the source, and through `..` games.
     symlink(src.join("b"), dir.join("sneaky")).unwrap();
     assert!(matches!(
-        copy_tree(&src, &dir.join("sneaky/x"), &TreeOptions::new()),
+        TreeOptions::new().copy(&src, dir.join("sneaky/x")),
         Err(TreeError::IntoItself { .. })
     ));
     // Onto itself.
     assert!(matches!(
-        copy_tree(&src, &src, &TreeOptions::new()),
+        TreeOptions::new().copy(&src, &src),
         Err(TreeError::SameFile { .. })
     ));
     assert!(matches!(
-        copy_tree(&src, &dir.join("a/b/.."), &TreeOptions::new()),
+        TreeOptions::new().copy(&src, dir.join("a/b/..")),
         Err(TreeError::SameFile { .. })
     ));
     assert_eq!(snapshot(&src), before, "nothing written");
     // A sibling with a common name prefix is fine.
-    copy_tree(&src, &dir.join("ab"), &TreeOptions::new()).unwrap();
+    TreeOptions::new().copy(&src, dir.join("ab")).unwrap();
 });
 
 fs_test!(root_kinds, [btrfs, ext4], |dir| {
@@ -385,21 +389,25 @@ fs_test!(root_kinds, [btrfs, ext4], |dir| {
     fs::create_dir(dir.join("real")).unwrap();
     write_pattern(&dir.join("real/f"), 10, 1);
     symlink("real", dir.join("link")).unwrap();
-    copy_tree(&dir.join("link"), &dir.join("copy1"), &TreeOptions::new()).unwrap();
+    TreeOptions::new()
+        .copy(dir.join("link"), dir.join("copy1"))
+        .unwrap();
     assert_eq!(fs::read_link(dir.join("copy1")).unwrap(), Path::new("real"));
     let o = TreeOptions::new().dereference(Dereference::CommandLine);
-    copy_tree(&dir.join("link"), &dir.join("copy2"), &o).unwrap();
+    o.copy(dir.join("link"), dir.join("copy2")).unwrap();
     assert!(fs::symlink_metadata(dir.join("copy2")).unwrap().is_dir());
     // A trailing slash dereferences, like GNU cp.
-    copy_tree(
-        Path::new(&format!("{}/", dir.join("link").display())),
-        &dir.join("copy3"),
-        &TreeOptions::new(),
-    )
-    .unwrap();
+    TreeOptions::new()
+        .copy(
+            Path::new(&format!("{}/", dir.join("link").display())),
+            dir.join("copy3"),
+        )
+        .unwrap();
     assert!(fs::symlink_metadata(dir.join("copy3")).unwrap().is_dir());
     // A regular file root.
-    let r = copy_tree(&dir.join("real/f"), &dir.join("f2"), &TreeOptions::new()).unwrap();
+    let r = TreeOptions::new()
+        .copy(dir.join("real/f"), dir.join("f2"))
+        .unwrap();
     assert_eq!(r.totals.files, 1);
     assert_eq!(
         fs::read(dir.join("f2")).unwrap(),
@@ -407,28 +415,28 @@ fs_test!(root_kinds, [btrfs, ext4], |dir| {
     );
     // A directory onto an existing file: refused, file intact.
     assert!(matches!(
-        copy_tree(&dir.join("real"), &dir.join("f2"), &TreeOptions::new()),
+        TreeOptions::new().copy(dir.join("real"), dir.join("f2")),
         Err(TreeError::NotADirectory { .. })
     ));
     // A directory onto a symlink to a directory: the symlink is not followed.
     fs::create_dir(dir.join("elsewhere")).unwrap();
     symlink("elsewhere", dir.join("dlink")).unwrap();
     assert!(matches!(
-        copy_tree(&dir.join("real"), &dir.join("dlink"), &TreeOptions::new()),
+        TreeOptions::new().copy(dir.join("real"), dir.join("dlink")),
         Err(TreeError::NotADirectory { .. })
     ));
     assert_eq!(fs::read_dir(dir.join("elsewhere")).unwrap().count(), 0);
     // `dst/` names an existing directory to merge into, following it.
-    copy_tree(
-        &dir.join("real"),
-        Path::new(&format!("{}/", dir.join("dlink").display())),
-        &TreeOptions::new(),
-    )
-    .unwrap();
+    TreeOptions::new()
+        .copy(
+            dir.join("real"),
+            Path::new(&format!("{}/", dir.join("dlink").display())),
+        )
+        .unwrap();
     assert!(dir.join("elsewhere/f").exists());
     // A missing source.
     assert!(matches!(
-        copy_tree(&dir.join("missing"), &dir.join("x"), &TreeOptions::new()),
+        TreeOptions::new().copy(dir.join("missing"), dir.join("x")),
         Err(TreeError::Io { .. })
     ));
     assert!(!dir.join("x").exists());
@@ -442,7 +450,7 @@ fs_test!(dereference_always_and_cycles, [btrfs, tmpfs], |dir| {
     symlink("d", src.join("ld")).unwrap();
     symlink("..", src.join("d/loop")).unwrap();
     let o = TreeOptions::new().dereference(Dereference::Always);
-    let err = copy_tree(&src, &dir.join("dst"), &o).unwrap_err();
+    let err = o.copy(&src, dir.join("dst")).unwrap_err();
     let report = err.report().expect("partial report");
     // The loop is reported (twice: via d/loop and via ld/loop), the rest copied.
     assert!(
@@ -475,7 +483,7 @@ fs_test!(
         for i in 0..3 {
             fs::create_dir(dst.join(format!("x/f{i}"))).unwrap();
         }
-        let err = copy_tree(&src, &dst, &TreeOptions::new()).unwrap_err();
+        let err = TreeOptions::new().copy(&src, &dst).unwrap_err();
         let report = err.report().unwrap();
         assert_eq!(report.failures.len(), 3, "{:?}", report.failures);
         assert_eq!(report.totals.files, 17);
@@ -487,7 +495,11 @@ fs_test!(
 
         let dst2 = dir.join("dst2");
         fs::create_dir_all(dst2.join("x/f0")).unwrap();
-        let err = copy_tree(&src, &dst2, &TreeOptions::new().fail_fast(true).jobs(1)).unwrap_err();
+        let err = TreeOptions::new()
+            .fail_fast(true)
+            .jobs(1)
+            .copy(&src, &dst2)
+            .unwrap_err();
         let report = err.report().unwrap();
         assert!(report.stopped_early);
         assert_eq!(report.failures.len(), 1);
@@ -504,7 +516,7 @@ fs_test!(
             write_pattern(&src.join(format!("d/f{i}")), 64 * 1024, i);
         }
         let o = TreeOptions::new().copy_options(CopyOptions::new().reflink(Reflink::Always));
-        let r = copy_tree(&src, &dir.join("dst"), &o);
+        let r = o.copy(&src, dir.join("dst"));
         if fs.reflinks() {
             let r = r.unwrap_or_else(|e| panic!("{e}"));
             assert_eq!(r.totals.bytes_cloned, 10 * 64 * 1024);
@@ -539,7 +551,7 @@ fs_test!(progress_observer_sees_everything, [btrfs, tmpfs], |dir| {
         m.fetch_max(p.bytes_done, Ordering::Relaxed);
         t.fetch_max(p.bytes_total, Ordering::Relaxed);
     }));
-    let r = copy_tree(&src, &dir.join("dst"), &o).unwrap();
+    let r = o.copy(&src, dir.join("dst")).unwrap();
     assert_eq!(r.totals.files, 200);
     assert!(calls.load(Ordering::Relaxed) >= 200);
     assert_eq!(max_done.load(Ordering::Relaxed), expected_bytes);
@@ -556,18 +568,16 @@ fs_test!(
         fs::create_dir(&src).unwrap();
         let sock = std::os::unix::net::UnixListener::bind(src.join("sock")).unwrap();
         write_pattern(&src.join("f"), 10, 1);
-        let r = copy_tree(&src, &dir.join("dst"), &TreeOptions::new()).unwrap();
+        let r = TreeOptions::new().copy(&src, dir.join("dst")).unwrap();
         assert_eq!(r.totals.skipped, 1);
         assert_eq!(r.warnings.len(), 1);
         assert!(r.warnings[0].message.contains("socket"), "{:?}", r.warnings);
         assert!(!dir.join("dst/sock").exists());
         // Asked for: recreated.
-        let r = copy_tree(
-            &src,
-            &dir.join("dst2"),
-            &TreeOptions::new().copy_special(true),
-        )
-        .unwrap();
+        let r = TreeOptions::new()
+            .copy_special(true)
+            .copy(&src, dir.join("dst2"))
+            .unwrap();
         assert_eq!(r.totals.specials, 1);
         use std::os::unix::fs::FileTypeExt;
         assert!(
@@ -667,7 +677,7 @@ fn swap_race(dir: &Path, swap_destination: bool) {
             // Let the swapper find destination directories early.
             fs::create_dir_all(&dst).unwrap();
         }
-        let _ = copy_tree(&src, &dst, &TreeOptions::new().jobs(4));
+        let _ = TreeOptions::new().jobs(4).copy(&src, &dst);
         runs += 1;
         assert_eq!(
             file_list(&outside),
@@ -732,7 +742,9 @@ fn report_serializes_and_error_converts() {
         return;
     };
     let dir = dir.path();
-    let e = copy_tree(&dir.join("nope"), &dir.join("dst"), &TreeOptions::new()).unwrap_err();
+    let e = TreeOptions::new()
+        .copy(dir.join("nope"), dir.join("dst"))
+        .unwrap_err();
     let io: std::io::Error = e.into();
     assert_eq!(io.kind(), std::io::ErrorKind::NotFound);
     assert!(io.to_string().contains("nope"), "{io}");
@@ -775,8 +787,9 @@ fs_test!(deep_and_wide, [btrfs, tmpfs], |dir| {
     for i in 0..3000 {
         fs::write(src.join(format!("wide/{i}")), i.to_string()).unwrap();
     }
-    let r =
-        copy_tree(&src, &dir.join("dst"), &TreeOptions::new()).unwrap_or_else(|e| panic!("{e}"));
+    let r = TreeOptions::new()
+        .copy(&src, dir.join("dst"))
+        .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(r.totals.files, 3001);
     assert_eq!(r.totals.dirs, 1 + 300 + 1);
     let copy = open_deep(&dir.join("dst"), &name, 300, false);
@@ -830,7 +843,9 @@ fn cross_filesystem_trees() {
         let src = a.path().join("src");
         let dst = b.path().join("dst");
         fixture(&src);
-        let r = copy_tree(&src, &dst, &opts_p()).unwrap_or_else(|e| panic!("{from}->{to}: {e}"));
+        let r = opts_p()
+            .copy(&src, &dst)
+            .unwrap_or_else(|e| panic!("{from}->{to}: {e}"));
         assert_eq!(snapshot(&src), snapshot(&dst), "{from}->{to}");
         assert_eq!(
             r.totals.bytes_cloned, 0,
@@ -908,7 +923,7 @@ fs_test!(
         fs::create_dir_all(dst.join("sub")).unwrap();
         symlink("old target", dst.join("sub/link")).unwrap();
 
-        let r = copy_tree(&src, &dst, &opts_p()).unwrap_or_else(|e| panic!("{e}"));
+        let r = opts_p().copy(&src, &dst).unwrap_or_else(|e| panic!("{e}"));
         assert!(r.is_complete(), "{:?}", r.failures);
         assert!(r.warnings.is_empty(), "{:?}", r.warnings);
         assert_eq!(r.totals.symlinks, 2, "{:?}", r.totals);
@@ -940,8 +955,9 @@ fs_test!(
         // The root of the copy a symlink itself (reached by path, not
         // through a directory descriptor).
         let root = dir.join("root-copy");
-        let r =
-            copy_tree(&src.join("sub/link"), &root, &opts_p()).unwrap_or_else(|e| panic!("{e}"));
+        let r = opts_p()
+            .copy(src.join("sub/link"), &root)
+            .unwrap_or_else(|e| panic!("{e}"));
         assert!(r.is_complete() && r.warnings.is_empty(), "{r:?}");
         assert_eq!(fs::read_link(&root).unwrap(), Path::new("../file"));
         assert_eq!(
@@ -970,7 +986,7 @@ fs_test!(
         {
             let dst = dir.join(format!("dst{i}"));
             let opts = TreeOptions::new().copy_options(CopyOptions::new().preserve(preserve));
-            let r = copy_tree(&src, &dst, &opts).unwrap_or_else(|e| panic!("{e}"));
+            let r = opts.copy(&src, &dst).unwrap_or_else(|e| panic!("{e}"));
             assert!(r.is_complete() && r.warnings.is_empty(), "{r:?}");
             for rel in ["sub/link", "dangling"] {
                 assert_eq!(
@@ -993,3 +1009,59 @@ fs_test!(
         }
     }
 );
+
+// A symlink that replaces an entry is made under the one temporary name
+// (`replace::temp_name`). When the tree can neither rename it into place
+// nor remove it (both calls fail here), what it leaves behind is found by
+// `cow clean`'s search (`leftovers::find`) and removed by it.
+fs_test!(tree_leftover_found_by_clean, [btrfs, tmpfs], |dir| {
+    use cow_copy::fault::{self, Action, Fault, Site};
+    let src = dir.join("src");
+    let dst = dir.join("dst");
+    fs::create_dir_all(&src).unwrap();
+    fs::create_dir_all(&dst).unwrap();
+    symlink("target", src.join("link")).unwrap();
+    fs::write(dst.join("link"), b"old").unwrap();
+    let eio = rustix::io::Errno::IO.raw_os_error();
+    fault::arm(vec![
+        Fault {
+            site: Site::Rename,
+            nth: 1,
+            action: Action::Fail(eio),
+        },
+        Fault {
+            site: Site::Unlink,
+            nth: 1,
+            action: Action::Fail(eio),
+        },
+    ]);
+    let r = TreeOptions::new().jobs(1).copy(&src, &dst);
+    let fired = fault::fired();
+    fault::disarm();
+    r.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(fired, vec![(Site::Rename, 1), (Site::Unlink, 1)]);
+    // The entry was still replaced (by remove and create).
+    assert_eq!(
+        fs::read_link(dst.join("link")).unwrap(),
+        Path::new("target")
+    );
+    let found = cow_copy::leftovers::find(&dst, true).unwrap();
+    assert_eq!(found.temporaries.len(), 1, "{:?}", found.temporaries);
+    let t = &found.temporaries[0];
+    let name = t.path.file_name().unwrap().to_string_lossy().into_owned();
+    assert!(name.starts_with(".link.cow-tmp-"), "{name}");
+    assert!(
+        fs::symlink_metadata(&t.path)
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    t.remove().unwrap();
+    assert!(fs::symlink_metadata(&t.path).is_err());
+    assert!(
+        cow_copy::leftovers::find(&dst, true)
+            .unwrap()
+            .temporaries
+            .is_empty()
+    );
+});

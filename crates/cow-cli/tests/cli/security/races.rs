@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
-use cow_copy::tree::{Dereference, TreeOptions, copy_tree};
+use cow_copy::tree::{Dereference, TreeOptions};
 use cow_copy::{CopyError, CopyOptions, Preserve};
 
 use super::harness::{
@@ -118,7 +118,7 @@ fn special_files(symlinks: u8, hardlinks: u8) {
         let _attacker = Attacker::start(t, ATTACKER, &args);
         let opts = archive();
         for_a_while(RACE, || {
-            if copy_tree(&src, &dst, &opts).is_ok() {
+            if opts.copy(&src, &dst).is_ok() {
                 ok += 1;
             }
             Snapshot::of(&victim) == before && Snapshot::of(&sock) == sock_before
@@ -272,7 +272,7 @@ fn hard_links(hardlinks: u8) {
     let before = (Snapshot::of(&shared), Snapshot::of(&secret));
     // Planted before the copy (no race): replaced, not written through.
     if fs::hard_link(&shared, dst.join("f0")).is_ok() {
-        copy_tree(&src, &dst, &archive()).unwrap();
+        archive().copy(&src, &dst).unwrap();
         let m = fs::symlink_metadata(dst.join("f0")).unwrap();
         assert_eq!((m.nlink(), m.uid()), (1, ATTACKER), "f0 is a new file");
     }
@@ -287,7 +287,7 @@ fn hard_links(hardlinks: u8) {
         let _attacker = Attacker::start(t, ATTACKER, &args);
         let opts = archive();
         for_a_while(RACE, || {
-            let _ = copy_tree(&src, &dst, &opts);
+            let _ = opts.copy(&src, &dst);
             (Snapshot::of(&shared), Snapshot::of(&secret)) == before
         })
     };

@@ -2,13 +2,7 @@
 //! metadata is applied through a descriptor of the entry that was created.
 
 use super::*;
-
-/// A temporary sibling name for `name` (`.NAME.cow-tmp-XXXXXX`, the one
-/// naming rule of [`crate::replace::temp_name`]).
-fn temp_name(name: &CStr) -> Option<CString> {
-    use std::os::unix::ffi::OsStringExt;
-    CString::new(crate::replace::temp_name(os_name(name).as_os_str()).into_vec()).ok()
-}
+use crate::fault::{Site, fault};
 
 /// What kind of node [`Walker::place`] makes.
 pub(super) struct Node {
@@ -149,14 +143,28 @@ impl Walker<'_> {
                 if self.no_clobber {
                     return Some(EntryAction::Skipped);
                 }
-                // Create the new entry under a temporary name and rename it
-                // over the old one: the destination is never missing.
-                let tmp = temp_name(dst_name);
-                if let Some(tmp) = tmp.filter(|t| create(t).is_ok()) {
-                    match rfs::renameat(dst_dir, &tmp, dst_dir, dst_name) {
+                // Create the new entry under a temporary name (the one rule
+                // of `replace::temp_name`, listed for `remove_temporaries`)
+                // and rename it over the old one: the destination is never
+                // missing.
+                let made =
+                    crate::replace::create_temp_with(dst_dir, os_name(dst_name).as_os_str(), |t| {
+                        let t = CString::new(t.as_bytes())
+                            .map_err(|_| io::Error::from(Errno::INVAL))?;
+                        create(&t)?;
+                        Ok(t)
+                    });
+                if let Ok((tmp, _listed)) = made {
+                    match fault!(
+                        Site::Rename,
+                        rfs::renameat(dst_dir, &tmp, dst_dir, dst_name)
+                    ) {
                         Ok(()) => return Some(EntryAction::Replaced),
                         Err(_) => {
-                            let _ = rfs::unlinkat(dst_dir, &tmp, AtFlags::empty());
+                            let _ = fault!(
+                                Site::Unlink,
+                                rfs::unlinkat(dst_dir, &tmp, AtFlags::empty())
+                            );
                         }
                     }
                 }
@@ -338,9 +346,10 @@ impl Walker<'_> {
         if p.ownership {
             let (uid, gid) = owner_of(st);
             if node.chown(Some(uid), Some(gid)).is_err() {
-                // Like cp -p: keep the group if allowed, drop setuid/setgid.
+                // Like cp -p: keep the group if allowed; the owner is not
+                // kept, so setuid/setgid go.
                 let _ = node.chown(None, Some(gid));
-                mode &= !SUID_SGID;
+                mode = keep_set_ids(mode, (uid.as_raw(), gid.as_raw()), None);
             }
         }
         if let Some((src_dir, src_name)) = link_src {

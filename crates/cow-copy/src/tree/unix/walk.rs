@@ -1,355 +1,377 @@
-//! The directory walk: listing, descending, creating and finishing directories.
+//! Walk scheduling. Below one directory the walk uses an explicit stack:
+//! no recursion, so any depth works (trees far deeper than `PATH_MAX`), and
+//! a bounded number of levels keep their descriptors open. The budget of
+//! descriptors and workers is derived from the open-file limit (the end of
+//! this file).
+//!
+//! Every level of the stack is a [`Frame`]: a source directory, its copy
+//! and the subdirectories still to walk. When more than
+//! [`Walker::keep_levels`] levels hold descriptors (or opening one fails
+//! with `EMFILE`), the lowest levels above the first close theirs. Climbing
+//! back into a level whose descriptors were closed reopens it through `..`
+//! of the level just finished, or else by name from the nearest open level
+//! below, and checks that each reopened directory is the same (device,
+//! inode) as before: a directory moved meanwhile is reported, never
+//! followed somewhere else.
 
 use super::*;
 
-/// The chain of source directories from the root down to one directory,
-/// to catch cycles (symlinks followed with `Dereference::Always`, or
-/// bind-mount loops). Shared: each directory's node points at its parent's.
-pub(super) struct Ancestors {
-    pub(super) id: Id,
-    pub(super) parent: Option<Arc<Ancestors>>,
+/// Directories are walked as parallel jobs down to this depth; below it,
+/// each subtree is walked by one worker with a stack (its files are still
+/// copied in parallel).
+pub(super) const PAR_DEPTH: usize = 8;
+
+/// One directory being copied.
+struct Frame {
+    /// Its name in its parent (the same in the source and the copy).
+    name: CString,
+    rel: PathBuf,
+    /// The source directory's status (for its metadata and identity).
+    st: Stat,
+    /// The copy's (device, inode).
+    dst_id: Id,
+    /// Descriptors; `None` while closed to save descriptors.
+    fds: Option<(OwnedFd, OwnedFd)>,
+    restore: Option<u32>,
+    hint: DirHint,
+    /// This directory and its ancestors.
+    anc: Arc<Ancestors>,
+    /// Subdirectories still to walk; `None` until it was listed.
+    todo: Option<Vec<Child>>,
+    /// Whether the source was opened following a symlink.
+    follow: bool,
+    /// On another filesystem than its parent, with `one_file_system`: its
+    /// contents are not copied.
+    other_fs: bool,
 }
 
-impl Ancestors {
-    pub(super) fn contains(&self, id: Id) -> bool {
-        let mut cur = Some(self);
-        while let Some(a) = cur {
-            if a.id == id {
-                return true;
-            }
-            cur = a.parent.as_deref();
-        }
-        false
-    }
-}
-
-/// A destination directory being filled.
-pub(super) struct DstDir {
-    pub(super) fd: OwnedFd,
-    /// Whether the walk created it.
-    pub(super) created: bool,
-    /// The mode to restore after the children were written, when the walk
-    /// had to add owner `rwx` to fill it.
-    pub(super) restore: Option<u32>,
-    /// The directory's device, when it was stat'ed anyway.
-    pub(super) dev: Option<u64>,
-}
-
-/// What the walk knows about a destination directory, for the files copied
-/// into it.
-#[derive(Clone, Copy, Debug, Default)]
-pub(super) struct DirHint {
-    /// The walk created it (its entries most likely do not exist yet).
-    pub(super) new: bool,
-    /// Its device.
-    pub(super) dev: Option<u64>,
-}
-
-pub(super) enum MakeDirError {
-    /// Something other than a directory is there.
-    NotADirectory,
-    Io(&'static str, Errno),
-}
-
-/// Creates the directory `name` in `parent` (or opens the existing one) with
-/// the source's permission bits minus the umask, writable by the owner until
-/// [`Walker::finish_dir`] runs.
-pub(super) fn make_dir(
-    parent: BorrowedFd<'_>,
-    name: &CStr,
-    src_st: &Stat,
-) -> Result<DstDir, MakeDirError> {
-    let want = mk_mode(mode_of(src_st) & PERM_BITS);
-    match rfs::mkdirat(parent, name, want) {
-        Ok(()) => {
-            let fd = rfs::openat(parent, name, dir_flags(false), Mode::empty())
-                .map_err(|e| MakeDirError::Io("open new directory", e))?;
-            let st = rfs::fstat(&fd).map_err(|e| MakeDirError::Io("stat new directory", e))?;
-            let actual = mode_of(&st) & MODE_BITS;
-            let mut restore = None;
-            if actual & OWNER_RWX != OWNER_RWX {
-                rfs::fchmod(&fd, mk_mode(actual | OWNER_RWX))
-                    .map_err(|e| MakeDirError::Io("make new directory writable", e))?;
-                restore = Some(actual);
-            }
-            Ok(DstDir {
-                fd,
-                created: true,
-                restore,
-                dev: Some(st.st_dev as u64),
-            })
-        }
-        Err(Errno::EXIST) => {
-            let st = rfs::statat(parent, name, AtFlags::SYMLINK_NOFOLLOW)
-                .map_err(|e| MakeDirError::Io("stat existing destination", e))?;
-            if kind_of(&st) != FileType::Directory {
-                return Err(MakeDirError::NotADirectory);
-            }
-            let fd = rfs::openat(parent, name, dir_flags(false), Mode::empty())
-                .map_err(|e| MakeDirError::Io("open existing directory", e))?;
-            Ok(DstDir {
-                fd,
-                created: false,
-                restore: None,
-                dev: Some(st.st_dev as u64),
-            })
-        }
-        Err(e) => Err(MakeDirError::Io("create directory", e)),
-    }
-}
-
-/// One entry of a listing.
-pub(super) struct Child {
-    pub(super) name: CString,
-    pub(super) kind: FileType,
-    /// The entry's status; `None` for regular files and directories whose
-    /// type the directory listing gave, when nothing else needs it (the
-    /// engine and the directory walk stat what they open anyway).
-    pub(super) st: Option<Stat>,
+/// Why a subdirectory could not be entered.
+enum OpenError {
+    /// Too many open files: close something and try again.
+    Full,
+    /// Reported already.
+    Reported,
 }
 
 impl Walker<'_> {
-    /// Lists `src` (a directory) with each entry's status.
-    pub(super) fn list(&self, src: BorrowedFd<'_>, rel: &Path) -> Option<Vec<Child>> {
-        let mut dir = match Dir::read_from(src) {
-            Ok(d) => d,
-            Err(e) => {
-                self.fail(rel, EntryKind::Dir, "read directory", e);
-                return None;
-            }
-        };
-        let stat_flags = if self.follow_all {
-            AtFlags::empty()
-        } else {
-            AtFlags::SYMLINK_NOFOLLOW
-        };
-        // Regular files and directories skip the stat when the listing
-        // says what they are and nothing needs their status up front.
-        let stat_all = self.follow_all
-            || self.shared.opts.preserve_hard_links
-            || self.shared.opts.progress.is_some();
-        let mut out = Vec::new();
-        let (mut files, mut bytes) = (0u64, 0u64);
-        while let Some(ent) = dir.read() {
-            let ent = match ent {
-                Ok(e) => e,
-                Err(e) => {
-                    self.fail(rel, EntryKind::Dir, "read directory", e);
-                    break;
-                }
-            };
-            let name = ent.file_name();
-            if name == c"." || name == c".." {
-                continue;
-            }
-            let listed = ent.file_type();
-            if !stat_all && matches!(listed, FileType::RegularFile | FileType::Directory) {
-                files += u64::from(listed == FileType::RegularFile);
-                out.push(Child {
-                    name: name.to_owned(),
-                    kind: listed,
-                    st: None,
-                });
-                continue;
-            }
-            match rfs::statat(src, name, stat_flags) {
-                Ok(st) => {
-                    if kind_of(&st) == FileType::RegularFile {
-                        files += 1;
-                        bytes += size_of(&st);
-                    }
-                    out.push(Child {
-                        name: name.to_owned(),
-                        kind: kind_of(&st),
-                        st: Some(st),
-                    });
-                }
-                Err(e) => {
-                    let crel = rel.join(os_name(name));
-                    self.fail(&crel, EntryKind::File, "stat", e);
-                }
-            }
-        }
-        drop(dir);
-        self.shared.counters.discovered(files, bytes);
-        self.shared.notify();
-        Some(out)
-    }
-
-    /// Copies every entry of `src` into `dst` (the directory `rel`, at
-    /// `depth` below the root) and returns its subdirectories, which the
-    /// caller walks ([`Walker::subtree`]). Near the root, when the walk is
-    /// parallel and the descriptor budget allows, the subdirectories are
-    /// walked here instead, one parallel job each (so the parallel nesting
-    /// is at most [`PAR_DEPTH`] deep), and none are returned.
-    pub(super) fn copy_contents(
+    /// Copies the subdirectory `c` of `src` (into `dst`) and everything
+    /// below it.
+    pub(super) fn subtree(
         &self,
         src: BorrowedFd<'_>,
         dst: BorrowedFd<'_>,
-        dst_new: DirHint,
-        rel: &Path,
+        c: &Child,
+        rel: PathBuf,
         anc: &Arc<Ancestors>,
         depth: usize,
-    ) -> Vec<Child> {
-        let Some(children) = self.list(src, rel) else {
-            return Vec::new();
-        };
-        let each = |c: &Child| {
+    ) {
+        let mut stack: Vec<Frame> = Vec::new();
+        match self.enter_retrying(&mut stack, src, dst, &c.name, rel, anc) {
+            Some(f) => stack.push(f),
+            None => return,
+        }
+        // The top is taken off the stack while it is worked on, so that the
+        // levels below can be closed or reopened meanwhile.
+        while let Some(mut top) = stack.pop() {
             if self.shared.stopped() {
-                return;
+                self.close(top);
+                continue;
             }
-            let crel = rel.join(os_name(&c.name));
-            if c.kind == FileType::Directory {
-                return self.subtree(src, dst, c, crel, anc, depth + 1);
+            let Some((s, d)) = top.fds.take() else {
+                // Given up (reported): the level below carries on.
+                if stack.last().is_some_and(|f| f.fds.is_none()) {
+                    self.reopen(&mut stack, &top);
+                }
+                continue;
+            };
+            if top.todo.is_none() {
+                let level = depth + stack.len();
+                // `cp -x`: a mount point is created but not entered.
+                let mut dirs = if top.other_fs {
+                    Vec::new()
+                } else {
+                    self.copy_contents(s.as_fd(), d.as_fd(), top.hint, &top.rel, &top.anc, level)
+                };
+                dirs.reverse();
+                top.todo = Some(dirs);
+                top.fds = Some((s, d));
+                stack.push(top);
+                continue;
             }
-            self.entry(
-                src,
-                &c.name,
-                c.kind,
-                c.st.as_ref(),
-                dst,
-                &c.name,
-                &crel,
-                self.follow_all,
-                dst_new,
-            );
-        };
-        let dirs_here = self.parallel
-            && depth < PAR_DEPTH
-            && self.open_dirs.load(Ordering::Relaxed) < self.dir_budget;
-        if dirs_here {
-            if children.len() <= 1 {
-                children.iter().for_each(each);
-            } else {
-                children.par_iter().for_each(each);
+            if let Some(next) = top.todo.as_mut().and_then(Vec::pop) {
+                let crel = top.rel.join(os_name(&next.name));
+                let anc = top.anc.clone();
+                let entered =
+                    self.enter_retrying(&mut stack, s.as_fd(), d.as_fd(), &next.name, crel, &anc);
+                top.fds = Some((s, d));
+                stack.push(top);
+                if let Some(f) = entered {
+                    stack.push(f);
+                    self.trim(&mut stack, self.keep_levels);
+                }
+                continue;
             }
-            return Vec::new();
+            self.finish_dir(s.as_fd(), &top.st, d.as_fd(), top.restore, &top.rel);
+            top.fds = Some((s, d));
+            if stack.last().is_some_and(|f| f.fds.is_none()) {
+                self.reopen(&mut stack, &top);
+            }
+            self.close(top);
         }
-        // Each directory in flight holds descriptors, and rayon's work
-        // stealing can nest many of them on one thread: files are copied in
-        // parallel, subdirectories are left to the caller's stack.
-        let (dirs, others): (Vec<Child>, Vec<Child>) = children
-            .into_iter()
-            .partition(|c| c.kind == FileType::Directory);
-        if self.parallel && others.len() > 1 {
-            others.par_iter().for_each(each);
-        } else {
-            others.iter().for_each(each);
-        }
-        dirs
     }
 
-    /// Copies one entry (not a directory) whose status is `st`.
-    #[allow(clippy::too_many_arguments)]
-    pub(super) fn entry(
+    /// [`Walker::enter`], closing levels of `stack` while descriptors run
+    /// out.
+    fn enter_retrying(
         &self,
-        src_dir: BorrowedFd<'_>,
-        src_name: &CStr,
-        kind: FileType,
-        st: Option<&Stat>,
-        dst_dir: BorrowedFd<'_>,
-        dst_name: &CStr,
-        rel: &Path,
-        follow: bool,
-        dst_new: DirHint,
-    ) {
-        // Regular files may come without a status; every
-        // other kind was stat'ed by the listing (or is the root).
-        let need = |st: Option<&Stat>| -> Option<Stat> {
-            match st {
-                Some(s) => Some(*s),
-                None => match rfs::statat(src_dir, src_name, AtFlags::SYMLINK_NOFOLLOW) {
-                    Ok(s) => Some(s),
-                    Err(e) => {
-                        self.fail(rel, EntryKind::File, "stat", e);
-                        None
-                    }
-                },
+        stack: &mut [Frame],
+        src: BorrowedFd<'_>,
+        dst: BorrowedFd<'_>,
+        name: &CStr,
+        rel: PathBuf,
+        anc: &Arc<Ancestors>,
+    ) -> Option<Frame> {
+        loop {
+            match self.enter(src, dst, name, &rel, anc) {
+                Ok(f) => return Some(f),
+                Err(OpenError::Full) if self.trim(stack, 1) => continue,
+                Err(OpenError::Full) => {
+                    self.fail(&rel, EntryKind::Dir, "open directory", Errno::MFILE);
+                    return None;
+                }
+                Err(OpenError::Reported) => return None,
             }
-        };
-        if !matches!(kind, FileType::Directory | FileType::RegularFile) {
-            let Some(st) = need(st) else { return };
-            return self.entry_stat(src_dir, src_name, &st, dst_dir, dst_name, rel);
-        }
-        if kind == FileType::RegularFile {
-            return self.file(
-                src_dir, src_name, st, dst_dir, dst_name, rel, follow, dst_new,
-            );
-        }
-        // A directory is walked by `copy_contents`, never as an entry.
-        self.fail(
-            rel,
-            EntryKind::Dir,
-            "copy (unexpected directory)",
-            Errno::ISDIR,
-        );
-    }
-
-    /// Copies an entry that is neither a directory nor a regular file.
-    pub(super) fn entry_stat(
-        &self,
-        src_dir: BorrowedFd<'_>,
-        src_name: &CStr,
-        st: &Stat,
-        dst_dir: BorrowedFd<'_>,
-        dst_name: &CStr,
-        rel: &Path,
-    ) {
-        match kind_of(st) {
-            FileType::Symlink => self.symlink(src_dir, src_name, st, dst_dir, dst_name, rel),
-            FileType::Fifo => self.fifo(st, dst_dir, dst_name, rel),
-            FileType::CharacterDevice | FileType::BlockDevice => {
-                self.special(st, dst_dir, dst_name, rel, EntryKind::Device)
-            }
-            FileType::Socket => self.special(st, dst_dir, dst_name, rel, EntryKind::Socket),
-            FileType::Directory | FileType::RegularFile | FileType::Unknown => self.fail(
-                rel,
-                EntryKind::File,
-                "copy (unknown file type)",
-                Errno::INVAL,
-            ),
         }
     }
 
-    /// Applies a directory's metadata once its children are written: xattrs,
-    /// owner, mode, then times (last, since the others change ctime only).
-    pub(super) fn finish_dir(
+    /// Opens the subdirectory `name` of `src` and creates (or opens) its
+    /// copy in `dst`.
+    fn enter(
         &self,
         src: BorrowedFd<'_>,
-        st: &Stat,
-        fd: BorrowedFd<'_>,
-        restore: Option<u32>,
+        dst: BorrowedFd<'_>,
+        name: &CStr,
         rel: &Path,
-    ) {
-        let p = self.preserve;
-        // Queued renames into this directory must happen before its times
-        // are set, or while it is still writable.
-        if p.timestamps || restore.is_some() || (p.mode && mode_of(st) & 0o300 != 0o300) {
-            self.flush();
+        anc: &Arc<Ancestors>,
+    ) -> Result<Frame, OpenError> {
+        let full = |e: Errno| e == Errno::MFILE || e == Errno::NFILE;
+        let follow = self.follow_all;
+        // O_NOFOLLOW: a directory swapped for a symlink since it was listed
+        // fails here (ELOOP/ENOTDIR) instead of being followed.
+        let sfd = match rfs::openat(src, name, dir_flags(follow), Mode::empty()) {
+            Ok(fd) => fd,
+            Err(e) if full(e) => return Err(OpenError::Full),
+            Err(e) => {
+                self.fail(rel, EntryKind::Dir, "open directory", e);
+                return Err(OpenError::Reported);
+            }
+        };
+        let st = match rfs::fstat(&sfd) {
+            Ok(st) => st,
+            Err(e) => {
+                self.fail(rel, EntryKind::Dir, "stat directory", e);
+                return Err(OpenError::Reported);
+            }
+        };
+        let id = id_of(&st);
+        let other_fs = self.shared.opts.one_file_system
+            && rfs::fstat(src).is_ok_and(|parent| parent.st_dev != st.st_dev);
+        if anc.contains(id) {
+            self.fail(
+                rel,
+                EntryKind::Dir,
+                "copy directory (it contains itself through a symlink or mount)",
+                Errno::LOOP,
+            );
+            return Err(OpenError::Reported);
         }
-        let mut mode = mode_of(st) & MODE_BITS;
-        if p.xattrs {
-            let r = xattr::copy(&src, &fd);
-            self.xattrs_copied(rel, "copy directory xattrs", r);
-        }
-        if p.ownership {
-            let (uid, gid) = owner_of(st);
-            if rfs::fchown(fd, Some(uid), Some(gid)).is_err() {
-                // Like cp -p: keep the group if allowed, drop setuid/setgid.
-                let _ = rfs::fchown(fd, None, Some(gid));
-                mode &= !SUID_SGID;
+        let made = match make_dir(dst, name, &st) {
+            Ok(d) => d,
+            Err(MakeDirError::NotADirectory) => {
+                self.shared.fail(
+                    rel,
+                    EntryKind::Dir,
+                    "create directory",
+                    io::Error::new(
+                        io::ErrorKind::AlreadyExists,
+                        "cannot overwrite non-directory with directory",
+                    ),
+                );
+                return Err(OpenError::Reported);
+            }
+            Err(MakeDirError::Io(_, e)) if full(e) => return Err(OpenError::Full),
+            Err(MakeDirError::Io(op, e)) => {
+                self.fail(rel, EntryKind::Dir, op, e);
+                return Err(OpenError::Reported);
+            }
+        };
+        let dst_id = match rfs::fstat(&made.fd) {
+            Ok(st) => id_of(&st),
+            Err(e) => {
+                self.fail(rel, EntryKind::Dir, "stat directory", e);
+                return Err(OpenError::Reported);
+            }
+        };
+        self.shared.totals.bump(Count::Dirs);
+        self.shared.record(
+            rel,
+            EntryKind::Dir,
+            if made.created {
+                EntryAction::Created
+            } else {
+                EntryAction::Merged
+            },
+            None,
+        );
+        self.open_dirs.fetch_add(2, Ordering::Relaxed);
+        Ok(Frame {
+            name: name.to_owned(),
+            rel: rel.to_path_buf(),
+            st,
+            dst_id,
+            fds: Some((sfd, made.fd)),
+            restore: made.restore,
+            hint: DirHint {
+                new: made.created,
+                dev: made.dev,
+            },
+            anc: Arc::new(Ancestors {
+                id,
+                parent: Some(anc.clone()),
+            }),
+            todo: None,
+            follow,
+            other_fs,
+        })
+    }
+
+    /// Closes the descriptors of the lowest open levels above the first
+    /// (which the caller's directory reopens nothing for) until at most
+    /// `keep` levels hold them. Returns whether any was closed.
+    fn trim(&self, stack: &mut [Frame], keep: usize) -> bool {
+        let mut open = stack.iter().filter(|f| f.fds.is_some()).count();
+        let mut closed = false;
+        // The top stays open; so does the first level.
+        let top = stack.len().saturating_sub(1);
+        for f in stack.iter_mut().take(top).skip(1) {
+            if open <= keep {
+                break;
+            }
+            if f.fds.take().is_some() {
+                self.open_dirs.fetch_sub(2, Ordering::Relaxed);
+                open -= 1;
+                closed = true;
             }
         }
-        let set_mode = if p.mode { Some(mode) } else { restore };
-        if let Some(m) = set_mode {
-            if let Err(e) = rfs::fchmod(fd, mk_mode(m)) {
-                self.fail_meta(rel, "set directory mode", e);
+        closed
+    }
+
+    fn close(&self, f: Frame) {
+        if f.fds.is_some() {
+            self.open_dirs.fetch_sub(2, Ordering::Relaxed);
+        }
+    }
+
+    /// Reopens the top of `stack` (closed) after its child `done` finished:
+    /// through `done`'s `..`, else by name from the nearest open level.
+    /// When that fails the level is given up: its remaining subdirectories
+    /// are reported and its metadata is not applied.
+    fn reopen(&self, stack: &mut [Frame], done: &Frame) {
+        let Some(last) = stack.len().checked_sub(1) else {
+            return;
+        };
+        if let Some((s, d)) = &done.fds {
+            let up = |fd: BorrowedFd<'_>, want: Id| -> Option<OwnedFd> {
+                let fd = rfs::openat(fd, c"..", dir_flags(false), Mode::empty()).ok()?;
+                let st = rfs::fstat(&fd).ok()?;
+                (id_of(&st) == want).then_some(fd)
+            };
+            let parent = &stack[last];
+            if let (Some(s), Some(d)) = (
+                up(s.as_fd(), id_of(&parent.st)),
+                up(d.as_fd(), parent.dst_id),
+            ) {
+                stack[last].fds = Some((s, d));
+                self.open_dirs.fetch_add(2, Ordering::Relaxed);
+                return;
             }
         }
-        if p.timestamps {
-            if let Err(e) = rfs::futimens(fd, &times_of(st)) {
-                self.fail_meta(rel, "set directory times", e);
+        // Down by name from the nearest open level (the first always is).
+        let start = stack.iter().rposition(|f| f.fds.is_some()).unwrap_or(0);
+        for i in start + 1..=last {
+            let (below, here) = stack.split_at_mut(i);
+            let here = &mut here[0];
+            let Some((ps, pd)) = &below[i - 1].fds else {
+                unreachable!("levels are reopened upwards from an open one");
+            };
+            let open = |fd: BorrowedFd<'_>, follow: bool, want: Id| -> Result<OwnedFd, Errno> {
+                let fd = rfs::openat(fd, here.name.as_c_str(), dir_flags(follow), Mode::empty())?;
+                let st = rfs::fstat(&fd)?;
+                if id_of(&st) == want {
+                    Ok(fd)
+                } else {
+                    Err(Errno::STALE)
+                }
+            };
+            let s = open(ps.as_fd(), here.follow, id_of(&here.st));
+            let d = open(pd.as_fd(), false, here.dst_id);
+            match (s, d) {
+                (Ok(s), Ok(d)) => {
+                    here.fds = Some((s, d));
+                    self.open_dirs.fetch_add(2, Ordering::Relaxed);
+                }
+                (Err(e), _) | (_, Err(e)) => {
+                    // Neither it nor the levels above it can be reached.
+                    for f in &mut stack[i..] {
+                        self.give_up(f, e);
+                    }
+                    return;
+                }
             }
         }
     }
+
+    /// Reports that `f` could not be reopened: it and what is left of it
+    /// are not copied further.
+    fn give_up(&self, f: &mut Frame, e: Errno) {
+        let why = if e == Errno::STALE {
+            io::Error::other("the directory was moved or replaced during the copy")
+        } else {
+            errno(e)
+        };
+        self.shared
+            .fail(&f.rel, EntryKind::Dir, "reopen directory", why);
+        f.todo = Some(Vec::new());
+    }
+}
+
+/// How many directory descriptors the parallel walk may hold: the open-file
+/// limit minus what the process and each worker need besides (a listing
+/// and the source, destination and temporary file of a copy), at least 4.
+pub(super) fn dir_budget(workers: usize) -> usize {
+    open_file_limit().saturating_sub(16 + 4 * workers).max(4)
+}
+
+/// How many levels of a stack keep their two descriptors: each worker's
+/// share of the budget, between 2 and 64 (deeper levels are reopened when
+/// the walk climbs back to them).
+pub(super) fn keep_levels(workers: usize) -> usize {
+    (dir_budget(workers) / (2 * workers.max(1))).clamp(2, 64)
+}
+
+/// The soft limit on open files.
+pub(super) fn open_file_limit() -> usize {
+    let lim = rustix::process::getrlimit(rustix::process::Resource::Nofile);
+    lim.current
+        .map_or(usize::MAX, |n| usize::try_from(n).unwrap_or(usize::MAX))
+}
+
+/// The workers asked for, fewer when the open-file limit could not feed
+/// them (each needs a few descriptors, and the walk needs some per level).
+pub(super) fn workers_for(opts: &TreeOptions) -> usize {
+    let fit = open_file_limit().saturating_sub(32) / 8;
+    // APFS serializes clones volume-wide: more workers only queue.
+    #[cfg(target_os = "macos")]
+    let fit = fit.min(super::super::macos::MAX_WORKERS);
+    opts.worker_count().min(fit).max(1)
 }
