@@ -59,6 +59,7 @@
 
 #![forbid(unsafe_code)]
 
+mod cancel;
 #[cfg(unix)]
 mod chain;
 #[cfg(unix)]
