@@ -89,10 +89,19 @@ pub(crate) fn copy_file<T: Send>(
     opts: CopyOptions,
     work: impl FnOnce(&CopyOptions) -> T + Send,
 ) -> PyResult<T> {
-    let small = py.detach(|| std::fs::metadata(src).map_or(true, |m| m.len() < INTERRUPTIBLE_LEN));
-    if small {
-        return Ok(py.detach(|| work(&opts)));
-    }
+    // One release of the GIL for a small file: the look at its length and
+    // the copy. A large one comes back as `Err(work)`, to run below.
+    let first = py.detach(|| {
+        if std::fs::metadata(src).map_or(true, |m| m.len() < INTERRUPTIBLE_LEN) {
+            Ok(work(&opts))
+        } else {
+            Err(work)
+        }
+    });
+    let work = match first {
+        Ok(out) => return Ok(out),
+        Err(work) => work,
+    };
     let cancel = Arc::new(AtomicBool::new(false));
     let opts = opts.cancel(cancel.clone());
     interruptible(py, &cancel, || work(&opts), |_| Ok(()))

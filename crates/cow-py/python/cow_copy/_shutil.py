@@ -166,11 +166,15 @@ class _Walk:
             ignored = ()
         os.makedirs(dst, exist_ok=self.dirs_exist_ok)
         use_entry = self.kind is not None
+        # os.path.join(dst, name), once per directory: an entry's name never
+        # holds a separator. The source name is the entry's own path, which
+        # is os.path.join(src, name) already.
+        dst_prefix = os.path.join(dst, entries[0].name[:0]) if entries else dst
         for entry in entries:
             if entry.name in ignored:
                 continue
-            srcname = os.path.join(src, entry.name)
-            dstname = os.path.join(dst, entry.name)
+            srcname = entry.path
+            dstname = dst_prefix + entry.name
             srcobj = entry if use_entry else srcname
             try:
                 self.entry(entry, srcname, dstname, srcobj)
