@@ -29,6 +29,7 @@ pub(crate) struct Cancel(pub(crate) Option<Arc<AtomicBool>>);
 impl Cancel {
     /// Whether a flag was given (the kernel copy then uses calls short
     /// enough to notice it promptly).
+    #[cfg_attr(not(unix), allow(dead_code))]
     pub(crate) fn is_set(&self) -> bool {
         self.0.is_some()
     }
