@@ -47,17 +47,19 @@ pub(crate) fn interruptible<T: Send>(
     mut tick: impl FnMut(Python<'_>) -> PyResult<()> + Send,
 ) -> PyResult<T> {
     let main = std::thread::current();
+    let done = AtomicBool::new(false);
     let (out, err) = py.detach(|| {
         std::thread::scope(|s| {
             let handle = s.spawn(|| {
-                let out = work();
-                main.unpark();
-                out
+                let _done = Done(&done, &main);
+                work()
             });
             let mut err: Option<PyErr> = None;
-            while !handle.is_finished() {
+            // Not `handle.is_finished()`: the thread is woken before it has
+            // ended, and would then sleep a whole tick more.
+            while !done.load(Ordering::Acquire) {
                 std::thread::park_timeout(TICK);
-                if err.is_none() && !handle.is_finished() {
+                if err.is_none() && !done.load(Ordering::Acquire) {
                     if let Err(e) = Python::attach(|py| {
                         py.check_signals()?;
                         tick(py)
@@ -76,6 +78,17 @@ pub(crate) fn interruptible<T: Send>(
     match err {
         Some(e) => Err(e),
         None => Ok(out),
+    }
+}
+
+/// Says, when the work ends (returns or panics), that it has ended, and
+/// wakes the waiting thread.
+struct Done<'a>(&'a AtomicBool, &'a std::thread::Thread);
+
+impl Drop for Done<'_> {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Release);
+        self.1.unpark();
     }
 }
 
