@@ -61,6 +61,7 @@
 
 #![forbid(unsafe_code)]
 
+mod cancel;
 #[cfg(unix)]
 mod chain;
 mod changed;

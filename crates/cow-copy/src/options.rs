@@ -198,6 +198,8 @@ pub struct CopyOptions {
     pub(crate) retry_changed: u32,
     #[serde(skip)]
     pub(crate) observer: crate::observe::Observer,
+    #[serde(skip)]
+    pub(crate) cancel: crate::cancel::Cancel,
 }
 
 impl Default for CopyOptions {
@@ -224,6 +226,7 @@ impl CopyOptions {
             remove_destination: RemoveDestination::Never,
             retry_changed: 0,
             observer: crate::observe::Observer::default(),
+            cancel: crate::cancel::Cancel::default(),
         }
     }
 

@@ -17,10 +17,9 @@ use crate::TEMP_MARKER;
 mod unix;
 
 #[cfg(unix)]
-pub(crate) use unix::{Temp, create_temp, remove, remove_all, rename_over, sync_dir};
-// The macOS clone step makes its clone as a temporary.
-#[cfg(target_os = "macos")]
-pub(crate) use unix::create_temp_with;
+pub(crate) use unix::{
+    Temp, create_temp, create_temp_with, remove, remove_all, rename_over, sync_dir,
+};
 
 static COUNTER: AtomicU64 = AtomicU64::new(0);
 

@@ -6,7 +6,9 @@ The tree is the unpacked wheels of numpy, pandas, scipy, matplotlib and
 sympy for this Python, downloaded once with pip into the cache. Runs of the
 two tools alternate (A/B, then B/A) so load from other processes hits both;
 the page cache is flushed (sync, not dropped) before each timed run; the
-medians are printed as a markdown table and written as JSON.
+medians of wall and CPU time (user+sys, every thread) and their ratios are
+printed as a markdown table per filesystem, with the load average, and
+written as JSON.
 """
 
 import argparse
@@ -121,6 +123,13 @@ def ms(seconds: float) -> str:
     return f"{seconds * 1000:.0f} ms" if seconds >= 0.01 else f"{seconds * 1000:.1f} ms"
 
 
+def ratio(a: float, b: float) -> str:
+    """a / b, or "> N" when b is below the clock's resolution here."""
+    if b < 1e-3:
+        return f"> {a / 1e-3:.0f}x"
+    return f"{a / b:.2f}x"
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--cache", type=Path, required=True)
@@ -136,25 +145,35 @@ def main():
         and (not a.only or fs in a.only.split(","))]
     if not targets:
         sys.exit("bench_shutil: no filesystem (run under `cargo xtask bench-python` or pass --dir)")
+    load_start = os.getloadavg()[0]
     rows = []
     for fs, root in targets:
         rows += bench_fs(fs, root, tree, a.runs, a.file_mib)
+    load_end = os.getloadavg()[0]
+    cpus = os.cpu_count() or 1
     print(f"\ncow_copy vs shutil, Python {sys.version.split()[0]}, median of {a.runs} "
-          f"interleaved runs (min-max); CPU = user+sys of the process; {os.cpu_count()} CPUs, "
-          f"load average {os.getloadavg()[0]:.1f} at the end\n")
-    print("| fs | workload | shutil | cow_copy | speed-up | CPU shutil | CPU cow_copy |")
-    print("|---|---|---|---|---|---|---|")
+          f"interleaved runs (min-max). wall = elapsed time; CPU = user+sys of the "
+          f"process, all threads; ratio = shutil / cow_copy (above 1: cow_copy is faster)")
+    print(f"{cpus} CPUs, load average {load_start:.1f} at the start and {load_end:.1f} at the end")
+    if max(load_start, load_end) > cpus:
+        print("NOTE: the machine was loaded (load average above the CPU count): wall times "
+              "are inflated and noisy; read the ratios and the CPU times")
+    print()
+    print("| fs | workload | wall shutil | wall cow_copy | wall ratio "
+          "| CPU shutil | CPU cow_copy | CPU ratio |")
+    print("|---|---|---|---|---|---|---|---|")
     out = []
     for fs, w, what, t in rows:
         (sn, st), (cn, ct) = sorted(t.items(), key=lambda kv: not kv[0].startswith("shutil"))
         sw, cw = [x[0] for x in st], [x[0] for x in ct]
         sm, cm = statistics.median(sw), statistics.median(cw)
         sc, cc = statistics.median(x[1] for x in st), statistics.median(x[1] for x in ct)
-        print(f"| {fs} | {w} ({what}) | {ms(sm)} ({ms(min(sw))}-{ms(max(sw))}) "
-              f"| {ms(cm)} ({ms(min(cw))}-{ms(max(cw))}) | {sm / max(cm, 1e-6):.2f}x "
-              f"| {ms(sc)} | {ms(cc)} |")
+        print(f"| {fs} | {what} ({w}) | {ms(sm)} ({ms(min(sw))}-{ms(max(sw))}) "
+              f"| {ms(cm)} ({ms(min(cw))}-{ms(max(cw))}) | **{ratio(sm, cm)}** "
+              f"| {ms(sc)} | {ms(cc)} | {ratio(sc, cc)} |")
         out.append({"fs": fs, "workload": w, "what": what, sn: st, cn: ct,
-                    "speedup": sm / max(cm, 1e-6)})
+                    "speedup": sm / max(cm, 1e-6), "cpu_ratio": sc / max(cc, 1e-6),
+                    "load_start": load_start, "load_end": load_end})
     path = a.json or a.cache.parent / "cow-bench" / "python.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(out, indent=1))

@@ -18,7 +18,9 @@ type Slot = Option<(PathBuf, PathBuf, Outcome)>;
 
 #[derive(Default)]
 struct State {
-    cancel: AtomicBool,
+    /// Set by `cancel` or Ctrl-C: stops the files not started and, inside
+    /// its current chunk, each file being copied.
+    cancel: Arc<AtomicBool>,
     /// One slot per file added, filled when it is done.
     slots: Mutex<Vec<Slot>>,
     /// Chunks added and not finished.
@@ -35,8 +37,10 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 /// per file (`None`, `False` for "hand it to shutil", or the exception), in
 /// the order they were added. `fresh=True` says no destination exists yet
 /// (the walk created every destination directory itself). A Ctrl-C in
-/// `wait` (or `cancel`) stops the files not yet started; the ones in flight
-/// finish, so no file is left half-written by the batch.
+/// `wait` (or `cancel`) stops the files not yet started and the ones in
+/// flight at their next chunk: a file the batch created is removed, an
+/// existing destination rewritten in place is left cut short (as shutil
+/// leaves it when interrupted).
 #[pyclass(module = "cow_copy._native")]
 pub(crate) struct Batch {
     kind: Kind,
@@ -51,13 +55,14 @@ impl Batch {
     #[pyo3(signature = (kind, fresh=false))]
     fn new(kind: u8, fresh: bool) -> PyResult<Self> {
         let kind = Kind::parse(kind)?;
+        let state = Arc::new(State::default());
         Ok(Batch {
             kind,
             // Only copy and copy2 may skip the look: copyfile creates the
             // file itself.
             fresh: fresh && kind != Kind::CopyFile,
-            opts: Arc::new(kind.options()),
-            state: Arc::default(),
+            opts: Arc::new(kind.options().cancel(state.cancel.clone())),
+            state,
         })
     }
 
@@ -102,7 +107,7 @@ impl Batch {
         Ok(())
     }
 
-    /// Stops the files not started yet.
+    /// Stops the files not started yet and those being copied.
     fn cancel(&self) {
         self.state.cancel.store(true, Ordering::Relaxed);
     }

@@ -94,6 +94,7 @@ pub(crate) fn copy_one(
     if fresh {
         return engine_copy(opts, src, dst);
     }
+    let mut made = false;
     match std::fs::metadata(dst) {
         Ok(m) if is_fifo(&m) => return Outcome::DestinationPipe,
         Ok(_) => {}
@@ -114,11 +115,19 @@ pub(crate) fn copy_one(
                         source: e,
                     });
                 }
+                made = true;
             }
         }
         Err(_) => {}
     }
-    engine_copy(opts, src, dst)
+    let outcome = engine_copy(opts, src, dst);
+    if made && matches!(&outcome, Outcome::Failed(e) if e.kind() == std::io::ErrorKind::Interrupted)
+    {
+        // Cancelled: the file created above never held anything the user
+        // had (the engine removes the ones it creates itself).
+        let _ = std::fs::remove_file(dst);
+    }
+    outcome
 }
 
 fn engine_copy(opts: &CopyOptions, src: &Path, dst: &Path) -> Outcome {
@@ -172,8 +181,9 @@ pub(crate) fn copy_compat(
 ) -> PyResult<bool> {
     let kind = Kind::parse(kind)?;
     let (src_path, dst_path) = (path_of(&src)?, path_of(&dst)?);
-    let opts = kind.options();
-    let outcome = py.detach(|| copy_one(kind, &opts, &src_path, &dst_path, false));
+    let outcome = crate::run::copy_file(py, &src_path, kind.options(), |opts| {
+        copy_one(kind, opts, &src_path, &dst_path, false)
+    })?;
     let names = Names {
         src: &src,
         dst: &dst,

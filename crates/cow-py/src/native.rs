@@ -37,7 +37,9 @@ fn call_progress(py: Python<'_>, progress: &Py<PyAny>, p: &Progress) -> PyResult
 /// None (permission bits), "all", or names from "mode", "timestamps",
 /// "ownership", "xattrs". `overwrite=False` refuses an existing `dst`
 /// (FileExistsError). `progress` is called once with the final Progress.
-/// The GIL is released while the file is copied.
+/// The GIL is released while the file is copied; Ctrl-C stops a large file
+/// half-way (KeyboardInterrupt), leaving no temporary and no destination it
+/// created.
 #[pyfunction]
 #[pyo3(signature = (src, dst, *, reflink="auto", sparse="auto", update="all", atomic=false, fsync=false, preserve=None, follow_symlinks=true, overwrite=true, progress=None))]
 #[allow(clippy::too_many_arguments)]
@@ -68,7 +70,7 @@ pub(crate) fn copy_file(
     .follow_symlinks(follow_symlinks);
     let (src, dst) = (fspath(src)?, fspath(dst)?);
     let (src_path, dst_path) = (path_of(&src)?, path_of(&dst)?);
-    let result = py.detach(|| opts.copy(&src_path, &dst_path));
+    let result = run::copy_file(py, &src_path, opts, |o| o.copy(&src_path, &dst_path))?;
     let report = result.map_err(|e| {
         let names = Names {
             src: &src,
@@ -100,8 +102,9 @@ pub(crate) fn copy_file(
 /// recreates hard links inside the tree. `fail_fast=True` stops at the first
 /// failure. `progress` is called with a Progress about every 50 ms and at
 /// the end. Raises CopyTreeError (with `.report`) when some entries failed.
-/// Ctrl-C stops the copy after the files being copied and raises
-/// KeyboardInterrupt; atomic copies leave no temporary.
+/// Ctrl-C stops the copy, inside the files being copied too, and raises
+/// KeyboardInterrupt; atomic copies leave no temporary, and a file being
+/// created is removed.
 #[pyfunction]
 #[pyo3(signature = (src, dst, *, reflink="auto", sparse="auto", update="all", atomic=false, fsync=false, preserve=None, overwrite=true, jobs=None, fail_fast=false, hard_links=false, dereference="never", progress=None))]
 #[allow(clippy::too_many_arguments)]

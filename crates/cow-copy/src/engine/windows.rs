@@ -295,7 +295,7 @@ fn copy_data(
         fs::copy(src, target).map_err(|e| CopyError::io("copy to", dst, e))?;
         Strategy::SystemCopy
     } else {
-        write_temporary(src_file, target)
+        write_temporary(src_file, target, &opts.cancel)
             .map_err(|e| CopyError::io("copy to a temporary beside", dst, e))?;
         Strategy::UserCopy
     };
@@ -318,8 +318,9 @@ fn copy_data(
 /// Copies the source's bytes into the listed temporary `target` with
 /// read/write through a handle that shares deletion: an interrupt can then
 /// delete the temporary at any moment ([`temps::remove_all`]), which
-/// `CopyFileExW`'s own handle to it would prevent.
-fn write_temporary(src: &File, target: &Path) -> io::Result<()> {
+/// `CopyFileExW`'s own handle to it would prevent. Stops between chunks
+/// when the caller's cancel flag is set.
+fn write_temporary(src: &File, target: &Path, cancel: &crate::cancel::Cancel) -> io::Result<()> {
     use std::io::Write;
     use std::os::windows::fs::FileExt;
     let mut out = OpenOptions::new()
@@ -330,6 +331,7 @@ fn write_temporary(src: &File, target: &Path) -> io::Result<()> {
     let mut buf = vec![0u8; 1 << 20];
     let mut off = 0u64;
     loop {
+        cancel.check()?;
         let n = match fault!(Site::Read, src.seek_read(&mut buf, off)) {
             Ok(0) => return Ok(()),
             Ok(n) => n,

@@ -27,8 +27,9 @@ use other::copy_range;
 
 /// Largest request per call (the kernel caps one call near 2 GiB anyway).
 const CHUNK: u64 = 1 << 30;
-/// Largest request per call when an observer follows the bytes: small
-/// enough that progress moves several times a second.
+/// Largest request per call when an observer follows the bytes or a cancel
+/// flag may stop the copy: small enough that progress moves, and a cancel
+/// is seen, several times a second.
 const OBSERVED_CHUNK: u64 = 16 << 20;
 
 /// Runs the kernel copy.
@@ -65,7 +66,7 @@ pub(crate) fn step(job: &mut Job<'_>) -> Step {
             reason,
         }))
     };
-    let chunk = if job.opts.observer.is_set() {
+    let chunk = if job.opts.observer.is_set() || job.opts.cancel.is_set() {
         OBSERVED_CHUNK
     } else {
         CHUNK
@@ -79,6 +80,9 @@ pub(crate) fn step(job: &mut Job<'_>) -> Step {
                 // At the largest offset: nothing can follow.
                 real_end = Some(off);
                 break 'segments;
+            }
+            if let Err(e) = crate::strategy::user::cancel_point(job, off) {
+                return Step::Failed(e);
             }
             let mut off_in = off;
             let mut off_out = off;

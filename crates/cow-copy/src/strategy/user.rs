@@ -61,6 +61,7 @@ fn copy(job: &mut Job<'_>) -> Result<Outcome, CopyError> {
                 real_end = Some(off);
                 break 'segments;
             }
+            cancel_point(job, off)?;
             let want = crate::fault::clamp(Site::Read, want);
             let n = match fault!(Site::Read, job.src.read_at(&mut buf[..want], off)) {
                 Ok(n) => n,
@@ -133,6 +134,7 @@ fn stream(job: &mut Job<'_>) -> Result<Outcome, CopyError> {
     let mut buf = vec![0u8; BUF];
     let mut written = 0u64;
     loop {
+        cancel_point(job, written)?;
         // Explicit offsets: earlier steps may have moved the file position
         // (SEEK_DATA/SEEK_HOLE).
         let n = match job.src.read_at(&mut buf, written) {
@@ -154,6 +156,15 @@ fn stream(job: &mut Job<'_>) -> Result<Outcome, CopyError> {
         hole_bytes: 0,
         len: written,
         size_changed: written != job.len,
+    })
+}
+
+/// Between two chunks at `off`: fails (the destination cut to its first
+/// `off` bytes, as after any failure) once the caller's cancel flag is set.
+pub(crate) fn cancel_point(job: &Job<'_>, off: u64) -> Result<(), CopyError> {
+    job.opts.cancel.check().map_err(|e| {
+        cut(job, off);
+        CopyError::io("copy to", job.dst_path, e)
     })
 }
 
@@ -218,6 +229,10 @@ pub(crate) fn fill_holes(job: &Job<'_>, outcome: &mut Outcome) -> Result<(), Cop
         };
         let mut p = hole;
         while p < data {
+            job.opts
+                .cancel
+                .check()
+                .map_err(|e| CopyError::io("write zeros to", job.dst_path, e))?;
             let n = (data - p).min(BUF as u64) as usize;
             crate::fault::write_all_at(&job.dst, &zeros[..n], p)
                 .map_err(|e| CopyError::io("write zeros to", job.dst_path, e))?;

@@ -194,9 +194,11 @@ impl TreeOptions {
     }
 
     /// A flag that stops the copy when set (from another thread, say a
-    /// Ctrl-C handler): no new entry is started, entries being copied finish
-    /// (an atomic file still renames or removes its temporary), and the
-    /// report says [`TreeReport::stopped_early`]. Default: none.
+    /// Ctrl-C handler): no new entry is started, a file being copied stops
+    /// at its next chunk as with [`CopyOptions::cancel`] (an atomic file
+    /// removes its temporary, a new file is removed; it is listed as a
+    /// failure of kind `Interrupted`), and the report says
+    /// [`TreeReport::stopped_early`]. Default: none.
     #[must_use]
     pub fn cancel(mut self, flag: Arc<AtomicBool>) -> Self {
         self.cancel = Some(flag);

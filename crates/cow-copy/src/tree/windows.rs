@@ -51,9 +51,7 @@ pub(super) fn copy_tree(
     }
     let walker = Walker {
         shared: Shared::new(opts, src, dst),
-        file_opts: opts
-            .copy
-            .clone()
+        file_opts: crate::cancel::file_options(opts)
             .follow_symlinks(opts.dereference == Dereference::Always),
         follow_all: opts.dereference == Dereference::Always,
         no_clobber: opts.copy.overwrite_policy() == Overwrite::NoClobber,

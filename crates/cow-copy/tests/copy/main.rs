@@ -5,6 +5,7 @@
 //! one test closes the temporaries' list for the whole process.
 
 mod behaviour;
+mod cancel;
 #[cfg(any(target_os = "linux", windows))]
 mod common;
 mod concurrent;
@@ -26,6 +27,8 @@ mod trust_mtime;
 mod update;
 mod update_reads;
 mod update_snapshot;
+#[cfg(windows)]
+mod windows_live_source;
 
 #[test]
 fn every_suite_is_in_this_binary() {

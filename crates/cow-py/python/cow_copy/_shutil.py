@@ -166,11 +166,15 @@ class _Walk:
             ignored = ()
         os.makedirs(dst, exist_ok=self.dirs_exist_ok)
         use_entry = self.kind is not None
+        # os.path.join(dst, name), once per directory: an entry's name never
+        # holds a separator. The source name is the entry's own path, which
+        # is os.path.join(src, name) already.
+        dst_prefix = os.path.join(dst, entries[0].name[:0]) if entries else dst
         for entry in entries:
             if entry.name in ignored:
                 continue
-            srcname = os.path.join(src, entry.name)
-            dstname = os.path.join(dst, entry.name)
+            srcname = entry.path
+            dstname = dst_prefix + entry.name
             srcobj = entry if use_entry else srcname
             try:
                 self.entry(entry, srcname, dstname, srcobj)
@@ -222,8 +226,8 @@ class _Walk:
             self.started = len(self.srcs)
 
     def abort(self) -> None:
-        """After an exception in the walk: stops and waits for the files
-        in flight, so none is left half-written."""
+        """After an exception in the walk: stops the files in flight (at
+        their next chunk; a file being created is removed) and waits."""
         if self.batch is not None:
             self.batch.cancel()
             self.batch.wait(self.srcs[:self.started], self.dsts[:self.started])
@@ -272,7 +276,7 @@ def copytree(src: Any, dst: Any, symlinks: bool = False,
 
     With copy_function copy2 or copy (cow's or shutil's) the files are
     copied by cow in parallel, with the GIL released, after the directories
-    are created; Ctrl-C stops the copy after the files in flight.
+    are created; Ctrl-C stops the copy, inside the files in flight too.
     """
     walk = _Walk(symlinks, ignore, copy_function, ignore_dangling_symlinks,
                  dirs_exist_ok)

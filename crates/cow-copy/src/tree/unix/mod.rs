@@ -182,7 +182,7 @@ struct Walker<'a> {
 /// written through (like GNU `cp -a`), so a link planted in the destination
 /// tree never carries the copy (and its new owner) to another file.
 fn file_options(opts: &TreeOptions) -> CopyOptions {
-    let copy = opts.copy.clone();
+    let copy = crate::cancel::file_options(opts);
     if opts.preserve_hard_links && copy.remove_destination_policy() == RemoveDestination::Never {
         copy.remove_destination(RemoveDestination::IfLinked)
     } else {
