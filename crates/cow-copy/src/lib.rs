@@ -88,6 +88,8 @@ mod report;
 mod strategy;
 mod sys;
 mod update;
+#[cfg(unix)]
+mod xattr;
 
 pub mod tree;
 

@@ -84,11 +84,11 @@ pub(crate) fn apply(
     }
     #[cfg(not(target_os = "macos"))]
     if preserve.xattrs {
-        crate::sys::copy_xattrs(src, dst, skipped);
+        crate::xattr::copy_file(src, dst, skipped);
     }
     // Gatekeeper's attribute travels with every copy (docs/macos.md).
     #[cfg(target_os = "macos")]
-    crate::sys::apply_xattrs(src, dst, preserve.xattrs, skipped);
+    crate::xattr::apply(src, dst, preserve.xattrs, skipped);
     if preserve.timestamps {
         let times = FileTimes::new()
             .set_accessed(to_time(src_meta.atime(), src_meta.atime_nsec()))

@@ -2,15 +2,13 @@
 //! `renameat2(RENAME_NOREPLACE)`, xattrs. Plain calls on descriptors: what
 //! they mean for a copy is decided by the steps above.
 
-use std::ffi::OsStr;
+use std::ffi::{CStr, OsStr};
 use std::io;
 use std::os::fd::{BorrowedFd, OwnedFd};
-use std::os::unix::ffi::OsStrExt;
 
 use cow_sys::linux::{FiemapExtentFlags, FiemapFlags, fiemap_all};
-use rustix::fs::{Mode, OFlags, RenameFlags};
-
-use crate::fault::{Site, fault};
+use rustix::fs::{Mode, OFlags, RenameFlags, XattrFlags};
+use rustix::io::Errno;
 
 pub(crate) use cow_sys::linux::ficlone;
 
@@ -94,52 +92,57 @@ pub(crate) fn rename_noreplace(dir: BorrowedFd<'_>, from: &OsStr, to: &OsStr) ->
         RenameFlags::NOREPLACE,
     )?)
 }
-/// Copies every extended attribute (including `system.posix_acl_access`,
-/// the POSIX ACL) from `src` to `dst`; refusals are listed in `skipped`.
-pub(crate) fn copy_xattrs(src: &std::fs::File, dst: &std::fs::File, skipped: &mut Vec<String>) {
-    let names = match list_xattrs(src) {
-        Ok(n) => n,
-        Err(e) => {
-            skipped.push(format!("xattrs: {e}"));
-            return;
-        }
-    };
-    for name in names.split(|&b| b == 0).filter(|n| !n.is_empty()) {
-        let name = std::ffi::OsStr::from_bytes(name);
-        let r = (|| -> io::Result<()> {
-            let n = rustix::fs::fgetxattr_query(src, name)?;
-            let mut value = vec![0u8; n];
-            let got = rustix::fs::fgetxattr(src, name, &mut value[..])?;
-            value.truncate(got);
-            fault!(
-                Site::Xattr,
-                rustix::fs::fsetxattr(dst, name, &value, rustix::fs::XattrFlags::empty())
-            )?;
-            Ok(())
-        })();
-        if let Err(e) = r {
-            skipped.push(format!("xattr {}: {e}", name.to_string_lossy()));
-        }
+/// Where extended attributes are reached: an open descriptor, or a path
+/// whose last component is not followed (Linux has no descriptor of a
+/// symlink that the `f*xattr` calls accept).
+#[derive(Clone, Copy)]
+pub(crate) enum XattrAt<'a> {
+    /// `f*xattr` on this descriptor.
+    Fd(BorrowedFd<'a>),
+    /// `l*xattr` on this path.
+    Path(&'a CStr),
+}
+
+/// The error of reading an attribute that is not there.
+pub(crate) const NO_XATTR: Errno = Errno::NODATA;
+
+/// The length of the attribute name list.
+pub(crate) fn xattr_list_len(at: XattrAt<'_>) -> Result<usize, Errno> {
+    match at {
+        XattrAt::Fd(fd) => rustix::fs::flistxattr_query(fd),
+        XattrAt::Path(p) => rustix::fs::llistxattr_query(p),
     }
 }
 
-fn list_xattrs(f: &std::fs::File) -> io::Result<Vec<u8>> {
-    for _ in 0..4 {
-        let n = match fault!(Site::Xattr, rustix::fs::flistxattr_query(f)) {
-            Ok(n) => n,
-            Err(rustix::io::Errno::OPNOTSUPP) => return Ok(Vec::new()),
-            Err(e) => return Err(e.into()),
-        };
-        let mut buf = vec![0u8; n];
-        match rustix::fs::flistxattr(f, &mut buf[..]) {
-            Ok(got) => {
-                buf.truncate(got);
-                return Ok(buf);
-            }
-            // Grew meanwhile.
-            Err(rustix::io::Errno::RANGE) => continue,
-            Err(e) => return Err(e.into()),
-        }
+/// Reads the attribute name list into `buf`; returns its length.
+pub(crate) fn xattr_list(at: XattrAt<'_>, buf: &mut [u8]) -> Result<usize, Errno> {
+    match at {
+        XattrAt::Fd(fd) => rustix::fs::flistxattr(fd, buf),
+        XattrAt::Path(p) => rustix::fs::llistxattr(p, buf),
     }
-    Err(io::Error::other("the xattr list kept changing"))
+}
+
+/// The length of `name`'s value.
+pub(crate) fn xattr_value_len(at: XattrAt<'_>, name: &CStr) -> Result<usize, Errno> {
+    match at {
+        XattrAt::Fd(fd) => rustix::fs::fgetxattr_query(fd, name),
+        XattrAt::Path(p) => rustix::fs::lgetxattr_query(p, name),
+    }
+}
+
+/// Reads `name`'s value into `buf`; returns its length.
+pub(crate) fn xattr_value(at: XattrAt<'_>, name: &CStr, buf: &mut [u8]) -> Result<usize, Errno> {
+    match at {
+        XattrAt::Fd(fd) => rustix::fs::fgetxattr(fd, name, buf),
+        XattrAt::Path(p) => rustix::fs::lgetxattr(p, name, buf),
+    }
+}
+
+/// Sets `name` to `value`.
+pub(crate) fn xattr_set(at: XattrAt<'_>, name: &CStr, value: &[u8]) -> Result<(), Errno> {
+    let flags = XattrFlags::empty();
+    match at {
+        XattrAt::Fd(fd) => rustix::fs::fsetxattr(fd, name, value, flags),
+        XattrAt::Path(p) => rustix::fs::lsetxattr(p, name, value, flags),
+    }
 }

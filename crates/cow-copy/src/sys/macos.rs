@@ -3,13 +3,11 @@
 //! clone-to-a-temporary-and-rename policy is the clone step's
 //! (`strategy/clone/macos.rs`).
 
-use std::ffi::{OsStr, OsString};
-use std::fs::File;
+use std::ffi::{CStr, OsStr};
 use std::io;
 use std::os::fd::BorrowedFd;
-use std::os::unix::ffi::OsStrExt;
 
-use rustix::fs::{Mode, OFlags};
+use rustix::fs::OFlags;
 use rustix::io::Errno;
 
 pub(crate) use cow_sys::macos::{
@@ -31,57 +29,6 @@ pub(crate) const PROBE_FLAGS: OFlags = OFlags::RDONLY
 /// The kernel-copy slot is `fcopyfile` (see `strategy/kernel/macos.rs`).
 pub(crate) const HAS_COPY_RANGE: bool = true;
 
-/// Gatekeeper's attribute: kept on every copy, like Finder and `cp` (whose
-/// `fcopyfile` applies it whatever the flags), even when xattrs are not
-/// preserved.
-const QUARANTINE: &str = "com.apple.quarantine";
-
-/// The names of `file`'s extended attributes.
-pub(crate) fn xattr_names(file: &File) -> io::Result<Vec<OsString>> {
-    let mut buf = vec![0u8; rustix::fs::flistxattr_query(file)?];
-    let n = rustix::fs::flistxattr(file, &mut buf[..])?;
-    Ok(buf[..n]
-        .split(|&b| b == 0)
-        .filter(|n| !n.is_empty())
-        .map(|n| OsStr::from_bytes(n).to_os_string())
-        .collect())
-}
-
-/// The value of one extended attribute.
-pub(crate) fn xattr_value(file: &File, name: &OsStr) -> io::Result<Vec<u8>> {
-    let mut value = vec![0u8; rustix::fs::fgetxattr_query(file, name)?];
-    let got = rustix::fs::fgetxattr(file, name, &mut value[..])?;
-    value.truncate(got);
-    Ok(value)
-}
-
-/// Removes every extended attribute but Gatekeeper's. One the system
-/// protects (`EPERM`, such as `com.apple.provenance`) stays, as it would on
-/// any copy this process writes.
-pub(crate) fn strip_xattrs(file: &File) -> io::Result<()> {
-    for name in xattr_names(file)? {
-        if name != QUARANTINE {
-            match rustix::fs::fremovexattr(file, &name) {
-                Ok(()) | Err(Errno::PERM) => {}
-                Err(e) => return Err(e.into()),
-            }
-        }
-    }
-    Ok(())
-}
-
-/// Sets every extended attribute of `from` on `to` that `to` does not
-/// already have with the same value.
-pub(crate) fn carry_xattrs(from: &File, to: &File) -> io::Result<()> {
-    for name in xattr_names(from)? {
-        let value = xattr_value(from, &name)?;
-        if xattr_value(to, &name).ok().as_ref() != Some(&value) {
-            rustix::fs::fsetxattr(to, &name, &value, rustix::fs::XattrFlags::empty())?;
-        }
-    }
-    Ok(())
-}
-
 /// `renamex_np(RENAME_EXCL)`.
 pub(crate) fn rename_noreplace(dir: BorrowedFd<'_>, from: &OsStr, to: &OsStr) -> io::Result<()> {
     Ok(rustix::fs::renameat_with(
@@ -93,50 +40,49 @@ pub(crate) fn rename_noreplace(dir: BorrowedFd<'_>, from: &OsStr, to: &OsStr) ->
     )?)
 }
 
-/// The xattr part of the metadata: every extended attribute of `src` with
-/// `all` (ACLs are not xattrs on macOS and are not copied), else only
-/// Gatekeeper's `com.apple.quarantine`, which travels with every copy as
-/// with Finder and `fcopyfile`. Values `dst` already has are left alone (a
-/// clone brought them). Writing an xattr needs the owner's write bit, even
-/// on an open descriptor, so a read-only `dst` gets it while they are
-/// written. Refusals are listed in `skipped`.
-pub(crate) fn apply_xattrs(src: &File, dst: &File, all: bool, skipped: &mut Vec<String>) {
-    let names = if all {
-        match xattr_names(src) {
-            Ok(n) => n,
-            Err(e) => {
-                skipped.push(format!("xattrs: {e}"));
-                return;
-            }
-        }
-    } else {
-        vec![OsString::from(QUARANTINE)]
-    };
-    let mut wanted = Vec::new();
-    for name in names {
-        match xattr_value(src, &name) {
-            Ok(v) if xattr_value(dst, &name).ok().as_ref() != Some(&v) => wanted.push((name, v)),
-            Ok(_) => {}
-            Err(e) if Errno::from_io_error(&e) == Some(Errno::NOATTR) => {}
-            Err(e) => skipped.push(format!("xattr {}: {e}", name.to_string_lossy())),
-        }
-    }
-    if wanted.is_empty() {
-        return;
-    }
-    let mode = rustix::fs::fstat(dst).map(|st| st.st_mode & 0o7777).ok();
-    let lifted = mode.filter(|m| m & 0o200 == 0);
-    if let Some(m) = lifted {
-        let _ = rustix::fs::fchmod(dst, Mode::from_raw_mode(m | 0o200));
-    }
-    for (name, value) in wanted {
-        if let Err(e) = rustix::fs::fsetxattr(dst, &name, &value, rustix::fs::XattrFlags::empty()) {
-            skipped.push(format!("xattr {}: {e}", name.to_string_lossy()));
-        }
-    }
-    if let Some(m) = lifted {
-        if let Err(e) = rustix::fs::fchmod(dst, Mode::from_raw_mode(m)) {
-            skipped.push(format!("mode after the xattrs: {e}"));
-        }
-    }
+/// Where extended attributes are reached: an open descriptor (a symlink
+/// is opened itself with `O_SYMLINK`).
+#[derive(Clone, Copy)]
+pub(crate) enum XattrAt<'a> {
+    /// `f*xattr` on this descriptor.
+    Fd(BorrowedFd<'a>),
+}
+
+/// The error of reading an attribute that is not there.
+pub(crate) const NO_XATTR: Errno = Errno::NOATTR;
+
+/// The length of the attribute name list.
+pub(crate) fn xattr_list_len(at: XattrAt<'_>) -> Result<usize, Errno> {
+    let XattrAt::Fd(fd) = at;
+    rustix::fs::flistxattr_query(fd)
+}
+
+/// Reads the attribute name list into `buf`; returns its length.
+pub(crate) fn xattr_list(at: XattrAt<'_>, buf: &mut [u8]) -> Result<usize, Errno> {
+    let XattrAt::Fd(fd) = at;
+    rustix::fs::flistxattr(fd, buf)
+}
+
+/// The length of `name`'s value.
+pub(crate) fn xattr_value_len(at: XattrAt<'_>, name: &CStr) -> Result<usize, Errno> {
+    let XattrAt::Fd(fd) = at;
+    rustix::fs::fgetxattr_query(fd, name)
+}
+
+/// Reads `name`'s value into `buf`; returns its length.
+pub(crate) fn xattr_value(at: XattrAt<'_>, name: &CStr, buf: &mut [u8]) -> Result<usize, Errno> {
+    let XattrAt::Fd(fd) = at;
+    rustix::fs::fgetxattr(fd, name, buf)
+}
+
+/// Sets `name` to `value`.
+pub(crate) fn xattr_set(at: XattrAt<'_>, name: &CStr, value: &[u8]) -> Result<(), Errno> {
+    let XattrAt::Fd(fd) = at;
+    rustix::fs::fsetxattr(fd, name, value, rustix::fs::XattrFlags::empty())
+}
+
+/// Removes `name`.
+pub(crate) fn xattr_remove(at: XattrAt<'_>, name: &CStr) -> Result<(), Errno> {
+    let XattrAt::Fd(fd) = at;
+    rustix::fs::fremovexattr(fd, name)
 }

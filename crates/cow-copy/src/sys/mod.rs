@@ -5,7 +5,7 @@
 //! What a call means for a copy (is a refusal for the whole device, did a
 //! clone really share, may an existing inode be swapped) is decided by the
 //! steps above (`strategy/`), never here. This module imports nothing from
-//! the crate except the `fault` seam; each item is listed by name.
+//! the crate; each item is listed by name.
 //!
 //! Per-OS code is chosen the same way everywhere in the crate: a module
 //! with per-OS parts declares `#[cfg(..)] mod linux;` / `mod macos;` /
@@ -26,21 +26,20 @@ mod windows;
 
 #[cfg(any(target_os = "linux", target_os = "android"))]
 pub(crate) use linux::{
-    DIR_FLAGS, HAS_COPY_RANGE, PROBE_FLAGS, copy_range, copy_xattrs, extents, ficlone,
-    open_tmpfile, rename_noreplace,
+    DIR_FLAGS, HAS_COPY_RANGE, NO_XATTR, PROBE_FLAGS, XattrAt, copy_range, extents, ficlone,
+    open_tmpfile, rename_noreplace, xattr_list, xattr_list_len, xattr_set, xattr_value,
+    xattr_value_len,
 };
 #[cfg(target_os = "macos")]
 pub(crate) use macos::{
-    CloneFlags, CopyFileFlags, DIR_FLAGS, FileFlags, HAS_COPY_RANGE, PROBE_FLAGS, apply_xattrs,
-    carry_xattrs, chflagsat, fclonefileat, fcopyfile, has_chflagsat, has_extended_acl,
-    rename_noreplace, strip_xattrs,
+    CloneFlags, CopyFileFlags, DIR_FLAGS, FileFlags, HAS_COPY_RANGE, NO_XATTR, PROBE_FLAGS,
+    XattrAt, chflagsat, fclonefileat, fcopyfile, has_chflagsat, has_extended_acl, rename_noreplace,
+    xattr_list, xattr_list_len, xattr_remove, xattr_set, xattr_value, xattr_value_len,
 };
 #[cfg(all(
     unix,
     not(any(target_os = "linux", target_os = "android", target_os = "macos"))
 ))]
-pub(crate) use other::{
-    DIR_FLAGS, HAS_COPY_RANGE, PROBE_FLAGS, copy_range, copy_xattrs, rename_noreplace,
-};
+pub(crate) use other::{DIR_FLAGS, HAS_COPY_RANGE, PROBE_FLAGS, copy_range, rename_noreplace};
 #[cfg(windows)]
 pub(crate) use windows::{clone_file, file_id};

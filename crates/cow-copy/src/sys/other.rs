@@ -54,8 +54,3 @@ pub(crate) fn rename_noreplace(dir: BorrowedFd<'_>, from: &OsStr, to: &OsStr) ->
     rustix::fs::unlinkat(dir, from, AtFlags::empty())?;
     Ok(())
 }
-
-/// No xattr calls here.
-pub(crate) fn copy_xattrs(_src: &std::fs::File, _dst: &std::fs::File, skipped: &mut Vec<String>) {
-    skipped.push("xattrs: not supported on this platform".into());
-}

@@ -31,6 +31,7 @@ use crate::CopyError;
 use crate::chain::{Job, Outcome};
 use crate::report::Strategy;
 use crate::sys::{self, CloneFlags, FileFlags, fclonefileat};
+use crate::xattr;
 
 /// Flags a clone keeps: how the bytes are stored, not a property of the
 /// file. Every other flag of the source is cleared on the clone.
@@ -223,12 +224,11 @@ fn prepare(
         ));
     }
     if !job.opts.preserve.xattrs {
-        sys::strip_xattrs(&file)
-            .map_err(|e| fail("remove the source's xattrs from the clone of", e))?;
+        xattr::strip(&file).map_err(|e| fail("remove the source's xattrs from the clone of", e))?;
     }
     if job.in_place {
         // The file keeps what an in-place write would have kept.
-        sys::carry_xattrs(&job.dst, &file).map_err(|e| {
+        xattr::carry(&job.dst, &file).map_err(|e| {
             declined(&format!(
                 "the destination's xattrs could not be carried over: {e}"
             ))

@@ -329,7 +329,7 @@ impl Walker<'_> {
         }
         let mut mode = mode_of(st) & MODE_BITS;
         if p.xattrs {
-            let r = xattr::copy(&src, &fd);
+            let r = xattr::copy_fd(src, fd);
             self.xattrs_copied(rel, "copy directory xattrs", r);
         }
         if p.ownership {

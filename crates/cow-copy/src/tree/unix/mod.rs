@@ -13,7 +13,7 @@
 //! [`files`] copies regular files through the engine; [`links`] decides who
 //! copies a multiply-linked file and links the others to it; [`nodes`]
 //! creates symlinks, FIFOs, devices and sockets, through the checked
-//! handle of [`created`]; [`xattr`] copies extended attributes.
+//! handle of [`created`]; the crate's [`xattr`] copies extended attributes.
 
 use std::collections::HashMap;
 use std::ffi::{CStr, CString, OsStr};
@@ -32,6 +32,7 @@ use super::{
     Count, Dereference, EntryAction, EntryKind, Shared, TreeError, TreeOptions, TreeReport,
 };
 use crate::meta::keep_set_ids;
+use crate::xattr;
 use crate::{CopyOptions, Overwrite, Preserve, RemoveDestination};
 
 /// (device, inode).
@@ -136,7 +137,6 @@ mod links;
 mod nodes;
 mod root;
 mod walk;
-mod xattr;
 
 pub(super) use root::copy_tree;
 
