@@ -268,6 +268,7 @@ mod macos {
     /// are not preserved.
     const QUARANTINE: &CStr = c"com.apple.quarantine";
 
+    /// A symlink is always reachable here (`O_SYMLINK`).
     pub(crate) fn links_supported(_dir: BorrowedFd<'_>) -> Result<(), String> {
         Ok(())
     }
