@@ -98,27 +98,24 @@ pub(crate) fn check<F: Borrow<File>>(
     dst_path: &Path,
     open: impl FnOnce() -> Result<Opened<F>, CopyError>,
 ) -> Result<Check, CopyError> {
-    match policy {
-        Overwrite::Replace | Overwrite::NoClobber => return Ok(Check::Copy(None)),
-        Overwrite::IfOlder => {
-            let (Ok(d), Ok(s)) = (dst_meta.modified(), src_meta.modified()) else {
-                return Ok(Check::Copy(None));
-            };
-            // Not older than the source (to the nanosecond): left alone,
-            // like GNU `cp -u`.
-            return Ok(if d < s {
-                Check::Copy(Some(Fallback::destination_older()))
-            } else {
-                Check::Keep(Kept {
-                    strategy: Strategy::KeptNewer,
-                    bytes_shared: 0,
-                    fallback: None,
-                })
-            });
-        }
-        Overwrite::IfDifferent
-        | Overwrite::IfDifferentDedupe
-        | Overwrite::IfDifferentTrustMtime => {}
+    if !policy.checks_destination() {
+        return Ok(Check::Copy(None));
+    }
+    if policy == Overwrite::IfOlder {
+        let (Ok(d), Ok(s)) = (dst_meta.modified(), src_meta.modified()) else {
+            return Ok(Check::Copy(None));
+        };
+        // Not older than the source (to the nanosecond): left alone, like
+        // GNU `cp -u`.
+        return Ok(if d < s {
+            Check::Copy(Some(Fallback::destination_older()))
+        } else {
+            Check::Keep(Kept {
+                strategy: Strategy::KeptNewer,
+                bytes_shared: 0,
+                fallback: None,
+            })
+        });
     }
     // Only a regular file can be identical.
     if !dst_meta.is_file() {
