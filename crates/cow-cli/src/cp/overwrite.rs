@@ -124,4 +124,32 @@ mod tests {
             assert!(policy(f).unwrap_err().starts_with("--trust-mtime"));
         }
     }
+
+    #[test]
+    fn json_keeps_the_overwrite_and_update_keys() {
+        let cases = [
+            (Overwrite::Replace, "replace", "all"),
+            (Overwrite::NoClobber, "no-clobber", "all"),
+            (Overwrite::IfDifferent, "replace", "if-different"),
+            (
+                Overwrite::IfDifferentDedupe,
+                "replace",
+                "if-different-dedupe",
+            ),
+            (
+                Overwrite::IfDifferentTrustMtime,
+                "replace",
+                "if-different-trust-mtime",
+            ),
+            (Overwrite::IfOlder, "replace", "if-older"),
+        ];
+        for (policy, overwrite, update) in cases {
+            let opts = cow_copy::CopyOptions::new().overwrite(policy);
+            let v = serde_json::to_value(&opts).unwrap();
+            assert_eq!(v["overwrite"], overwrite, "{policy:?}: {v}");
+            assert_eq!(v["update"], update, "{policy:?}: {v}");
+            assert_eq!(v["reflink"], "auto", "{v}");
+            assert_eq!(v["retry_changed"], 0, "{v}");
+        }
+    }
 }
