@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use cow_copy::tree::TreeOptions;
-use cow_copy::{CopyOptions, Update};
+use cow_copy::{CopyOptions, Overwrite};
 use cow_test_support::{Fs, btrfs, dir_on, pattern};
 
 const FILES: usize = 1000;
@@ -73,10 +73,10 @@ fn write_tree(root: &Path, seed: impl Fn(usize) -> u64) {
 
 #[derive(Clone, Copy, Debug)]
 enum Tool {
-    Cow(Update),
+    Cow(Overwrite),
     /// `cow_copy::tree::copy_tree` (parallel workers) of the whole staging
     /// tree merged into the installed one.
-    Tree(Update),
+    Tree(Overwrite),
     StdCopy,
     /// Only reads both trees to the end: the floor for any byte compare.
     ReadBoth,
@@ -84,7 +84,7 @@ enum Tool {
 
 fn run(tool: Tool, staging: &Path, installed: &Path) {
     if let Tool::Tree(u) = tool {
-        let opts = TreeOptions::new().copy_options(CopyOptions::new().update(u));
+        let opts = TreeOptions::new().copy_options(CopyOptions::new().overwrite(u));
         opts.copy(staging, installed).unwrap();
         return;
     }
@@ -92,7 +92,7 @@ fn run(tool: Tool, staging: &Path, installed: &Path) {
         let (s, d) = (staging.join(name(i)), installed.join(name(i)));
         match tool {
             Tool::Cow(u) => {
-                CopyOptions::new().update(u).copy(&s, &d).unwrap();
+                CopyOptions::new().overwrite(u).copy(&s, &d).unwrap();
             }
             Tool::StdCopy => {
                 fs::copy(&s, &d).unwrap();
@@ -160,12 +160,12 @@ pub(crate) fn update_1000_files_256mib_90_percent_unchanged() {
     for (stage_name, stage) in &stages {
         for cold in [false, true] {
             for tool in [
-                Tool::Cow(Update::All),
+                Tool::Cow(Overwrite::Replace),
                 Tool::StdCopy,
-                Tool::Cow(Update::IfDifferent),
-                Tool::Cow(Update::IfDifferentDedupe),
-                Tool::Tree(Update::All),
-                Tool::Tree(Update::IfDifferent),
+                Tool::Cow(Overwrite::IfDifferent),
+                Tool::Cow(Overwrite::IfDifferentDedupe),
+                Tool::Tree(Overwrite::Replace),
+                Tool::Tree(Overwrite::IfDifferent),
                 Tool::ReadBoth,
             ] {
                 let mut times = Vec::new();

@@ -8,9 +8,7 @@ use std::time::Instant;
 
 use clap::{Args, ValueEnum};
 use cow_copy::tree::{Dereference, TreeError, TreeOptions};
-use cow_copy::{
-    CopyError, CopyOptions, Overwrite, Preserve, Reflink, RemoveDestination, Sparse, Update,
-};
+use cow_copy::{CopyError, CopyOptions, Overwrite, Preserve, Reflink, RemoveDestination, Sparse};
 
 use crate::exit;
 use crate::msg::{self, q};
@@ -20,6 +18,7 @@ mod failfast;
 mod fdlimit;
 mod interrupt;
 mod output;
+mod overwrite;
 mod progress;
 mod target;
 
@@ -431,35 +430,13 @@ fn settings(args: &CpArgs) -> Result<Settings, String> {
     } else if args.dereference_command_line {
         deref = Some(Dereference::CommandLine);
     }
-    let mut overwrite = Overwrite::Replace;
-    let mut update = Update::All;
-    if args.dedupe && args.update != Some(UpdateArg::Identical) {
-        return Err("--dedupe needs --update=identical".into());
-    }
-    if args.trust_mtime && args.update != Some(UpdateArg::Identical) {
-        return Err("--trust-mtime needs --update=identical".into());
-    }
-    if args.no_clobber {
-        overwrite = Overwrite::NoClobber;
-    }
-    match args.update {
-        Some(UpdateArg::Older) => update = Update::IfOlder,
-        None if args.update_older => update = Update::IfOlder,
-        Some(UpdateArg::None) => overwrite = Overwrite::NoClobber,
-        Some(UpdateArg::Identical) => {
-            update = if args.dedupe {
-                Update::IfDifferentDedupe
-            } else if args.trust_mtime {
-                Update::IfDifferentTrustMtime
-            } else {
-                Update::IfDifferent
-            };
-        }
-        Some(UpdateArg::All) | None => {}
-    }
-    if args.no_clobber && args.update == Some(UpdateArg::All) {
-        return Err("--no-clobber and --update=all contradict each other".into());
-    }
+    let overwrite = overwrite::policy(overwrite::Flags {
+        no_clobber: args.no_clobber,
+        update: args.update,
+        update_older: args.update_older,
+        dedupe: args.dedupe,
+        trust_mtime: args.trust_mtime,
+    })?;
     if args.target_directory.is_some() && args.no_target_directory {
         return Err("cannot combine --target-directory (-t) and --no-target-directory (-T)".into());
     }
@@ -483,7 +460,6 @@ fn settings(args: &CpArgs) -> Result<Settings, String> {
         .reflink(reflink)
         .sparse(sparse)
         .overwrite(overwrite)
-        .update(update)
         .atomic(args.atomic)
         .fsync(args.fsync)
         .retry_changed(args.retry_changed)

@@ -1,7 +1,7 @@
 //! Identical content: find out cheaply whether two open files hold the same
 //! bytes, and make identical files share their blocks.
 //!
-//! These are the primitives behind [`Update`](crate::Update) (step 2 of the
+//! These are the primitives behind [`Overwrite`](crate::Overwrite) (step 2 of the
 //! strategy chain) and `cow dedupe`:
 //!
 //! - [`same_extents`]: both files are mapped to the same physical blocks (no
@@ -38,7 +38,7 @@ use std::fmt;
 use std::fs::{File, Metadata};
 use std::io;
 
-use crate::Update;
+use crate::Overwrite;
 
 #[cfg(target_os = "linux")]
 mod linux;
@@ -156,7 +156,7 @@ pub enum Evidence {
     /// The kernel compared them (`FIDEDUPERANGE`).
     KernelCompare,
     /// Same size and modification time, taken on trust without reading
-    /// ([`Update::IfDifferentTrustMtime`](crate::Update::IfDifferentTrustMtime)).
+    /// ([`Overwrite::IfDifferentTrustMtime`](crate::Overwrite::IfDifferentTrustMtime)).
     SizeAndMtime,
 }
 
@@ -419,24 +419,24 @@ pub fn same_size_and_mtime(a: &Metadata, b: &Metadata) -> bool {
 }
 
 /// [`decide`] for a content-checking update policy (the one place that maps
-/// the policy onto the check): [`Update::IfDifferentTrustMtime`] first takes
+/// the policy onto the check): [`Overwrite::IfDifferentTrustMtime`] first takes
 /// the same size and time on trust ([`same_size_and_mtime`]),
-/// [`Update::IfDifferentDedupe`] dedupes; the other policies compare.
+/// [`Overwrite::IfDifferentDedupe`] dedupes; the other policies compare.
 pub fn decide_update(
-    update: Update,
+    policy: Overwrite,
     src: &File,
     src_meta: &Metadata,
     dst: &File,
     dst_meta: &Metadata,
 ) -> io::Result<Decision> {
-    if update == Update::IfDifferentTrustMtime && same_size_and_mtime(src_meta, dst_meta) {
+    if policy == Overwrite::IfDifferentTrustMtime && same_size_and_mtime(src_meta, dst_meta) {
         return Ok(Decision::Skip {
             evidence: Evidence::SizeAndMtime,
             bytes_read: 0,
             dedupe_not_possible: None,
         });
     }
-    let dedupe = update == Update::IfDifferentDedupe;
+    let dedupe = policy == Overwrite::IfDifferentDedupe;
     decide(src, src_meta, dst, dst_meta, dedupe)
 }
 

@@ -29,8 +29,9 @@
 //!    two open descriptors are compared: copying a file onto itself through
 //!    the same path, a hard link, a symlink or a bind mount is
 //!    [`CopyError::SameFile`] and nothing is touched.
-//! 2. **Update policy** ([`Update`], off by default): a destination that is
-//!    not older than the source is kept ([`Update::IfOlder`]); or one of the
+//! 2. **Update check** (the checking variants of [`Overwrite`], off by
+//!    default): a destination that is not older than the source is kept
+//!    ([`Overwrite::IfOlder`], times only); or one of the
 //!    same size whose content is identical (same physical extents, or equal
 //!    bytes, compared before anything is truncated) is skipped
 //!    ([`Strategy::Skipped`]) or deduplicated against ([`Strategy::Deduped`])
@@ -95,7 +96,7 @@ pub mod tree;
 
 pub use error::CopyError;
 pub use observe::{Moved, MovedFn};
-pub use options::{CopyOptions, Overwrite, Preserve, Reflink, RemoveDestination, Sparse, Update};
+pub use options::{CopyOptions, Overwrite, Preserve, Reflink, RemoveDestination, Sparse};
 pub use report::{CopyReport, Destination, Fallback, SOURCE_CHANGED, Strategy};
 
 /// The marker inside the names of temporary files written by atomic copies

@@ -41,7 +41,9 @@ pub enum Sparse {
     Never,
 }
 
-/// What to do when the destination exists.
+/// The fate of a destination that exists: replaced, refused, or kept when
+/// a check finds it needs no copy. A missing destination is copied under
+/// every variant.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Overwrite {
@@ -50,6 +52,62 @@ pub enum Overwrite {
     Replace,
     /// Fail with [`CopyError::DestinationExists`] and leave it alone.
     NoClobber,
+    /// Keep a destination whose *content* is identical to the source's
+    /// (see [`crate::identical`]; times are not looked at) and replace any
+    /// other: it is left alone ([`Strategy::Skipped`](crate::Strategy::Skipped)),
+    /// no data written, its inode, times and extents untouched, so blocks it
+    /// shares with snapshots stay shared. The check costs nothing more when
+    /// the sizes differ and one block read per file when the content
+    /// differs early.
+    IfDifferent,
+    /// Like [`Overwrite::IfDifferent`], and also make the *source* share the
+    /// identical destination's blocks (`FIDEDUPERANGE`, compared by the
+    /// kernel), so the new copy's blocks are freed
+    /// ([`Strategy::Deduped`](crate::Strategy::Deduped)). Where dedupe is
+    /// impossible (other filesystem, no permission, no support) the
+    /// destination is still skipped.
+    IfDifferentDedupe,
+    /// Like [`Overwrite::IfDifferent`], with rsync's quick check first: a
+    /// destination whose size and modification time (to the nanosecond)
+    /// equal the source's counts as identical *without being read*
+    /// ([`Strategy::Skipped`](crate::Strategy::Skipped)). Every other
+    /// destination goes through the content comparison, so a file rewritten
+    /// with the same bytes but a new time still keeps its blocks.
+    ///
+    /// This trusts the times: a destination changed in place with its time
+    /// set back (or written within the filesystem's time granularity with
+    /// the same size) is kept even though its bytes differ. Use
+    /// [`Overwrite::IfDifferent`] when that must not happen.
+    IfDifferentTrustMtime,
+    /// Replace the destination only when it is older than the source (its
+    /// modification time is earlier), like GNU `cp -u` (`--update=older`).
+    /// Only the times are compared, to the nanosecond; the content is never
+    /// read. A destination that is as new or newer is left completely
+    /// alone, content and metadata
+    /// ([`Strategy::KeptNewer`](crate::Strategy::KeptNewer)).
+    IfOlder,
+}
+
+impl Overwrite {
+    /// Whether an existing destination may be kept after a check (the
+    /// `IfDifferent*` and `IfOlder` variants).
+    pub(crate) fn checks_destination(self) -> bool {
+        !matches!(self, Overwrite::Replace | Overwrite::NoClobber)
+    }
+
+    /// The two keys the JSON of [`CopyOptions`] has always had: `overwrite`
+    /// (`replace` or `no-clobber`) and `update` (`all`, `if-different`,
+    /// `if-different-dedupe`, `if-different-trust-mtime`, `if-older`).
+    fn json_keys(self) -> (&'static str, &'static str) {
+        match self {
+            Overwrite::Replace => ("replace", "all"),
+            Overwrite::NoClobber => ("no-clobber", "all"),
+            Overwrite::IfDifferent => ("replace", "if-different"),
+            Overwrite::IfDifferentDedupe => ("replace", "if-different-dedupe"),
+            Overwrite::IfDifferentTrustMtime => ("replace", "if-different-trust-mtime"),
+            Overwrite::IfOlder => ("replace", "if-older"),
+        }
+    }
 }
 
 /// Whether an existing destination file is removed before the copy, so a
@@ -69,49 +127,6 @@ pub enum RemoveDestination {
     /// Always remove it first (GNU `cp --remove-destination`); a symlink is
     /// removed, not followed.
     Always,
-}
-
-/// When an existing destination is kept instead of copied over (step 2 of
-/// the strategy chain): because its content is identical (see
-/// [`crate::identical`]) or because it is not older than the source.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Update {
-    /// Copy whatever is there (the default, like `std::fs::copy`).
-    #[default]
-    All,
-    /// Leave an identical destination alone
-    /// ([`Strategy::Skipped`](crate::Strategy::Skipped)): no data written,
-    /// its inode, times and extents untouched, so blocks it shares with
-    /// snapshots stay shared. The check costs nothing more when the sizes
-    /// differ and one block read per file when the content differs early.
-    IfDifferent,
-    /// Like [`Update::IfDifferent`], and also make the *source* share the
-    /// identical destination's blocks (`FIDEDUPERANGE`, compared by the
-    /// kernel), so the new copy's blocks are freed
-    /// ([`Strategy::Deduped`](crate::Strategy::Deduped)). Where dedupe is
-    /// impossible (other filesystem, no permission, no support) the
-    /// destination is still skipped.
-    IfDifferentDedupe,
-    /// Like [`Update::IfDifferent`], with rsync's quick check first: a
-    /// destination whose size and modification time (to the nanosecond)
-    /// equal the source's counts as identical *without being read*
-    /// ([`Strategy::Skipped`](crate::Strategy::Skipped)). Every other
-    /// destination goes through the content comparison, so a file rewritten
-    /// with the same bytes but a new time still keeps its blocks.
-    ///
-    /// This trusts the times: a destination changed in place with its time
-    /// set back (or written within the filesystem's time granularity with
-    /// the same size) is kept even though its bytes differ. Use
-    /// [`Update::IfDifferent`] when that must not happen.
-    IfDifferentTrustMtime,
-    /// Replace an existing destination only when it is older than the
-    /// source (its modification time is earlier), like GNU `cp -u`
-    /// (`--update=older`). A destination that is as new or newer is left
-    /// completely alone, content and metadata
-    /// ([`Strategy::KeptNewer`](crate::Strategy::KeptNewer)); the times are
-    /// compared to the nanosecond. A missing destination is copied.
-    IfOlder,
 }
 
 /// Which metadata of the source the destination receives.
@@ -183,7 +198,7 @@ impl Preserve {
 /// println!("{}: {} bytes shared", report.strategy, report.bytes_cloned);
 /// # Ok::<(), cow_copy::CopyError>(())
 /// ```
-#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct CopyOptions {
     pub(crate) reflink: Reflink,
     pub(crate) sparse: Sparse,
@@ -192,13 +207,10 @@ pub struct CopyOptions {
     pub(crate) fsync: bool,
     pub(crate) preserve: Preserve,
     pub(crate) follow_symlinks: bool,
-    pub(crate) update: Update,
     pub(crate) write_through_dangling: bool,
     pub(crate) remove_destination: RemoveDestination,
     pub(crate) retry_changed: u32,
-    #[serde(skip)]
     pub(crate) observer: crate::observe::Observer,
-    #[serde(skip)]
     pub(crate) cancel: crate::cancel::Cancel,
 }
 
@@ -221,7 +233,6 @@ impl CopyOptions {
             fsync: false,
             preserve: Preserve::default(),
             follow_symlinks: true,
-            update: Update::All,
             write_through_dangling: true,
             remove_destination: RemoveDestination::Never,
             retry_changed: 0,
@@ -256,7 +267,12 @@ impl CopyOptions {
         self
     }
 
-    /// Sets what happens to an existing destination.
+    /// Sets the fate of an existing destination (default
+    /// [`Overwrite::Replace`]): replaced, refused ([`Overwrite::NoClobber`]),
+    /// or kept when its content is already identical
+    /// ([`Overwrite::IfDifferent`] and its variants, which compare content)
+    /// or when it is not older than the source ([`Overwrite::IfOlder`],
+    /// which compares modification times only).
     #[must_use]
     pub fn overwrite(mut self, overwrite: Overwrite) -> Self {
         self.overwrite = overwrite;
@@ -320,17 +336,6 @@ impl CopyOptions {
         self
     }
 
-    /// Sets when an existing destination is kept instead of copied over
-    /// (default [`Update::All`]: always copy): when its content is already
-    /// identical ([`Update::IfDifferent`] and its variants), or when it is
-    /// not older than the source ([`Update::IfOlder`], times only, the
-    /// content is not looked at).
-    #[must_use]
-    pub fn update(mut self, update: Update) -> Self {
-        self.update = update;
-        self
-    }
-
     /// Whether [`CopyOptions::copy`] creates the target of a destination
     /// that is a dangling symlink (default `true`, like `std::fs::copy`).
     ///
@@ -367,11 +372,6 @@ impl CopyOptions {
         self.remove_destination
     }
 
-    /// The update policy.
-    pub fn update_policy(&self) -> Update {
-        self.update
-    }
-
     /// The clone policy.
     pub fn reflink_policy(&self) -> Reflink {
         self.reflink
@@ -382,7 +382,7 @@ impl CopyOptions {
         self.sparse
     }
 
-    /// The overwrite policy.
+    /// The fate of an existing destination.
     pub fn overwrite_policy(&self) -> Overwrite {
         self.overwrite
     }
@@ -449,5 +449,29 @@ impl CopyOptions {
         dst_name: &Path,
     ) -> Result<CopyReport, CopyError> {
         crate::engine::copy_at(self, src_dir, src_name, dst_dir, dst_name)
+    }
+}
+
+/// The JSON shape `cow cp --json` has always printed: the fate of an
+/// existing destination as the two keys `overwrite` (`replace` or
+/// `no-clobber`) and `update` (`all` or the checking variant); the observer
+/// and the cancel flag are left out.
+impl serde::Serialize for CopyOptions {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let (overwrite, update) = self.overwrite.json_keys();
+        let mut st = s.serialize_struct("CopyOptions", 11)?;
+        st.serialize_field("reflink", &self.reflink)?;
+        st.serialize_field("sparse", &self.sparse)?;
+        st.serialize_field("overwrite", overwrite)?;
+        st.serialize_field("atomic", &self.atomic)?;
+        st.serialize_field("fsync", &self.fsync)?;
+        st.serialize_field("preserve", &self.preserve)?;
+        st.serialize_field("follow_symlinks", &self.follow_symlinks)?;
+        st.serialize_field("update", update)?;
+        st.serialize_field("write_through_dangling", &self.write_through_dangling)?;
+        st.serialize_field("remove_destination", &self.remove_destination)?;
+        st.serialize_field("retry_changed", &self.retry_changed)?;
+        st.end()
     }
 }

@@ -25,16 +25,16 @@ pub enum Strategy {
     /// (Windows `CopyFileExW`): counted as copied bytes.
     SystemCopy,
     /// The destination already held identical content and was left alone
-    /// ([`Update::IfDifferent`](crate::Update::IfDifferent)): no byte
+    /// ([`Overwrite::IfDifferent`](crate::Overwrite::IfDifferent)): no byte
     /// written, so `bytes_cloned`, `bytes_copied` and `hole_bytes` are 0.
     Skipped,
     /// The destination already held identical content and the source now
     /// shares its blocks
-    /// ([`Update::IfDifferentDedupe`](crate::Update::IfDifferentDedupe)); the
+    /// ([`Overwrite::IfDifferentDedupe`](crate::Overwrite::IfDifferentDedupe)); the
     /// destination was not written. `bytes_cloned` counts the shared bytes.
     Deduped,
     /// The destination was at least as new as the source and was left
-    /// alone ([`Update::IfOlder`](crate::Update::IfOlder)): no byte and no
+    /// alone ([`Overwrite::IfOlder`](crate::Overwrite::IfOlder)): no byte and no
     /// metadata written; all byte counts are 0.
     KeptNewer,
 }
@@ -128,7 +128,7 @@ impl Fallback {
         }
     }
 
-    /// [`Update::IfOlder`](crate::Update::IfOlder) copied: the destination
+    /// [`Overwrite::IfOlder`](crate::Overwrite::IfOlder) copied: the destination
     /// is older.
     pub(crate) fn destination_older() -> Fallback {
         Fallback {

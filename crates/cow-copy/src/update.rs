@@ -1,4 +1,5 @@
-//! The update policy ([`Update`]): the one decision whether an existing
+//! The checks of [`Overwrite`] (its `IfDifferent*` and `IfOlder`
+//! variants): the one decision whether an existing
 //! destination is kept or copied over, [`check`], made before anything is
 //! written. Its callers only map the answer: the chain's step 2 and the
 //! atomic pre-check on Unix (`update/unix.rs`), the Windows engine.
@@ -6,7 +7,7 @@
 //! "Updates that keep sharing" (docs/architecture.md): when the destination
 //! exists with the same length, an identical destination is left alone (or
 //! deduplicated against the source) instead of rewritten. The content
-//! decision itself is [`identical::decide_update`]; [`Update::IfOlder`]
+//! decision itself is [`identical::decide_update`]; [`Overwrite::IfOlder`]
 //! only compares modification times.
 
 use std::borrow::Borrow;
@@ -16,7 +17,7 @@ use std::path::Path;
 
 use crate::identical::{self, Decision};
 use crate::report::{CopyReport, Destination, Fallback, Strategy};
-use crate::{CopyError, Update, errno};
+use crate::{CopyError, Overwrite, errno};
 
 #[cfg(unix)]
 mod unix;
@@ -87,35 +88,34 @@ pub(crate) enum Opened<F> {
 }
 
 /// Whether `dst` (its status `dst_meta`, as the caller saw it) must be
-/// copied over or kept, under `update`. The destination is opened with
+/// copied over or kept, under `policy`. The destination is opened with
 /// `open` only when its content is compared; it is never written.
 pub(crate) fn check<F: Borrow<File>>(
-    update: Update,
+    policy: Overwrite,
     src: &File,
     src_meta: &Metadata,
     dst_meta: &Metadata,
     dst_path: &Path,
     open: impl FnOnce() -> Result<Opened<F>, CopyError>,
 ) -> Result<Check, CopyError> {
-    match update {
-        Update::All => return Ok(Check::Copy(None)),
-        Update::IfOlder => {
-            let (Ok(d), Ok(s)) = (dst_meta.modified(), src_meta.modified()) else {
-                return Ok(Check::Copy(None));
-            };
-            // Not older than the source (to the nanosecond): left alone,
-            // like GNU `cp -u`.
-            return Ok(if d < s {
-                Check::Copy(Some(Fallback::destination_older()))
-            } else {
-                Check::Keep(Kept {
-                    strategy: Strategy::KeptNewer,
-                    bytes_shared: 0,
-                    fallback: None,
-                })
-            });
-        }
-        Update::IfDifferent | Update::IfDifferentDedupe | Update::IfDifferentTrustMtime => {}
+    if !policy.checks_destination() {
+        return Ok(Check::Copy(None));
+    }
+    if policy == Overwrite::IfOlder {
+        let (Ok(d), Ok(s)) = (dst_meta.modified(), src_meta.modified()) else {
+            return Ok(Check::Copy(None));
+        };
+        // Not older than the source (to the nanosecond): left alone, like
+        // GNU `cp -u`.
+        return Ok(if d < s {
+            Check::Copy(Some(Fallback::destination_older()))
+        } else {
+            Check::Keep(Kept {
+                strategy: Strategy::KeptNewer,
+                bytes_shared: 0,
+                fallback: None,
+            })
+        });
     }
     // Only a regular file can be identical.
     if !dst_meta.is_file() {
@@ -128,7 +128,7 @@ pub(crate) fn check<F: Borrow<File>>(
         Opened::Refused(e) => return Ok(not_compared("open the destination to compare", &e)),
         Opened::Replaced => return Ok(Check::Copy(None)),
     };
-    let decision = match identical::decide_update(update, src, src_meta, dst.borrow(), &dst_meta) {
+    let decision = match identical::decide_update(policy, src, src_meta, dst.borrow(), &dst_meta) {
         Ok(d) => d,
         // Nothing was written: a failed check is a check not made.
         Err(e) if errno::is_fallback(&e) => {

@@ -2,7 +2,7 @@
 //! parsed into cow's option types.
 
 use cow_copy::tree::Dereference;
-use cow_copy::{CopyOptions, Overwrite, Preserve, Reflink, Sparse, Update};
+use cow_copy::{CopyOptions, Overwrite, Preserve, Reflink, Sparse};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::PyString;
@@ -34,19 +34,29 @@ pub(crate) fn sparse(s: &str) -> PyResult<Sparse> {
     }
 }
 
-pub(crate) fn update(s: &str) -> PyResult<Update> {
-    match norm(s).as_str() {
-        "all" => Ok(Update::All),
-        "if-different" => Ok(Update::IfDifferent),
-        "if-different-dedupe" => Ok(Update::IfDifferentDedupe),
-        "if-different-trust-mtime" => Ok(Update::IfDifferentTrustMtime),
-        "if-older" => Ok(Update::IfOlder),
-        _ => Err(bad(
-            "update",
-            s,
-            "'all', 'if-different', 'if-different-dedupe', 'if-different-trust-mtime', 'if-older'",
-        )),
-    }
+/// The policy for an existing destination from the `update=` keyword and
+/// the `overwrite=` flag: `overwrite=False` refuses it whatever `update`
+/// says (which is still checked), like `cp -n` winning over `--update`.
+pub(crate) fn overwrite(update: &str, overwrite: bool) -> PyResult<Overwrite> {
+    let policy = match norm(update).as_str() {
+        "all" => Overwrite::Replace,
+        "if-different" => Overwrite::IfDifferent,
+        "if-different-dedupe" => Overwrite::IfDifferentDedupe,
+        "if-different-trust-mtime" => Overwrite::IfDifferentTrustMtime,
+        "if-older" => Overwrite::IfOlder,
+        _ => {
+            return Err(bad(
+                "update",
+                update,
+                "'all', 'if-different', 'if-different-dedupe', 'if-different-trust-mtime', 'if-older'",
+            ));
+        }
+    };
+    Ok(if overwrite {
+        policy
+    } else {
+        Overwrite::NoClobber
+    })
 }
 
 pub(crate) fn dereference(s: &str) -> PyResult<Dereference> {
@@ -109,14 +119,9 @@ impl FileArgs<'_, '_> {
         Ok(CopyOptions::new()
             .reflink(reflink(self.reflink)?)
             .sparse(sparse(self.sparse)?)
-            .update(update(self.update)?)
+            .overwrite(overwrite(self.update, self.overwrite)?)
             .atomic(self.atomic)
             .fsync(self.fsync)
-            .preserve(preserve(self.preserve)?)
-            .overwrite(if self.overwrite {
-                Overwrite::Replace
-            } else {
-                Overwrite::NoClobber
-            }))
+            .preserve(preserve(self.preserve)?))
     }
 }

@@ -115,7 +115,7 @@ pub(crate) fn run(args: &Args) -> Result<i32, String> {
     let workloads = workloads::matrix(args.quick, args.runs);
     let mut notes = Vec::new();
     notes.push(
-        "update-*: cow uses its update policy (Update::IfDifferent: an identical destination \
+        "update-*: cow uses its update policy (Overwrite::IfDifferent: an identical destination \
          file is left alone after a size check, a FIEMAP comparison and a content \
          comparison); std::fs::copy, reflink-copy, rw-loop and cp have no such notion \
          and overwrite every file. The older copy is reset before each run with \

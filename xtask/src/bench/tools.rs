@@ -12,7 +12,7 @@ use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 
 use cow_copy::tree::TreeOptions;
-use cow_copy::{CopyOptions, Preserve, Update};
+use cow_copy::{CopyOptions, Overwrite, Preserve};
 
 use super::workloads::Workload;
 
@@ -32,7 +32,7 @@ pub(crate) enum Tool {
     Cp,
     /// `read`/`write` with a 64 KiB buffer.
     RwLoop,
-    /// cow with `Update::IfDifferentTrustMtime` (`--trust-mtime`), update
+    /// cow with `Overwrite::IfDifferentTrustMtime` (`--trust-mtime`), update
     /// workloads only.
     CowTrust,
     /// `rsync -a` (update workloads only).
@@ -87,7 +87,7 @@ impl Tool {
         match (self, tree) {
             (Tool::Cow, false) => "cow_copy::copy(src, dst), in process",
             (Tool::Cow, true) => {
-                "TreeOptions::new().copy(src, dst), in process; for update-* with CopyOptions::update(Update::IfDifferent); pkg-* with Preserve::all() (cp -a)"
+                "TreeOptions::new().copy(src, dst), in process; for update-* with CopyOptions::overwrite(Overwrite::IfDifferent); pkg-* with Preserve::all() (cp -a)"
             }
             (Tool::CowAtomic, false) => {
                 "CopyOptions::new().atomic(true).copy(src, dst): temporary, fdatasync unless cloned, rename"
@@ -108,7 +108,7 @@ impl Tool {
                 "a recursive walk doing read/write with a 64 KiB buffer per file"
             }
             (Tool::CowTrust, _) => {
-                "as cow, with CopyOptions::update(Update::IfDifferentTrustMtime) (cow cp --update=identical --trust-mtime)"
+                "as cow, with CopyOptions::overwrite(Overwrite::IfDifferentTrustMtime) (cow cp --update=identical --trust-mtime)"
             }
             (Tool::Rsync, _) => "rsync -a src/ dst/ (a process)",
             (Tool::RsyncChecksum, _) => "rsync -a --checksum src/ dst/ (a process)",
@@ -144,7 +144,7 @@ impl Tool {
 
     /// Copies a tree (merging into an existing destination, overwriting
     /// files). With `update`, cow leaves identical files alone
-    /// (`Update::IfDifferent`, or `IfDifferentTrustMtime` for
+    /// (`Overwrite::IfDifferent`, or `IfDifferentTrustMtime` for
     /// [`Tool::CowTrust`]); std, reflink-copy, rw-loop and cp have no such
     /// notion and overwrite every file. With `archive` cow and cp keep every
     /// attribute (`cp -a`); rsync always runs with `-a`.
@@ -159,10 +159,10 @@ impl Tool {
             Tool::Cow | Tool::CowAtomic | Tool::CowTrust => {
                 let mut copy = CopyOptions::new().atomic(self == Tool::CowAtomic);
                 if update {
-                    copy = copy.update(if self == Tool::CowTrust {
-                        Update::IfDifferentTrustMtime
+                    copy = copy.overwrite(if self == Tool::CowTrust {
+                        Overwrite::IfDifferentTrustMtime
                     } else {
-                        Update::IfDifferent
+                        Overwrite::IfDifferent
                     });
                 }
                 if archive {

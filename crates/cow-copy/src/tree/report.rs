@@ -170,11 +170,11 @@ pub struct TreeTotals {
     /// Hard links made to earlier copies.
     pub hard_links: u64,
     /// Entries left alone (existing destination with no-clobber or not
-    /// older than the source with `Update::IfOlder`, devices and sockets not
+    /// older than the source with `Overwrite::IfOlder`, devices and sockets not
     /// copied).
     pub skipped: u64,
     /// Files left alone because the destination already had the same
-    /// content (`Update::IfDifferent*`); also counted in `skipped`.
+    /// content (`Overwrite::IfDifferent*`); also counted in `skipped`.
     pub identical: u64,
     /// Entries that failed.
     pub failed: u64,

@@ -35,7 +35,7 @@ use crate::{CopyError, CopyOptions};
 pub(crate) fn step(job: &mut Job<'_>) -> Step {
     // Only an existing file still holding its old content can be kept (an
     // atomic copy writes a new temporary: nothing to compare).
-    if job.opts.update == crate::Update::All || !job.in_place || job.truncated {
+    if !job.opts.overwrite.checks_destination() || !job.in_place || job.truncated {
         return Step::Declined(None);
     }
     let (src_meta, dst_meta) = match both_meta(job) {
@@ -44,7 +44,7 @@ pub(crate) fn step(job: &mut Job<'_>) -> Step {
     };
     let opened = || Ok(Opened::File(&job.dst, dst_meta.clone()));
     match check(
-        job.opts.update,
+        job.opts.overwrite,
         job.src,
         &src_meta,
         &dst_meta,
@@ -121,7 +121,7 @@ pub(crate) fn before_atomic(
     };
     let mut reader = None;
     let kept = match check(
-        opts.update,
+        opts.overwrite,
         &source.file,
         &source.meta,
         old,

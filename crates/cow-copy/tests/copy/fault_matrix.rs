@@ -18,7 +18,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use cow_copy::fault::{self, Action, Fault, Site};
-use cow_copy::{CopyError, CopyOptions, CopyReport, Preserve, Reflink, Strategy, Update};
+use cow_copy::{CopyError, CopyOptions, CopyReport, Overwrite, Preserve, Reflink, Strategy};
 use cow_test_support::{Fs, fs_test, names_in, write_pattern, write_sparse};
 use rustix::io::Errno;
 
@@ -93,7 +93,7 @@ fn variants() -> [Variant; 5] {
         ),
         (
             "update-identical-dedupe",
-            || CopyOptions::new().update(Update::IfDifferentDedupe),
+            || CopyOptions::new().overwrite(Overwrite::IfDifferentDedupe),
             Before::Identical,
         ),
     ]
@@ -396,7 +396,7 @@ fn matrix(fs: Fs, dir: &Path) {
                                         site,
                                         errno,
                                         nth,
-                                        case.opts.update_policy() != Update::All,
+                                        case.opts.overwrite_policy() != Overwrite::Replace,
                                         rep,
                                     ) {
                                         bad.push(why);

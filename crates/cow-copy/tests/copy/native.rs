@@ -132,7 +132,7 @@ fn mtime(path: &Path) -> std::time::SystemTime {
 #[cfg(windows)]
 #[test]
 fn update_if_different_leaves_an_identical_destination_alone() {
-    use cow_copy::{Destination, Preserve, Update};
+    use cow_copy::{Destination, Overwrite, Preserve};
     use std::time::{Duration, SystemTime};
     let dir = tempfile::tempdir().unwrap();
     let (src, dst) = (dir.path().join("src"), dir.path().join("dst"));
@@ -142,7 +142,7 @@ fn update_if_different_leaves_an_identical_destination_alone() {
     set_mtime(&dst, old);
     for atomic in [false, true] {
         let r = CopyOptions::new()
-            .update(Update::IfDifferent)
+            .overwrite(Overwrite::IfDifferent)
             .atomic(atomic)
             .copy(&src, &dst)
             .unwrap();
@@ -159,7 +159,7 @@ fn update_if_different_leaves_an_identical_destination_alone() {
     }
     // No dedupe on Windows: the destination is still skipped, saying why.
     let r = CopyOptions::new()
-        .update(Update::IfDifferentDedupe)
+        .overwrite(Overwrite::IfDifferentDedupe)
         .copy(&src, &dst)
         .unwrap();
     assert_eq!(r.strategy, Strategy::Skipped, "{r:?}");
@@ -182,7 +182,7 @@ fn update_if_different_leaves_an_identical_destination_alone() {
         ..Preserve::default()
     };
     let r = CopyOptions::new()
-        .update(Update::IfDifferent)
+        .overwrite(Overwrite::IfDifferent)
         .preserve(preserve)
         .copy(&src, &dst)
         .unwrap();
@@ -195,7 +195,7 @@ fn update_if_different_leaves_an_identical_destination_alone() {
 #[cfg(windows)]
 #[test]
 fn update_if_different_replaces_a_different_destination() {
-    use cow_copy::{Destination, Update};
+    use cow_copy::{Destination, Overwrite};
     let dir = tempfile::tempdir().unwrap();
     let (src, dst) = (dir.path().join("src"), dir.path().join("dst"));
     let data = write(&src, 200_000, 9);
@@ -203,9 +203,12 @@ fn update_if_different_replaces_a_different_destination() {
         (200_000, 10, "contents differ"),
         (100_000, 11, "sizes differ"),
     ] {
-        for policy in [Update::IfDifferent, Update::IfDifferentDedupe] {
+        for policy in [Overwrite::IfDifferent, Overwrite::IfDifferentDedupe] {
             write(&dst, len, seed);
-            let r = CopyOptions::new().update(policy).copy(&src, &dst).unwrap();
+            let r = CopyOptions::new()
+                .overwrite(policy)
+                .copy(&src, &dst)
+                .unwrap();
             assert!(!r.strategy.kept_destination(), "{r:?}");
             assert_eq!(r.destination, Destination::Replaced, "{r:?}");
             assert_eq!(r.len, data.len() as u64);
@@ -221,7 +224,7 @@ fn update_if_different_replaces_a_different_destination() {
 #[cfg(windows)]
 #[test]
 fn update_if_older_keeps_a_newer_destination_untouched() {
-    use cow_copy::{Destination, Preserve, Update};
+    use cow_copy::{Destination, Overwrite, Preserve};
     use std::time::Duration;
     let dir = tempfile::tempdir().unwrap();
     let (src, dst) = (dir.path().join("src"), dir.path().join("dst"));
@@ -231,7 +234,7 @@ fn update_if_older_keeps_a_newer_destination_untouched() {
     set_mtime(&dst, newer);
     // Not even the metadata asked for is applied.
     let r = CopyOptions::new()
-        .update(Update::IfOlder)
+        .overwrite(Overwrite::IfOlder)
         .preserve(Preserve {
             timestamps: true,
             ..Preserve::default()
@@ -246,7 +249,7 @@ fn update_if_older_keeps_a_newer_destination_untouched() {
     // An older destination is replaced.
     set_mtime(&dst, mtime(&src) - Duration::from_secs(3600));
     let r = CopyOptions::new()
-        .update(Update::IfOlder)
+        .overwrite(Overwrite::IfOlder)
         .copy(&src, &dst)
         .unwrap();
     assert_eq!(r.destination, Destination::Replaced, "{r:?}");

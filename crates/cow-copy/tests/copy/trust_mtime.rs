@@ -1,4 +1,4 @@
-//! `Update::IfDifferentTrustMtime` (rsync's quick check) on real
+//! `Overwrite::IfDifferentTrustMtime` (rsync's quick check) on real
 //! filesystems: a destination with the source's size and modification time
 //! is taken as identical without being read; every other destination goes
 //! through the content comparison, so equal bytes under a new time keep
@@ -14,7 +14,7 @@ use std::time::{Duration, SystemTime};
 
 use common::inode;
 use cow_copy::identical::{self, Decision, Evidence, ProceedReason};
-use cow_copy::{CopyOptions, Reflink, Strategy, Update};
+use cow_copy::{CopyOptions, Overwrite, Reflink, Strategy};
 use cow_test_support::{fs_test, pattern, set_mtime, write_synced};
 
 const MIB: usize = 1 << 20;
@@ -26,7 +26,7 @@ fn hour_ago() -> SystemTime {
 
 fn trust(src: &Path, dst: &Path, atomic: bool) -> cow_copy::CopyReport {
     CopyOptions::new()
-        .update(Update::IfDifferentTrustMtime)
+        .overwrite(Overwrite::IfDifferentTrustMtime)
         .atomic(atomic)
         .copy(src, dst)
         .unwrap()
@@ -35,7 +35,7 @@ fn trust(src: &Path, dst: &Path, atomic: bool) -> cow_copy::CopyReport {
 fn decision(src: &Path, dst: &Path) -> Decision {
     let (s, d) = (File::open(src).unwrap(), File::open(dst).unwrap());
     identical::decide_update(
-        Update::IfDifferentTrustMtime,
+        Overwrite::IfDifferentTrustMtime,
         &s,
         &s.metadata().unwrap(),
         &d,
@@ -84,7 +84,7 @@ fs_test!(
             assert_eq!(fs::metadata(&dst).unwrap().modified().unwrap(), t);
             // The content policy is not fooled by the times.
             let report = CopyOptions::new()
-                .update(Update::IfDifferent)
+                .overwrite(Overwrite::IfDifferent)
                 .atomic(atomic)
                 .copy(&src, &dst)
                 .unwrap();

@@ -18,7 +18,7 @@ use common::inode;
 use cow_copy::identical::{self, Decision, ProceedReason};
 #[cfg(unix)]
 use cow_copy::identical::{DedupeResult, Evidence};
-use cow_copy::{CopyOptions, Strategy, Update};
+use cow_copy::{CopyOptions, Overwrite, Strategy};
 #[cfg(unix)]
 use cow_test_support::Fs;
 use cow_test_support::{fs_test, pattern, set_mtime, write_pattern, write_synced};
@@ -32,8 +32,8 @@ fn age(path: &Path) -> SystemTime {
     fs::metadata(path).unwrap().modified().unwrap()
 }
 
-fn update(policy: Update, src: &Path, dst: &Path) -> cow_copy::CopyReport {
-    CopyOptions::new().update(policy).copy(src, dst).unwrap()
+fn update(policy: Overwrite, src: &Path, dst: &Path) -> cow_copy::CopyReport {
+    CopyOptions::new().overwrite(policy).copy(src, dst).unwrap()
 }
 
 /// The bytes that only the files under `dir` use, as btrfs accounts them
@@ -71,7 +71,7 @@ fs_test!(
         let before = inode(&dst);
         let extents_before = fs.has_fiemap().then(|| cow_verify::extents(&dst).unwrap());
 
-        let report = update(Update::IfDifferent, &src, &dst);
+        let report = update(Overwrite::IfDifferent, &src, &dst);
         assert_eq!(report.strategy, Strategy::Skipped, "{report:?}");
         assert_eq!(report.bytes_copied, 0);
         assert_eq!(report.bytes_cloned, 0);
@@ -119,7 +119,7 @@ fs_test!(
         assert_eq!(from, data.len() as u64 - 1);
         assert_eq!(bytes_read, 2 * data.len() as u64);
 
-        let report = update(Update::IfDifferent, &src, &dst);
+        let report = update(Overwrite::IfDifferent, &src, &dst);
         assert!(
             !matches!(report.strategy, Strategy::Skipped | Strategy::Deduped),
             "{report:?}"
@@ -148,7 +148,7 @@ fs_test!(
                 }
             );
         }
-        let report = update(Update::IfDifferentDedupe, &src, &dst);
+        let report = update(Overwrite::IfDifferentDedupe, &src, &dst);
         assert!(
             !matches!(report.strategy, Strategy::Skipped | Strategy::Deduped),
             "{report:?}"
@@ -171,7 +171,7 @@ fs_test!(sizes_differ_reads_nothing, [btrfs, ext4, native], |dir| {
             bytes_read: 0,
         }
     );
-    update(Update::IfDifferent, &src, &dst);
+    update(Overwrite::IfDifferent, &src, &dst);
     assert_eq!(fs::read(&dst).unwrap(), data);
 });
 
@@ -180,7 +180,7 @@ fs_test!(empty_files_are_identical, [btrfs, tmpfs, native], |dir| {
     fs::write(&src, b"").unwrap();
     fs::write(&dst, b"").unwrap();
     let ino = inode(&dst);
-    let report = update(Update::IfDifferent, &src, &dst);
+    let report = update(Overwrite::IfDifferent, &src, &dst);
     assert_eq!(report.strategy, Strategy::Skipped);
     assert_eq!(inode(&dst), ino);
 });
@@ -203,7 +203,7 @@ fs_test!(
     |dir| {
         let (src, dst) = (dir.join("new"), dir.join("installed"));
         let data = write_pattern(&src, 5000, 6);
-        let report = update(Update::IfDifferentDedupe, &src, &dst);
+        let report = update(Overwrite::IfDifferentDedupe, &src, &dst);
         assert!(!matches!(
             report.strategy,
             Strategy::Skipped | Strategy::Deduped
@@ -223,7 +223,7 @@ fs_test!(identical_across_filesystems_is_skipped, [ext4], |dir| {
     write_synced(&dst, &data);
     write_synced(&src, &data);
     let mtime = age(&dst);
-    let report = update(Update::IfDifferentDedupe, &src, &dst);
+    let report = update(Overwrite::IfDifferentDedupe, &src, &dst);
     assert_eq!(report.strategy, Strategy::Skipped, "{report:?}");
     assert_eq!(fs::metadata(&dst).unwrap().modified().unwrap(), mtime);
     // Dedupe was asked for and is impossible across filesystems: skipped,
@@ -251,7 +251,7 @@ fs_test!(
         assert_eq!(cow_verify::sharing(&src, &dst).unwrap().shared_bytes, 0);
         let before = (fs == Fs::Btrfs).then(|| btrfs_usage(dir));
 
-        let report = update(Update::IfDifferentDedupe, &src, &dst);
+        let report = update(Overwrite::IfDifferentDedupe, &src, &dst);
         assert_eq!(report.strategy, Strategy::Deduped, "{report:?}");
         assert_eq!(report.bytes_cloned, 8 * MIB);
         assert_eq!(report.bytes_copied, 0);
@@ -282,7 +282,7 @@ fs_test!(
                 dedupe_not_possible: None
             }
         );
-        let report = update(Update::IfDifferentDedupe, &src, &dst);
+        let report = update(Overwrite::IfDifferentDedupe, &src, &dst);
         assert_eq!(report.strategy, Strategy::Skipped);
     }
 );
@@ -296,7 +296,7 @@ fs_test!(
         write_synced(&dst, &data);
         write_synced(&src, &data);
         let ino = inode(&dst);
-        let report = update(Update::IfDifferentDedupe, &src, &dst);
+        let report = update(Overwrite::IfDifferentDedupe, &src, &dst);
         assert_eq!(report.strategy, Strategy::Skipped, "{report:?}");
         assert_eq!(inode(&dst), ino);
         assert!(matches!(
@@ -373,13 +373,13 @@ fs_test!(
         let mtime = age(&dst);
         let ino = inode(&dst);
         let policy = if fs.reflinks() {
-            Update::IfDifferentDedupe
+            Overwrite::IfDifferentDedupe
         } else {
-            Update::IfDifferent
+            Overwrite::IfDifferent
         };
         let report = CopyOptions::new()
             .atomic(true)
-            .update(policy)
+            .overwrite(policy)
             .copy(&src, &dst)
             .unwrap();
         let want = if fs.reflinks() {
@@ -407,7 +407,7 @@ fs_test!(
         write_synced(&src, &other);
         let report = CopyOptions::new()
             .atomic(true)
-            .update(policy)
+            .overwrite(policy)
             .copy(&src, &dst)
             .unwrap();
         assert!(!matches!(
@@ -433,7 +433,7 @@ fs_test!(
         let (src, dst) = (dir.join("new"), dir.join("installed"));
         write_pattern(&src, 1000, 13);
         write_pattern(&dst, 999, 13);
-        let report = update(Update::IfDifferent, &src, &dst);
+        let report = update(Overwrite::IfDifferent, &src, &dst);
         let f = &report.fallbacks[0];
         assert_eq!(f.strategy, Strategy::Skipped);
         assert!(f.reason.contains("sizes differ"), "{f:?}");
@@ -495,7 +495,7 @@ fs_test!(dedupe_from_a_read_only_mount_skips, [btrfs, xfs], |dir| {
     write_synced(&dst, &data);
     let ino = fs::metadata(&dst).unwrap().ino();
     let mount = RoBind::new(&stage, &ro);
-    let report = update(Update::IfDifferentDedupe, &ro.join("f"), &dst);
+    let report = update(Overwrite::IfDifferentDedupe, &ro.join("f"), &dst);
     drop(mount);
     assert_eq!(report.strategy, Strategy::Skipped, "{report:?}");
     assert!(
@@ -534,7 +534,9 @@ fs_test!(
             let before_id = inode(&dst);
 
             // -p semantics too: a kept destination gets no metadata either.
-            let mut opts = CopyOptions::new().update(Update::IfOlder).atomic(atomic);
+            let mut opts = CopyOptions::new()
+                .overwrite(Overwrite::IfOlder)
+                .atomic(atomic);
             opts = opts.preserve(cow_copy::Preserve::all());
             let report = opts.copy(&src, &dst).unwrap();
             assert_eq!(
@@ -568,7 +570,9 @@ fs_test!(
         for atomic in [false, true] {
             let (src, dst) = pair(dir, atomic);
             write_pattern(&src, 100_000, 1);
-            let opts = CopyOptions::new().update(Update::IfOlder).atomic(atomic);
+            let opts = CopyOptions::new()
+                .overwrite(Overwrite::IfOlder)
+                .atomic(atomic);
 
             // Missing: copied.
             let report = opts.copy(&src, &dst).unwrap();
@@ -605,11 +609,11 @@ fs_test!(
         let (src, dst) = (dir.join("a"), dir.join("b"));
         write_pattern(&src, 70_000, 4);
         write_pattern(&dst, 70_000, 4);
-        let report = update(Update::IfDifferent, &src, &dst);
+        let report = update(Overwrite::IfDifferent, &src, &dst);
         assert_eq!(report.strategy, Strategy::Skipped);
         assert_eq!(report.destination, cow_copy::Destination::Kept);
         write_pattern(&dst, 70_000, 5);
-        let report = update(Update::IfDifferent, &src, &dst);
+        let report = update(Overwrite::IfDifferent, &src, &dst);
         assert_eq!(report.destination, cow_copy::Destination::Replaced);
     }
 );

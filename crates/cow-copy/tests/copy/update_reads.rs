@@ -8,7 +8,7 @@
 use std::fs;
 use std::path::Path;
 
-use cow_copy::{CopyOptions, Strategy, Update, identical};
+use cow_copy::{CopyOptions, Overwrite, Strategy, identical};
 use cow_test_support::{fs_test, pattern, write_synced};
 
 const MIB: usize = 1 << 20;
@@ -38,7 +38,7 @@ fn counted_update(src: &Path, dst: &Path) -> (u64, Strategy) {
     };
     let before = rchar();
     let report = CopyOptions::new()
-        .update(Update::IfDifferent)
+        .overwrite(Overwrite::IfDifferent)
         .copy(src, dst)
         .unwrap();
     let after = rchar();

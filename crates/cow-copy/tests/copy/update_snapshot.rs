@@ -1,6 +1,6 @@
 //! The installer scenario on real btrfs: an installed tree in a subvolume, a
 //! snapshot of it, and a staging tree where 90 % of the files are identical.
-//! Updating with `Update::IfDifferent` keeps the unchanged files shared with
+//! Updating with `Overwrite::IfDifferent` keeps the unchanged files shared with
 //! the snapshot; a plain copy of the same staging tree breaks the sharing.
 
 #![cfg(target_os = "linux")]
@@ -8,7 +8,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use cow_copy::{CopyOptions, Strategy, Update};
+use cow_copy::{CopyOptions, Overwrite, Strategy};
 use cow_test_support::{Fs, btrfs, btrfs_du, dir_on, pattern};
 
 const FILES: usize = 200;
@@ -56,7 +56,7 @@ struct Outcome {
 
 /// Builds installed (a subvolume) + snapshot + staging under `root`, updates
 /// installed from staging with `policy`, removes staging and measures.
-fn scenario(root: &Path, policy: Update) -> Outcome {
+fn scenario(root: &Path, policy: Overwrite) -> Outcome {
     let installed = root.join("installed");
     let snap = root.join("snap");
     let staging = root.join("staging");
@@ -78,7 +78,7 @@ fn scenario(root: &Path, policy: Update) -> Outcome {
     let mut skipped = 0;
     for i in 0..FILES {
         let report = CopyOptions::new()
-            .update(policy)
+            .overwrite(policy)
             .copy(staging.join(name(i)), installed.join(name(i)))
             .unwrap();
         if report.strategy == Strategy::Skipped {
@@ -134,7 +134,7 @@ fn update_keeps_snapshot_sharing_plain_copy_breaks_it() {
     let unchanged = (0..FILES).filter(|&i| !changed(i)).count();
     assert!((60 * MIB..68 * MIB).contains(&total), "{total}");
 
-    let up = scenario(&dir.path().join("update"), Update::IfDifferent);
+    let up = scenario(&dir.path().join("update"), Overwrite::IfDifferent);
     eprintln!(
         "IfDifferent: skipped {}/{FILES}, unchanged sharing 100% with the snapshot {}/{unchanged}, exclusive {} bytes, changed {} bytes",
         up.skipped, up.unchanged_shared, up.exclusive, up.changed_bytes
@@ -149,7 +149,7 @@ fn update_keeps_snapshot_sharing_plain_copy_breaks_it() {
         up.changed_bytes
     );
 
-    let plain = scenario(&dir.path().join("plain"), Update::All);
+    let plain = scenario(&dir.path().join("plain"), Overwrite::Replace);
     eprintln!(
         "All: skipped {}, unchanged sharing 100% with the snapshot {}/{unchanged}, exclusive {} bytes of {total}",
         plain.skipped, plain.unchanged_shared, plain.exclusive
