@@ -74,7 +74,7 @@ fn write_tree(root: &Path, seed: impl Fn(usize) -> u64) {
 #[derive(Clone, Copy, Debug)]
 enum Tool {
     Cow(Overwrite),
-    /// `cow_copy::tree::copy_tree` (parallel workers) of the whole staging
+    /// `TreeOptions::copy` (parallel workers) of the whole staging
     /// tree merged into the installed one.
     Tree(Overwrite),
     StdCopy,
