@@ -5,6 +5,8 @@
 //! one test closes the temporaries' list for the whole process.
 
 mod behaviour;
+#[cfg(target_os = "linux")]
+mod behaviour_meta;
 mod cancel;
 #[cfg(any(target_os = "linux", windows))]
 mod common;
@@ -23,6 +25,8 @@ mod permissions;
 mod proptest_copy;
 mod sizes;
 mod tree;
+mod tree_races;
+mod tree_symlinks;
 mod trust_mtime;
 mod update;
 mod update_reads;
