@@ -62,6 +62,9 @@
 
 #![forbid(unsafe_code)]
 
+use std::io;
+use std::path::Path;
+
 mod cancel;
 #[cfg(unix)]
 mod chain;
@@ -135,9 +138,6 @@ pub fn remove_temporaries() -> usize {
         0
     }
 }
-
-use std::io;
-use std::path::Path;
 
 /// Copies the contents of `from` to `to`, like [`std::fs::copy`]: the
 /// destination is created or replaced, gets the source's permission bits,

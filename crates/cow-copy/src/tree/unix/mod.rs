@@ -35,6 +35,23 @@ use crate::meta::keep_set_ids;
 use crate::xattr;
 use crate::{CopyOptions, Overwrite, Preserve, RemoveDestination};
 
+mod created;
+mod dirs;
+mod files;
+mod links;
+mod nodes;
+mod root;
+mod walk;
+
+pub(super) use root::copy_tree;
+
+use created::Created;
+#[cfg(any(target_os = "linux", target_os = "android"))]
+use created::Staging;
+use dirs::{Ancestors, Child, DirHint, DstDir, MakeDirError, make_dir};
+use links::{Claim, LinkState};
+use walk::{PAR_DEPTH, dir_budget, keep_levels, open_file_limit, workers_for};
+
 /// (device, inode).
 type Id = (u64, u64);
 
@@ -129,23 +146,6 @@ fn over_directory() -> io::Error {
         "cannot overwrite directory with non-directory",
     )
 }
-
-mod created;
-mod dirs;
-mod files;
-mod links;
-mod nodes;
-mod root;
-mod walk;
-
-pub(super) use root::copy_tree;
-
-use created::Created;
-#[cfg(any(target_os = "linux", target_os = "android"))]
-use created::Staging;
-use dirs::{Ancestors, Child, DirHint, DstDir, MakeDirError, make_dir};
-use links::{Claim, LinkState};
-use walk::{PAR_DEPTH, dir_budget, keep_levels, open_file_limit, workers_for};
 
 struct Walker<'a> {
     shared: Shared<'a>,
