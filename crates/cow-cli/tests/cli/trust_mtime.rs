@@ -44,6 +44,10 @@ fs_test!(trust_mtime_tree, [btrfs, xfs, ext4, tmpfs], |dir| {
     set_mtime(&src.join("pkg/trusted"), t);
     set_mtime(&dst.join("pkg/trusted"), t);
     set_mtime(&dst.join("pkg/touched"), t);
+    // "Other time" for sure: written a moment apart, the two copies of
+    // `changed` can get the same mtime on a filesystem with coarse
+    // timestamps (tmpfs: one clock tick), and would then be trusted.
+    set_mtime(&dst.join("pkg/changed"), t - Duration::from_secs(60));
     let before: Vec<u64> = ["trusted", "touched"]
         .iter()
         .map(|n| ino(&dst.join("pkg").join(n)))
