@@ -43,6 +43,8 @@ pub(crate) struct Outcome {
 pub(crate) struct Job<'a> {
     pub(crate) opts: &'a CopyOptions,
     pub(crate) src: &'a File,
+    /// The source's status, taken when it was opened.
+    pub(crate) src_meta: &'a std::fs::Metadata,
     pub(crate) src_path: &'a Path,
     /// The device the source lives on.
     #[cfg_attr(not(any(target_os = "linux", target_os = "android")), allow(dead_code))]
@@ -88,6 +90,13 @@ pub(crate) struct Job<'a> {
     /// step stats the clone): lets the metadata step skip a `fchmod` that
     /// would change nothing.
     pub(crate) dst_mode: Option<u32>,
+    /// The destination's (uid, gid) as last seen (an existing file when it
+    /// was opened, a clone when the clone step stats it): lets the metadata
+    /// step skip a `fchown` to the owner it already has.
+    pub(crate) dst_owner: Option<(u32, u32)>,
+    /// The existing destination's status, taken right after it was opened
+    /// (`None` for a file created by this copy).
+    pub(crate) dst_meta: Option<&'a std::fs::Metadata>,
 }
 
 impl Job<'_> {

@@ -190,6 +190,10 @@ pub enum ProceedReason {
     /// The destination could not be read (opened write-only for lack of
     /// read permission), so equality could not be checked.
     NotReadable,
+    /// Not compared: the destination shares no block with any other file
+    /// and the source can be cloned over it, which loses nothing and costs
+    /// less than reading both ([`decide_update`] with `reclone`).
+    NothingShared,
 }
 
 impl fmt::Display for ProceedReason {
@@ -206,6 +210,9 @@ impl fmt::Display for ProceedReason {
             ProceedReason::NotReadable => {
                 f.write_str("the destination is not readable, so it could not be compared")
             }
+            ProceedReason::NothingShared => f.write_str(
+                "not compared: the destination shares no block, so cloning over it loses nothing",
+            ),
         }
     }
 }
@@ -422,8 +429,20 @@ pub fn same_size_and_mtime(a: &Metadata, b: &Metadata) -> bool {
 /// the policy onto the check): [`Overwrite::IfDifferentTrustMtime`] first takes
 /// the same size and time on trust ([`same_size_and_mtime`]),
 /// [`Overwrite::IfDifferentDedupe`] dedupes; the other policies compare.
+///
+/// `reclone`: the copy that follows would clone and gives the destination
+/// the source's times, so an identical destination would end up the same
+/// either way except for its blocks. Then a same-size destination that
+/// shares no block with anything (its extent map has no `SHARED` extent)
+/// and that the source can be cloned over (same filesystem, one that shares
+/// blocks) is not compared: [`ProceedReason::NothingShared`]. Re-cloning
+/// keeps no sharing because there is none to keep, and costs one clone
+/// instead of reading both files. Linux only (elsewhere nothing tells
+/// whether a file shares blocks); not with dedupe, which keeps the
+/// destination's blocks by definition.
 pub fn decide_update(
     policy: Overwrite,
+    reclone: bool,
     src: &File,
     src_meta: &Metadata,
     dst: &File,
@@ -437,7 +456,7 @@ pub fn decide_update(
         });
     }
     let dedupe = policy == Overwrite::IfDifferentDedupe;
-    decide(src, src_meta, dst, dst_meta, dedupe)
+    decide_with(src, src_meta, dst, dst_meta, dedupe, reclone && !dedupe)
 }
 
 /// Step 2 of the strategy chain: decides, before the destination is
@@ -468,6 +487,19 @@ pub fn decide(
     dst_meta: &Metadata,
     dedupe: bool,
 ) -> io::Result<Decision> {
+    decide_with(src, src_meta, dst, dst_meta, dedupe, false)
+}
+
+/// [`decide`], and with `reclone` the step of [`decide_update`] that
+/// declines to compare a destination sharing nothing.
+fn decide_with(
+    src: &File,
+    src_meta: &Metadata,
+    dst: &File,
+    dst_meta: &Metadata,
+    dedupe: bool,
+    reclone: bool,
+) -> io::Result<Decision> {
     let len = src_meta.len();
     if dst_meta.len() != len {
         return Ok(Decision::Proceed {
@@ -483,6 +515,12 @@ pub fn decide(
             evidence: Evidence::Empty,
             bytes_read: 0,
             dedupe_not_possible: None,
+        });
+    }
+    if reclone && sys::reclone_loses_nothing(src, dst) {
+        return Ok(Decision::Proceed {
+            reason: ProceedReason::NothingShared,
+            bytes_read: 0,
         });
     }
     // The shortcut is only a shortcut: an error mapping either file just

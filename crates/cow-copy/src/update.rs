@@ -17,7 +17,7 @@ use std::path::Path;
 
 use crate::identical::{self, Decision};
 use crate::report::{CopyReport, Destination, Fallback, Strategy};
-use crate::{CopyError, Overwrite, errno};
+use crate::{CopyError, CopyOptions, Overwrite, Reflink, errno};
 
 #[cfg(unix)]
 mod unix;
@@ -88,16 +88,22 @@ pub(crate) enum Opened<F> {
 }
 
 /// Whether `dst` (its status `dst_meta`, as the caller saw it) must be
-/// copied over or kept, under `policy`. The destination is opened with
-/// `open` only when its content is compared; it is never written.
+/// copied over or kept, under `opts.overwrite`. The destination is opened
+/// with `open` only when its content is compared; it is never written.
+///
+/// A destination that shares no block is cloned over instead of compared
+/// when the copy would clone and keep the source's times
+/// ([`identical::decide_update`]'s `reclone`): the original proposal's
+/// "bail if the target is not shared" (docs/updates.md).
 pub(crate) fn check<F: Borrow<File>>(
-    policy: Overwrite,
+    opts: &CopyOptions,
     src: &File,
     src_meta: &Metadata,
     dst_meta: &Metadata,
     dst_path: &Path,
     open: impl FnOnce() -> Result<Opened<F>, CopyError>,
 ) -> Result<Check, CopyError> {
+    let policy = opts.overwrite;
     if !policy.checks_destination() {
         return Ok(Check::Copy(None));
     }
@@ -128,7 +134,9 @@ pub(crate) fn check<F: Borrow<File>>(
         Opened::Refused(e) => return Ok(not_compared("open the destination to compare", &e)),
         Opened::Replaced => return Ok(Check::Copy(None)),
     };
-    let decision = match identical::decide_update(policy, src, src_meta, dst.borrow(), &dst_meta) {
+    let reclone = opts.preserve.timestamps && opts.reflink != Reflink::Never;
+    let decided = identical::decide_update(policy, reclone, src, src_meta, dst.borrow(), &dst_meta);
+    let decision = match decided {
         Ok(d) => d,
         // Nothing was written: a failed check is a check not made.
         Err(e) if errno::is_fallback(&e) => {

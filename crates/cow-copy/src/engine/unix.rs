@@ -273,9 +273,11 @@ fn copy_into_once(
     };
     let regular = dst.meta.as_ref().is_none_or(|m| m.is_file());
     let has_content = regular && !created && dst.meta.as_ref().is_some_and(|m| m.len() > 0);
+    let dst_meta = dst.meta;
     let mut job = Job {
         opts,
         src: &source.file,
+        src_meta: &source.meta,
         src_path,
         src_dev: source.meta.dev(),
         dst_dev,
@@ -290,6 +292,9 @@ fn copy_into_once(
         truncated: false,
         update_fallback: None,
         dst_mode: None,
+        // Writing data never changes a file's owner.
+        dst_owner: dst_meta.as_ref().map(|m| (m.uid(), m.gid())),
+        dst_meta: dst_meta.as_ref(),
     };
     let result = run_and_finish(
         &mut job,
@@ -443,14 +448,20 @@ fn run_and_finish(
     let (outcome, fallbacks) = chain::run(job)?;
     let source_changed = crate::changed::source_changed(job.src, &source.meta, outcome.strategy);
     let mut skipped = Vec::new();
+    // An owner that is already the source's needs no `fchown` (a root copy
+    // of root's files, a user's copy of their own).
+    let mut preserve = job.opts.preserve;
+    if preserve.ownership && job.dst_owner == Some((source.meta.uid(), source.meta.gid())) {
+        preserve.ownership = false;
+    }
     // Permission bits that are already right need no `fchmod` (when the
-    // owner is also set, `fchown` may clear set-id bits: then it is made).
+    // owner is also set, `fchown` clears set-id bits: then it is made).
     let wanted = match mode {
         ModeRule::Source => Some(source.meta.mode() & 0o7777),
         ModeRule::Set(m) => Some(m & 0o7777),
         ModeRule::Keep => None,
     };
-    let mode = if wanted.is_some() && wanted == job.dst_mode && !job.opts.preserve.ownership {
+    let mode = if wanted.is_some() && wanted == job.dst_mode && !preserve.ownership {
         ModeRule::Keep
     } else {
         mode
@@ -462,7 +473,7 @@ fn run_and_finish(
             job.dst_path,
             job.src,
             &source.meta,
-            job.opts.preserve,
+            preserve,
             mode,
             &mut skipped,
         )?;
@@ -557,6 +568,7 @@ fn copy_atomic(
     let mut job = Job {
         opts,
         src: &source.file,
+        src_meta: &source.meta,
         src_path,
         src_dev: source.meta.dev(),
         dst_dev: None,
@@ -571,6 +583,8 @@ fn copy_atomic(
         truncated: false,
         update_fallback,
         dst_mode: None,
+        dst_owner: None,
+        dst_meta: None,
     };
     let result = (|| {
         let mut report = run_and_finish(&mut job, source, mode, !existed)?;

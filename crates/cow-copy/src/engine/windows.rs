@@ -127,7 +127,7 @@ fn copy_once(opts: &CopyOptions, src: &Path, dst: &Path) -> Result<CopyReport, C
                     .map_err(|e| CopyError::io("stat destination", dst, e))?;
                 Ok(Opened::File(reader, meta))
             };
-            match update::check(opts.overwrite, &src_file, &src_meta, &dst_meta, dst, open)? {
+            match update::check(opts, &src_file, &src_meta, &dst_meta, dst, open)? {
                 Check::Copy(why) => update_fallback = why,
                 Check::Keep(kept) => {
                     let newer = kept.strategy == Strategy::KeptNewer;

@@ -148,6 +148,28 @@ pub(super) fn same_extents(a: &File, b: &File, len: u64) -> io::Result<bool> {
     Ok(!ra.is_empty() && ra == rb)
 }
 
+/// Whether cloning `src` over `dst` loses no sharing and will succeed: no
+/// extent of `dst` is marked `SHARED` (so it shares its blocks with no
+/// snapshot, clone or dedupe), and the kernel accepts a zero-length
+/// `FIDEDUPERANGE` from `src` to `dst`, which it only does for two files
+/// on one filesystem that can share blocks (btrfs, XFS with reflink; any
+/// subvolume). Both calls change nothing; any error means "no".
+pub(super) fn reclone_loses_nothing(src: &File, dst: &File) -> bool {
+    let Ok(extents) = fault!(Site::Fiemap, fiemap_all(dst.as_fd(), FiemapFlags::empty())) else {
+        return false;
+    };
+    if extents
+        .iter()
+        .any(|e| e.flags().contains(FiemapExtentFlags::SHARED))
+    {
+        return false;
+    }
+    matches!(
+        dedupe_one(src.as_fd(), 0, 0, dst.as_fd(), 0),
+        Ok(DedupeStatus::Same { .. })
+    )
+}
+
 pub(super) fn dedupe_refused(a: &File, b: &File) -> Option<NotPossible> {
     match dedupe_one(a.as_fd(), 0, 0, b.as_fd(), 0) {
         Ok(_) => None,

@@ -58,6 +58,11 @@ pub(super) fn same_extents(_a: &File, _b: &File, _len: u64) -> io::Result<bool> 
     Ok(false)
 }
 
+/// No extent map here: whether a destination shares blocks is unknown.
+pub(super) fn reclone_loses_nothing(_src: &File, _dst: &File) -> bool {
+    false
+}
+
 pub(super) fn dedupe_into(_keep: &File, _other: &File, _len: u64) -> io::Result<DedupeResult> {
     Ok(DedupeResult::NotPossible {
         reason: NotPossible::Unsupported,

@@ -38,13 +38,17 @@ pub(crate) fn step(job: &mut Job<'_>) -> Step {
     if !job.opts.overwrite.checks_destination() || !job.in_place || job.truncated {
         return Step::Declined(None);
     }
-    let (src_meta, dst_meta) = match both_meta(job) {
-        Ok(m) => m,
-        Err(e) => return Step::Failed(e),
+    // Both were stat'ed when they were opened, a moment ago.
+    let (src_meta, dst_meta) = match (job.src_meta, job.dst_meta) {
+        (s, Some(d)) => (s.clone(), d.clone()),
+        (_, None) => match both_meta(job) {
+            Ok(m) => m,
+            Err(e) => return Step::Failed(e),
+        },
     };
     let opened = || Ok(Opened::File(&job.dst, dst_meta.clone()));
     match check(
-        job.opts.overwrite,
+        job.opts,
         job.src,
         &src_meta,
         &dst_meta,
@@ -120,23 +124,16 @@ pub(crate) fn before_atomic(
         Ok(Opened::File(dst, meta))
     };
     let mut reader = None;
-    let kept = match check(
-        opts.overwrite,
-        &source.file,
-        &source.meta,
-        old,
-        dst_path,
-        || {
-            open().map(|o| match o {
-                Opened::File(f, m) => {
-                    let f: &File = reader.insert(f);
-                    Opened::File(f, m)
-                }
-                Opened::Refused(e) => Opened::Refused(e),
-                Opened::Replaced => Opened::Replaced,
-            })
-        },
-    )? {
+    let kept = match check(opts, &source.file, &source.meta, old, dst_path, || {
+        open().map(|o| match o {
+            Opened::File(f, m) => {
+                let f: &File = reader.insert(f);
+                Opened::File(f, m)
+            }
+            Opened::Refused(e) => Opened::Refused(e),
+            Opened::Replaced => Opened::Replaced,
+        })
+    })? {
         Check::Keep(kept) => kept,
         Check::Copy(why) => return Ok(Atomic::Proceed(why)),
     };

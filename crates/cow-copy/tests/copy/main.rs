@@ -31,6 +31,7 @@ mod trust_mtime;
 mod update;
 mod update_reads;
 mod update_snapshot;
+mod update_unshared;
 #[cfg(windows)]
 mod windows_live_source;
 

@@ -36,6 +36,7 @@ fn decision(src: &Path, dst: &Path) -> Decision {
     let (s, d) = (File::open(src).unwrap(), File::open(dst).unwrap());
     identical::decide_update(
         Overwrite::IfDifferentTrustMtime,
+        false,
         &s,
         &s.metadata().unwrap(),
         &d,

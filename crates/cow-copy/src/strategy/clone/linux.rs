@@ -59,7 +59,11 @@ pub(super) fn clone(job: &mut Job<'_>) -> Result<Outcome, CloneError> {
             )));
         }
     }
-    job.dst_mode = Some(std::os::unix::fs::MetadataExt::mode(&meta) & 0o7777);
+    {
+        use std::os::unix::fs::MetadataExt;
+        job.dst_mode = Some(meta.mode() & 0o7777);
+        job.dst_owner = Some((meta.uid(), meta.gid()));
+    }
     let (cloned, copied) = if surely_shared(&meta) {
         (len, 0)
     } else {
