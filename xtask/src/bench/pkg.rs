@@ -303,16 +303,96 @@ fn largest(src: &Path, old: Option<&Path>) -> io::Result<PathBuf> {
         .ok_or_else(|| io::Error::other(format!("no sample file in {}", src.display())))
 }
 
+/// The `npm-tree` packages: the node_modules (eslint 9, webpack 5,
+/// typescript 5, jest 29), pinned.
+const NPM: [&str; 4] = [
+    "eslint@9.14.0",
+    "webpack@5.96.1",
+    "typescript@5.6.3",
+    "jest@29.7.0",
+];
+
+/// The cached `node_modules`, installed with `npm install` on first use;
+/// `Err` says why there is none (no npm, registry unreachable).
+pub(crate) fn npm_tree() -> Result<&'static Path, String> {
+    static TREE: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    TREE.get_or_init(|| {
+        if std::env::var_os("COW_BENCH_PKG_SYNTHETIC").is_some() {
+            return Err("COW_BENCH_PKG_SYNTHETIC is set".to_owned());
+        }
+        let dir = super::run::out_dir().join("pkg-cache").join("npm");
+        let tree = dir.join("node_modules");
+        if dir.join(".done").exists() {
+            return Ok(tree);
+        }
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        let out = Command::new("npm")
+            .args(["install", "--no-audit", "--no-fund", "--ignore-scripts"])
+            .args(["--loglevel=error", "--prefix"])
+            .arg(&dir)
+            .args(NPM)
+            .output()
+            .map_err(|e| format!("cannot run npm: {e}"))?;
+        if !out.status.success() {
+            return Err(format!(
+                "npm install failed: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            ));
+        }
+        File::create(dir.join(".done")).map_err(|e| e.to_string())?;
+        Ok(tree)
+    })
+    .as_ref()
+    .map(PathBuf::as_path)
+    .map_err(Clone::clone)
+}
+
+/// Lays out `npm-tree` under `base`: the real `node_modules`, or the
+/// synthetic site-packages when npm could not install it.
+pub(crate) fn prepare_npm(base: &Path) -> io::Result<Prepared> {
+    let from = match npm_tree() {
+        Ok(t) => t.to_path_buf(),
+        Err(why) => {
+            eprintln!("xtask bench: npm-tree: no node_modules ({why}); using synthetic trees");
+            trees().map_err(io::Error::other)?.old.clone()
+        }
+    };
+    let src = base.join("src");
+    run_cp(&["-a", "--reflink=never"], &from, &src)?;
+    let sample = largest(&src, None)?;
+    Ok(Prepared {
+        src,
+        dst: base.join("dst"),
+        old: None,
+        sample,
+    })
+}
+
+/// `npm-tree`'s description for the table.
+pub(crate) fn describe_npm() -> String {
+    match npm_tree() {
+        Ok(_) => format!(
+            "a node_modules, archive mode; real packages (npm install {})",
+            NPM.join(" ")
+        ),
+        Err(why) => format!("SYNTHETIC site-packages in place of node_modules ({why})"),
+    }
+}
+
 /// The workload's description for the table.
-pub(crate) fn describe(update: bool) -> String {
+pub(crate) fn describe(update: bool, unshared: bool) -> String {
     let origin = match trees() {
         Ok(t) => t.origin.clone(),
         Err(e) => format!("unavailable: {e}"),
     };
     if update {
-        format!(
-            "the newer site-packages over the installed one (cp -a copy), archive mode; {origin}"
-        )
+        let reset = if unshared {
+            "cp -a --reflink=never copy: shares no block"
+        } else {
+            "cp -a --reflink=auto copy of an independent one: shares every block with it"
+        };
+        format!("the newer site-packages over the installed one ({reset}), archive mode; {origin}")
     } else {
         format!("an installed site-packages, archive mode; {origin}")
     }

@@ -119,8 +119,11 @@ pub(crate) fn run(args: &Args) -> Result<i32, String> {
          file is left alone after a size check, a FIEMAP comparison and a content \
          comparison); std::fs::copy, reflink-copy, rw-loop and cp have no such notion \
          and overwrite every file. The older copy is reset before each run with \
-         cp -a --reflink=auto from an independent copy, so its files share no extents \
-         with the source and cow must compare contents"
+         cp -a --reflink=auto from an independent copy: its files share every block with \
+         that twin (as with a snapshot) and none with the source, so cow must compare \
+         contents to keep that sharing. In the *-unshared workloads it is reset with \
+         cp -a --reflink=never: it shares no block, and cow (archive mode) clones over \
+         it without comparing"
             .to_owned(),
     );
     notes.push(format!(
@@ -444,7 +447,12 @@ fn one_run(
     let ctx = |what: &str, e: io::Error| format!("{what}: {e}");
     measure::remove(&p.dst).map_err(|e| ctx("removing the last copy", e))?;
     if let Some(old) = &p.old {
-        workloads::run_cp(&["-a", "--reflink=auto"], old, &p.dst)
+        let reflink = if w.old_unshared() {
+            "--reflink=never"
+        } else {
+            "--reflink=auto"
+        };
+        workloads::run_cp(&["-a", reflink], old, &p.dst)
             .map_err(|e| ctx("resetting the destination to the older copy", e))?;
     }
     measure::settle(&fs.path).map_err(|e| ctx("syncfs", e))?;

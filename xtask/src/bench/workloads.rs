@@ -21,11 +21,16 @@ pub(crate) enum Shape {
     /// A tree of `files` small files (1-64 KiB) in directories of 100.
     Tree { files: usize },
     /// The tree again, copied over an older copy of it in which every
-    /// tenth file differs (90 % unchanged).
-    Update { files: usize },
+    /// tenth file differs (90 % unchanged). The older copy shares its
+    /// blocks with a snapshot-like twin; with `unshared` it shares none (as
+    /// an installer writes it) and the copy is in archive mode.
+    Update { files: usize, unshared: bool },
     /// A real `site-packages` ([`super::pkg`]): copied whole, or (`update`)
-    /// the newer one over the installed one. Archive mode (`-a`).
-    Pkg { update: bool },
+    /// the newer one over the installed one, which shares its blocks with a
+    /// snapshot-like twin unless `unshared`. Archive mode (`-a`).
+    Pkg { update: bool, unshared: bool },
+    /// A real `node_modules` ([`super::pkg::npm_tree`]), archive mode.
+    Npm,
 }
 
 /// One workload of the matrix.
@@ -54,7 +59,14 @@ pub(crate) fn matrix(quick: bool, runs: Option<usize>) -> Vec<Workload> {
                 3,
             ),
             ("tree-500", Shape::Tree { files: 500 }, 3),
-            ("update-500", Shape::Update { files: 500 }, 3),
+            (
+                "update-500",
+                Shape::Update {
+                    files: 500,
+                    unshared: false,
+                },
+                3,
+            ),
         ]
     } else {
         vec![
@@ -69,9 +81,47 @@ pub(crate) fn matrix(quick: bool, runs: Option<usize>) -> Vec<Workload> {
                 5,
             ),
             ("tree-10k", Shape::Tree { files: 10_000 }, 5),
-            ("update-10k", Shape::Update { files: 10_000 }, 5),
-            ("pkg-tree", Shape::Pkg { update: false }, 5),
-            ("pkg-update", Shape::Pkg { update: true }, 5),
+            (
+                "update-10k",
+                Shape::Update {
+                    files: 10_000,
+                    unshared: false,
+                },
+                5,
+            ),
+            (
+                "update-10k-unshared",
+                Shape::Update {
+                    files: 10_000,
+                    unshared: true,
+                },
+                5,
+            ),
+            (
+                "pkg-tree",
+                Shape::Pkg {
+                    update: false,
+                    unshared: false,
+                },
+                5,
+            ),
+            (
+                "pkg-update",
+                Shape::Pkg {
+                    update: true,
+                    unshared: false,
+                },
+                5,
+            ),
+            ("npm-tree", Shape::Npm, 5),
+            (
+                "pkg-update-unshared",
+                Shape::Pkg {
+                    update: true,
+                    unshared: true,
+                },
+                5,
+            ),
         ]
     };
     list.into_iter()
@@ -88,7 +138,7 @@ impl Workload {
     pub(crate) fn is_tree(&self) -> bool {
         matches!(
             self.shape,
-            Shape::Tree { .. } | Shape::Update { .. } | Shape::Pkg { .. }
+            Shape::Tree { .. } | Shape::Update { .. } | Shape::Pkg { .. } | Shape::Npm
         )
     }
 
@@ -96,14 +146,26 @@ impl Workload {
     pub(crate) fn is_update(&self) -> bool {
         matches!(
             self.shape,
-            Shape::Update { .. } | Shape::Pkg { update: true }
+            Shape::Update { .. } | Shape::Pkg { update: true, .. }
+        )
+    }
+
+    /// Whether an update's older copy shares no block with anything (it is
+    /// reset with `cp --reflink=never` instead of `--reflink=auto`).
+    pub(crate) fn old_unshared(&self) -> bool {
+        matches!(
+            self.shape,
+            Shape::Update { unshared: true, .. } | Shape::Pkg { unshared: true, .. }
         )
     }
 
     /// Whether the tree is copied in archive mode (`cp -a`, `rsync -a`,
     /// cow with every attribute preserved).
     pub(crate) fn is_archive(&self) -> bool {
-        matches!(self.shape, Shape::Pkg { .. })
+        matches!(
+            self.shape,
+            Shape::Pkg { .. } | Shape::Npm | Shape::Update { unshared: true, .. }
+        )
     }
 
     /// What it stands for, for the docs and the JSON.
@@ -117,13 +179,24 @@ impl Workload {
             Shape::Tree { .. } => {
                 "many small files: a package install (node_modules, site-packages), a source or build tree"
             }
-            Shape::Update { .. } => {
+            Shape::Update {
+                unshared: false, ..
+            } => {
                 "re-syncing a tree where most files did not change: a deploy, a backup refresh, a rebuilt target dir"
             }
-            Shape::Pkg { update: false } => "installing or snapshotting a Python environment",
-            Shape::Pkg { update: true } => {
-                "upgrading packages in place (pip install -U onto a snapshotted environment)"
+            Shape::Update { unshared: true, .. } => {
+                "re-syncing, in archive mode, a tree that no snapshot or clone shares: a deploy over plain files"
             }
+            Shape::Pkg { update: false, .. } => "installing or snapshotting a Python environment",
+            Shape::Npm => "copying a JavaScript project's dependencies (pnpm/npm store to project)",
+            Shape::Pkg {
+                update: true,
+                unshared: false,
+            } => "upgrading packages in place (pip install -U onto a snapshotted environment)",
+            Shape::Pkg {
+                update: true,
+                unshared: true,
+            } => "upgrading packages in place in an environment no snapshot shares",
         }
     }
 
@@ -137,11 +210,17 @@ impl Workload {
                 size_text(sparse_extent_len(size, extents) * extents)
             ),
             Shape::Tree { files } => format!("{files} files of 1-64 KiB in directories of 100"),
-            Shape::Update { files } => format!(
-                "{files} files of 1-64 KiB over an older copy, {} changed",
-                changed_count(files)
+            Shape::Update { files, unshared } => format!(
+                "{files} files of 1-64 KiB over an older copy, {} changed{}",
+                changed_count(files),
+                if unshared {
+                    "; the older copy shares no block (reset with cp --reflink=never); archive mode"
+                } else {
+                    ""
+                }
             ),
-            Shape::Pkg { update } => super::pkg::describe(update),
+            Shape::Pkg { update, unshared } => super::pkg::describe(update, unshared),
+            Shape::Npm => super::pkg::describe_npm(),
         }
     }
 }
@@ -277,7 +356,7 @@ pub(crate) fn prepare(w: &Workload, base: &Path) -> io::Result<Prepared> {
                 sample: tree_file(0),
             })
         }
-        Shape::Update { files } => {
+        Shape::Update { files, .. } => {
             let src = base.join("src");
             let old = base.join("old");
             write_tree(&src, files, &mut rng)?;
@@ -302,7 +381,8 @@ pub(crate) fn prepare(w: &Workload, base: &Path) -> io::Result<Prepared> {
                 sample: tree_file(0),
             })
         }
-        Shape::Pkg { update } => super::pkg::prepare(update, base),
+        Shape::Pkg { update, .. } => super::pkg::prepare(update, base),
+        Shape::Npm => super::pkg::prepare_npm(base),
     }
 }
 
@@ -361,7 +441,7 @@ mod tests {
 
     #[test]
     fn quick_and_full_matrices() {
-        assert_eq!(matrix(false, None).len(), 7);
+        assert_eq!(matrix(false, None).len(), 10);
         assert!(matrix(true, Some(2)).iter().all(|w| w.runs == 2));
         assert_eq!(changed_count(10_000), 1000);
     }
