@@ -288,7 +288,7 @@ fn rw_loop(src: &Path, dst: &Path) -> io::Result<()> {
 
 /// The one recursive walk shared by the tools without a tree copy of
 /// their own: directories are created (or reused), regular files copied by
-/// `file`, sequentially.
+/// `file`, symlinks recreated, sequentially.
 fn walk(src: &Path, dst: &Path, file: &dyn Fn(&Path, &Path) -> io::Result<()>) -> io::Result<()> {
     match fs::create_dir(dst) {
         Ok(()) => {}
@@ -303,6 +303,10 @@ fn walk(src: &Path, dst: &Path, file: &dyn Fn(&Path, &Path) -> io::Result<()>) -
             walk(&entry.path(), &to, file)?;
         } else if ty.is_file() {
             file(&entry.path(), &to)?;
+        } else if ty.is_symlink() {
+            // node_modules/.bin holds symlinks: recreated, as every tree
+            // copy does.
+            std::os::unix::fs::symlink(fs::read_link(entry.path())?, &to)?;
         } else {
             return Err(io::Error::other(format!(
                 "bench walk: unexpected entry type at {}",

@@ -42,7 +42,7 @@ pub(crate) fn step(job: &mut Job<'_>) -> Step {
     {
         return Step::Declined(None);
     }
-    let segments = match plan(job.src, job.len) {
+    let segments = match plan(job.src, job.len, job.src_meta) {
         Ok(s) => s,
         Err(e) => return Step::Failed(CopyError::io("find data in", job.src_path, e)),
     };

@@ -71,12 +71,34 @@ pub(crate) fn data_segments(file: &File, len: u64) -> io::Result<Option<Vec<Segm
     }
 }
 
+/// Files up to this size with blocks allocated are copied as one run of
+/// data without asking where their holes are: a hole in them could save at
+/// most this much, and the `SEEK_HOLE` call costs more than that block on
+/// a tree of small files (a `node_modules`).
+const PROBE_HOLES_ABOVE: u64 = 4096;
+
 /// The segments to copy under the sparse policy: the data segments, or the
 /// whole file as one when holes are not detectable or `len` is 0 (a procfs
-/// file that reports size 0 but has data is read to its end).
-pub(crate) fn plan(file: &File, len: u64) -> io::Result<Vec<Segment>> {
+/// file that reports size 0 but has data is read to its end). `meta` is the
+/// file's status when it was opened: a file of at most one block that has
+/// a block allocated is taken as data (one with none allocated, all hole
+/// or inline, is still asked).
+pub(crate) fn plan(file: &File, len: u64, meta: &std::fs::Metadata) -> io::Result<Vec<Segment>> {
     if len == 0 {
         return Ok(vec![Segment { start: 0, end: 0 }]);
     }
+    if len <= PROBE_HOLES_ABOVE && allocated(meta) {
+        return Ok(vec![Segment { start: 0, end: len }]);
+    }
     Ok(data_segments(file, len)?.unwrap_or_else(|| vec![Segment { start: 0, end: len }]))
+}
+
+#[cfg(unix)]
+fn allocated(meta: &std::fs::Metadata) -> bool {
+    std::os::unix::fs::MetadataExt::blocks(meta) > 0
+}
+
+#[cfg(not(unix))]
+fn allocated(_meta: &std::fs::Metadata) -> bool {
+    false
 }

@@ -41,7 +41,7 @@ fn copy(job: &mut Job<'_>) -> Result<Outcome, CopyError> {
             end: job.len,
         }]
     } else {
-        plan(job.src, job.len).map_err(|e| {
+        plan(job.src, job.len, job.src_meta).map_err(|e| {
             cut(job, 0);
             CopyError::io("find data in", job.src_path, e)
         })?
