@@ -17,7 +17,7 @@ use std::os::unix::fs::{FileExt, MetadataExt};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use cow_sys::linux::{FiemapExtent, FiemapExtentFlags as F, FiemapFlags, fiemap_all};
+use cow_sys::linux::{FiemapExtent, FiemapExtentFlags as F, FiemapFlags, fiemap, fiemap_all};
 use rayon::prelude::*;
 use xxhash_rust::xxh3::{Xxh3, xxh3_64};
 
@@ -37,6 +37,9 @@ const KEYED: u8 = 1;
 const OUT: u8 = 2;
 /// Follows the first member of its shared cluster for the key being made.
 const FOLLOW: u8 = 4;
+/// Its size group's first-block keys are done (phase 2 was done with the
+/// files still open from the map).
+const HEADED: u8 = 8;
 
 /// A file that shares its size with another file on its filesystem.
 #[derive(Debug, Clone, Copy)]
@@ -89,12 +92,28 @@ thread_local! {
     static BUF: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
 
+/// Opens `path` read-only without updating its access time (`O_NOATIME`:
+/// on a first run every read would otherwise write the inode back, one
+/// metadata transaction per file). The kernel allows the flag to the
+/// file's owner and to root only: for anyone else it is opened plainly.
+fn open_noatime(path: &std::path::Path) -> io::Result<File> {
+    use rustix::fs::{Mode, OFlags};
+    let flags = OFlags::RDONLY | OFlags::CLOEXEC;
+    match rustix::fs::open(path, flags | OFlags::NOATIME, Mode::empty()) {
+        Ok(fd) => Ok(File::from(fd)),
+        Err(rustix::io::Errno::PERM) => {
+            Ok(File::from(rustix::fs::open(path, flags, Mode::empty())?))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// Opens file `i` of the tree read-only and checks it is still the file
 /// scanned (same device, inode, size and mtime).
 pub(super) fn open_checked(ctx: &Ctx<'_>, i: u32) -> Result<File, SkipReason> {
     let e: &FileEntry = &ctx.tree.files[i as usize];
     let path = ctx.tree.path(i);
-    let f = File::open(&path).map_err(|err| SkipReason::Error(format!("cannot open: {err}")))?;
+    let f = open_noatime(&path).map_err(|err| SkipReason::Error(format!("cannot open: {err}")))?;
     let m = f
         .metadata()
         .map_err(|err| SkipReason::Error(format!("cannot fstat: {err}")))?;
@@ -225,29 +244,96 @@ enum Map {
     Other,
 }
 
-/// The extent map of `f`, after flushing its dirty data
-/// (`FIEMAP_FLAG_SYNC`). On btrfs (`quick`) the map is first asked without
-/// the flag, which is most of the cost of a rerun: btrfs shows dirty data,
-/// even over an existing extent, as a delayed allocation, so a map without
-/// one is final, and one with it is asked again after the flush. XFS maps
-/// its data fork only, where a pending copy-on-write of a shared extent
-/// does not show: there the flush always comes first.
-fn extent_map(f: &File, quick: bool) -> Option<Vec<FiemapExtent>> {
-    if quick {
-        let map = fiemap_all(f.as_fd(), FiemapFlags::empty()).ok()?;
-        if map
-            .iter()
-            .all(|e| !e.flags().intersects(F::DELALLOC | F::UNKNOWN))
-        {
-            return Some(map);
+/// Extents asked for in the first `FIEMAP` call of a file: most files have
+/// one or a few, and a map whose first extents are not shared proves
+/// nothing, so the rest is never asked for.
+const FIRST_EXTENTS: u32 = 8;
+
+/// Whether an extent proves sharing: shared, and a plain extent at an
+/// exact device offset.
+fn proves(e: &FiemapExtent) -> bool {
+    let fl = e.flags();
+    fl.contains(F::SHARED)
+        && !fl
+            .intersects(F::UNKNOWN | F::DELALLOC | F::ENCODED | F::DATA_ENCRYPTED | F::NOT_ALIGNED)
+}
+
+/// What the first extents of a map (`batch`, asked for `0..size`) say.
+enum First {
+    /// Stored inline.
+    Inline,
+    /// Some extent within the file proves nothing: the map cannot.
+    Unshared,
+    /// Dirty data shows (delayed allocation): ask again after a flush.
+    Dirty,
+    /// Every extent returned proves sharing, and they are all of them.
+    Complete,
+    /// Every extent returned proves sharing, and there are more.
+    More,
+}
+
+fn first_look(batch: &[FiemapExtent], size: u64, asked: u32) -> First {
+    let mut end = 0u64;
+    for e in batch.iter().filter(|e| e.fe_logical < size) {
+        let fl = e.flags();
+        if fl.contains(F::DATA_INLINE) {
+            return First::Inline;
+        }
+        if fl.intersects(F::DELALLOC | F::UNKNOWN) {
+            return First::Dirty;
+        }
+        if !proves(e) {
+            return First::Unshared;
+        }
+        end = e.fe_logical.saturating_add(e.fe_length);
+    }
+    let last = batch.last().is_some_and(|e| e.flags().contains(F::LAST));
+    if last || end >= size || (batch.len() as u32) < asked {
+        First::Complete
+    } else {
+        First::More
+    }
+}
+
+/// The extent map of `f` as far as it matters: `None` when it cannot
+/// prove sharing (read failed, or an extent within the file is not a
+/// plain shared one), `Some(Err(()))` when the file is inline, else every
+/// extent. The first call asks for [`FIRST_EXTENTS`] extents of
+/// `0..size` only; the whole map is read only when those all prove
+/// sharing and do not reach the end.
+///
+/// Flushing: on btrfs (`quick`) the map is first asked without
+/// `FIEMAP_FLAG_SYNC`, which is most of the cost of a rerun: btrfs shows
+/// dirty data, even over an existing extent, as a delayed allocation, so a
+/// map without one is final, and one with it is asked again after the
+/// flush. XFS maps its data fork only, where a pending copy-on-write of a
+/// shared extent does not show: there the flush always comes first.
+fn extent_map(f: &File, size: u64, quick: bool) -> Option<Result<Vec<FiemapExtent>, ()>> {
+    let fd = f.as_fd();
+    let mut flags = if quick {
+        FiemapFlags::empty()
+    } else {
+        FiemapFlags::SYNC
+    };
+    loop {
+        let (_, batch) = fiemap(fd, 0, size, flags, FIRST_EXTENTS).ok()?;
+        match first_look(&batch, size, FIRST_EXTENTS) {
+            First::Inline => return Some(Err(())),
+            First::Unshared => return None,
+            First::Dirty if !flags.contains(FiemapFlags::SYNC) => flags = FiemapFlags::SYNC,
+            First::Dirty => return None,
+            First::Complete => return Some(Ok(batch)),
+            // The flush, if any, was done by the first call.
+            First::More => return fiemap_all(fd, FiemapFlags::empty()).ok().map(Ok),
         }
     }
-    fiemap_all(f.as_fd(), FiemapFlags::SYNC).ok()
 }
 
 fn map_of(f: &File, size: u64, quick: bool) -> Map {
-    let Some(extents) = extent_map(f, quick) else {
-        return Map::Other;
+    let extents = match extent_map(f, size, quick) {
+        Some(Ok(e)) => e,
+        Some(Err(())) => return Map::Inline,
+        None => return Map::Other,
     };
     let mut h = Xxh3::new();
     let mut all = !extents.is_empty();
@@ -260,9 +346,7 @@ fn map_of(f: &File, size: u64, quick: bool) -> Map {
             return Map::Inline;
         }
         // Only plain extents at exact device offsets prove anything.
-        let plain = !fl
-            .intersects(F::UNKNOWN | F::DELALLOC | F::ENCODED | F::DATA_ENCRYPTED | F::NOT_ALIGNED);
-        if plain && fl.contains(F::SHARED) {
+        if proves(e) {
             let len = e.fe_length.min(size - e.fe_logical);
             h.update(&e.fe_logical.to_le_bytes());
             h.update(&e.fe_physical.to_le_bytes());
@@ -309,33 +393,114 @@ fn progress(ctx: &Ctx<'_>, bytes: u64) {
     });
 }
 
-/// Phase 1: the extent map of every candidate; the first block of each one
-/// whose map proves nothing (it will be needed: such a file has no equal
-/// in its size group without reading).
-fn map_phase(ctx: &Ctx<'_>, c: &mut [Candidate]) {
-    c.par_iter_mut().filter(|x| !x.out()).for_each(|x| {
-        let f = match open_checked(ctx, x.file) {
-            Ok(f) => f,
-            Err(r) => return leave_out(ctx, x, r),
-        };
-        match map_of(&f, x.size, ctx.tree.devices[x.dev as usize].btrfs) {
-            Map::Shared(s) => {
-                x.sig = s;
-                progress(ctx, 0);
-            }
-            Map::Inline => {
-                x.flags |= OUT;
-                ctx.files_inline.fetch_add(1, Ordering::Relaxed);
-                progress(ctx, 0);
-            }
-            Map::Other => match head_key(ctx, &f, x.size) {
+/// Size groups up to this many members are compared with their files
+/// held open from the extent map to the first block (no file opened
+/// twice); larger ones are mapped file by file and opened again for the
+/// first block, so that open files stay bounded.
+const GROUP_OPEN: usize = 256;
+
+/// The extent map of one candidate; the first block too when the map
+/// proves nothing (it will be needed: such a file has no equal in its size
+/// group without reading). Returns the open file when the map proves
+/// sharing (its first block may be needed, once the group is known).
+fn map_one(ctx: &Ctx<'_>, x: &mut Candidate) -> Option<File> {
+    let f = match open_checked(ctx, x.file) {
+        Ok(f) => f,
+        Err(r) => {
+            leave_out(ctx, x, r);
+            return None;
+        }
+    };
+    match map_of(&f, x.size, ctx.tree.devices[x.dev as usize].btrfs) {
+        Map::Shared(s) => {
+            x.sig = s;
+            progress(ctx, 0);
+            Some(f)
+        }
+        Map::Inline => {
+            x.flags |= OUT;
+            ctx.files_inline.fetch_add(1, Ordering::Relaxed);
+            progress(ctx, 0);
+            None
+        }
+        Map::Other => {
+            match head_key(ctx, &f, x.size) {
                 Ok(k) => {
                     x.key = k;
                     x.flags |= KEYED;
                     progress(ctx, HEAD.min(x.size));
                 }
                 Err(r) => leave_out(ctx, x, r),
-            },
+            }
+            None
+        }
+    }
+}
+
+/// Phase 1 and 2 for one size group of at most [`GROUP_OPEN`] members:
+/// the maps, then the first block of one member per shared cluster when
+/// the group is not one cluster, read from the file still open. Marks the
+/// group [`HEADED`].
+fn map_group(ctx: &Ctx<'_>, s: &mut [Candidate]) {
+    let open: Vec<Option<File>> = s.par_iter_mut().map(|x| map_one(ctx, x)).collect();
+    let mut both: Vec<(Candidate, Option<File>)> = s.iter().copied().zip(open).collect();
+    both.sort_unstable_by_key(|(x, _)| x.sig);
+    for (dst, (x, _)) in s.iter_mut().zip(&both) {
+        *dst = *x;
+    }
+    if settled(s) {
+        for x in s.iter_mut() {
+            x.flags |= KEYED | HEADED;
+        }
+        return;
+    }
+    mark(s, false);
+    let pass = |s: &mut [Candidate]| {
+        for (x, (_, f)) in s.iter_mut().zip(&both) {
+            if x.out() || x.flags & (KEYED | FOLLOW) != 0 {
+                continue;
+            }
+            let Some(f) = f else {
+                // Every unkeyed live member is in a cluster, hence open.
+                continue;
+            };
+            match head_key(ctx, f, x.size) {
+                Ok(k) => {
+                    x.key = k;
+                    x.flags |= KEYED;
+                }
+                Err(r) => leave_out(ctx, x, r),
+            }
+        }
+    };
+    pass(s);
+    spread(s);
+    pass(s);
+    for x in s.iter_mut() {
+        x.flags |= HEADED;
+    }
+}
+
+/// Phase 1 (and 2, for groups small enough to hold open): the extent map
+/// of every candidate.
+fn map_phase(ctx: &Ctx<'_>, c: &mut [Candidate]) {
+    c.par_sort_unstable_by_key(|x| (x.dev, x.size, ctx.tree.files[x.file as usize].ino));
+    let mut groups: Vec<&mut [Candidate]> = Vec::new();
+    let mut rest = c;
+    while !rest.is_empty() {
+        let k = (rest[0].dev, rest[0].size);
+        let n = rest.iter().take_while(|x| (x.dev, x.size) == k).count();
+        let (g, tail) = rest.split_at_mut(n);
+        groups.push(g);
+        rest = tail;
+    }
+    groups.into_par_iter().for_each(|g| {
+        if g.len() <= GROUP_OPEN {
+            map_group(ctx, g);
+        } else {
+            g.par_iter_mut().filter(|x| !x.out()).for_each(|x| {
+                map_one(ctx, x);
+            });
         }
     });
 }
@@ -437,6 +602,9 @@ pub(super) fn compare(
     let sizes = runs(&c, |x| (x.dev, x.size));
     for g in &sizes {
         let s = &mut c[g.clone()];
+        if s[0].flags & HEADED != 0 {
+            continue;
+        }
         if settled(s) {
             for x in s.iter_mut() {
                 x.flags |= KEYED;
