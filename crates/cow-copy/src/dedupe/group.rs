@@ -21,6 +21,7 @@ use cow_sys::linux::{FiemapExtent, FiemapExtentFlags as F, FiemapFlags, fiemap, 
 use rayon::prelude::*;
 use xxhash_rust::xxh3::{Xxh3, xxh3_64};
 
+use super::dirs::DirFds;
 use super::report::{SkipReason, Skipped};
 use super::scan::{FileEntry, Tree, mtime_ns};
 use super::{Event, Observer, Phase};
@@ -66,6 +67,8 @@ impl Candidate {
 /// Shared state of the compare phase.
 pub(super) struct Ctx<'a> {
     pub(super) tree: &'a Tree,
+    /// Where candidates are opened from.
+    pub(super) dirs: DirFds,
     pub(super) observer: &'a dyn Observer,
     pub(super) skipped: Mutex<Vec<Skipped>>,
     pub(super) bytes_read: AtomicU64,
@@ -92,28 +95,14 @@ thread_local! {
     static BUF: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
 
-/// Opens `path` read-only without updating its access time (`O_NOATIME`:
-/// on a first run every read would otherwise write the inode back, one
-/// metadata transaction per file). The kernel allows the flag to the
-/// file's owner and to root only: for anyone else it is opened plainly.
-fn open_noatime(path: &std::path::Path) -> io::Result<File> {
-    use rustix::fs::{Mode, OFlags};
-    let flags = OFlags::RDONLY | OFlags::CLOEXEC;
-    match rustix::fs::open(path, flags | OFlags::NOATIME, Mode::empty()) {
-        Ok(fd) => Ok(File::from(fd)),
-        Err(rustix::io::Errno::PERM) => {
-            Ok(File::from(rustix::fs::open(path, flags, Mode::empty())?))
-        }
-        Err(e) => Err(e.into()),
-    }
-}
-
 /// Opens file `i` of the tree read-only and checks it is still the file
 /// scanned (same device, inode, size and mtime).
 pub(super) fn open_checked(ctx: &Ctx<'_>, i: u32) -> Result<File, SkipReason> {
     let e: &FileEntry = &ctx.tree.files[i as usize];
-    let path = ctx.tree.path(i);
-    let f = open_noatime(&path).map_err(|err| SkipReason::Error(format!("cannot open: {err}")))?;
+    let f = ctx
+        .dirs
+        .open(ctx.tree, i)
+        .map_err(|err| SkipReason::Error(format!("cannot open: {err}")))?;
     let m = f
         .metadata()
         .map_err(|err| SkipReason::Error(format!("cannot fstat: {err}")))?;
@@ -394,10 +383,12 @@ fn progress(ctx: &Ctx<'_>, bytes: u64) {
 }
 
 /// Size groups up to this many members are compared with their files
-/// held open from the extent map to the first block (no file opened
-/// twice); larger ones are mapped file by file and opened again for the
-/// first block, so that open files stay bounded.
-const GROUP_OPEN: usize = 256;
+/// held open from the extent map to the last read (no file opened twice);
+/// larger ones are mapped file by file and opened again for each later
+/// read. A worker compares one such group at a time (no parallel loop
+/// inside it, so no other group is stolen while it waits), so at most
+/// `threads * GROUP_OPEN` files are open at once.
+pub(super) const GROUP_OPEN: usize = 64;
 
 /// The extent map of one candidate; the first block too when the map
 /// proves nothing (it will be needed: such a file has no equal in its size
@@ -442,7 +433,7 @@ fn map_one(ctx: &Ctx<'_>, x: &mut Candidate) -> Option<File> {
 /// the group is not one cluster, read from the file still open. Marks the
 /// group [`HEADED`].
 fn map_group(ctx: &Ctx<'_>, s: &mut [Candidate]) {
-    let open: Vec<Option<File>> = s.par_iter_mut().map(|x| map_one(ctx, x)).collect();
+    let open: Vec<Option<File>> = s.iter_mut().map(|x| map_one(ctx, x)).collect();
     let mut both: Vec<(Candidate, Option<File>)> = s.iter().copied().zip(open).collect();
     both.sort_unstable_by_key(|(x, _)| x.sig);
     for (dst, (x, _)) in s.iter_mut().zip(&both) {

@@ -47,6 +47,7 @@
 //! 5. **Space**: `statvfs` after `syncfs`, before and after, on each
 //!    filesystem where something was shared.
 
+mod dirs;
 mod group;
 mod report;
 mod scan;
@@ -252,6 +253,7 @@ impl DedupeOptions {
         let t = Instant::now();
         let ctx = group::Ctx {
             tree: &tree,
+            dirs: dirs::DirFds::new(&tree, self.threads * group::GROUP_OPEN),
             observer,
             skipped: Mutex::new(Vec::new()),
             bytes_read: AtomicU64::new(0),

@@ -129,7 +129,8 @@ impl Tree {
         OsStr::from_bytes(&self.names[s.off as usize..(s.off + s.len) as usize])
     }
 
-    fn dir_path(&self, mut d: u32) -> PathBuf {
+    /// The path of directory `d`.
+    pub(super) fn dir_path(&self, mut d: u32) -> PathBuf {
         let mut parts = Vec::new();
         loop {
             let dir = self.dirs[d as usize];
@@ -144,6 +145,21 @@ impl Tree {
             p.push(self.name(*s));
         }
         p
+    }
+
+    /// How many directories the walk met.
+    pub(super) fn dir_count(&self) -> usize {
+        self.dirs.len()
+    }
+
+    /// The directory (index) holding file `i`.
+    pub(super) fn file_dir(&self, i: u32) -> u32 {
+        self.files[i as usize].dir
+    }
+
+    /// The name of file `i` in its directory.
+    pub(super) fn file_name(&self, i: u32) -> &OsStr {
+        self.name(self.files[i as usize].name)
     }
 
     /// The path of file `i`.
