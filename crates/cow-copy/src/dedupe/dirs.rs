@@ -4,10 +4,11 @@
 //! (and no path is built). The directories kept are bounded by the soft
 //! limit on open files; past it, files are opened by their full path.
 
+use std::collections::HashSet;
 use std::ffi::OsStr;
 use std::fs::File;
 use std::io;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::path::Path;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -77,6 +78,16 @@ impl DirFds {
             }
         })
         .as_ref()
+    }
+
+    /// The descriptor numbers held (directories opened with `O_PATH`, never
+    /// for writing): the scan for files open for writing skips them.
+    pub(super) fn held(&self) -> HashSet<RawFd> {
+        self.fds
+            .iter()
+            .filter_map(|s| s.get().and_then(Option::as_ref))
+            .map(AsRawFd::as_raw_fd)
+            .collect()
     }
 
     /// Opens file `i` of `tree` read-only: relative to its directory when

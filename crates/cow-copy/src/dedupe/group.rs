@@ -41,6 +41,9 @@ const FOLLOW: u8 = 4;
 /// Its size group's first-block keys are done (phase 2 was done with the
 /// files still open from the map).
 const HEADED: u8 = 8;
+/// Its whole-file keys are done (phase 3 too was done with the files still
+/// open).
+const WHOLE: u8 = 16;
 
 /// A file that shares its size with another file on its filesystem.
 #[derive(Debug, Clone, Copy)]
@@ -199,7 +202,10 @@ fn head_key(ctx: &Ctx<'_>, f: &File, size: u64) -> Result<u64, SkipReason> {
     let n = HEAD.min(size);
     // A small file is read whole: the kernel's read-ahead would fetch it
     // anyway.
-    if let Some(len) = NonZeroU64::new(size.min(128 << 10)) {
+    // A file of one block is read whole by the read itself.
+    if size > HEAD
+        && let Some(len) = NonZeroU64::new(size.min(128 << 10))
+    {
         let _ = rustix::fs::fadvise(f, 0, Some(len), rustix::fs::Advice::WillNeed);
     }
     let key = BUF.with(|b| {
@@ -392,8 +398,8 @@ pub(super) const GROUP_OPEN: usize = 64;
 
 /// The extent map of one candidate; the first block too when the map
 /// proves nothing (it will be needed: such a file has no equal in its size
-/// group without reading). Returns the open file when the map proves
-/// sharing (its first block may be needed, once the group is known).
+/// group without reading). Returns the open file unless it was left out
+/// (its blocks may be needed, once the group is known).
 fn map_one(ctx: &Ctx<'_>, x: &mut Candidate) -> Option<File> {
     let f = match open_checked(ctx, x.file) {
         Ok(f) => f,
@@ -414,62 +420,97 @@ fn map_one(ctx: &Ctx<'_>, x: &mut Candidate) -> Option<File> {
             progress(ctx, 0);
             None
         }
-        Map::Other => {
-            match head_key(ctx, &f, x.size) {
-                Ok(k) => {
-                    x.key = k;
-                    x.flags |= KEYED;
-                    progress(ctx, HEAD.min(x.size));
-                }
-                Err(r) => leave_out(ctx, x, r),
+        Map::Other => match head_key(ctx, &f, x.size) {
+            Ok(k) => {
+                x.key = k;
+                x.flags |= KEYED;
+                progress(ctx, HEAD.min(x.size));
+                Some(f)
             }
-            None
+            Err(r) => {
+                leave_out(ctx, x, r);
+                None
+            }
+        },
+    }
+}
+
+/// Sorts `s` by `key`, and `fds` (one per member) with it.
+fn sort_with<K: Ord>(
+    s: &mut [Candidate],
+    fds: &mut Vec<Option<File>>,
+    key: impl Fn(&Candidate) -> K,
+) {
+    let mut idx: Vec<usize> = (0..s.len()).collect();
+    idx.sort_by_key(|&i| key(&s[i]));
+    let cs: Vec<Candidate> = idx.iter().map(|&i| s[i]).collect();
+    let mut old = std::mem::take(fds);
+    *fds = idx.iter().map(|&i| old[i].take()).collect();
+    s.copy_from_slice(&cs);
+}
+
+/// Computes `key` from the open file of every live, unkeyed, non-following
+/// member of `s` (`fds` is parallel to it).
+fn pass(
+    ctx: &Ctx<'_>,
+    s: &mut [Candidate],
+    fds: &[Option<File>],
+    key: impl Fn(&File, &Candidate) -> Result<u64, SkipReason>,
+) {
+    for (x, f) in s.iter_mut().zip(fds) {
+        if x.out() || x.flags & (KEYED | FOLLOW) != 0 {
+            continue;
+        }
+        // Every live member is open.
+        let Some(f) = f else {
+            continue;
+        };
+        match key(f, x) {
+            Ok(k) => {
+                x.key = k;
+                x.flags |= KEYED;
+            }
+            Err(r) => leave_out(ctx, x, r),
         }
     }
 }
 
-/// Phase 1 and 2 for one size group of at most [`GROUP_OPEN`] members:
-/// the maps, then the first block of one member per shared cluster when
-/// the group is not one cluster, read from the file still open. Marks the
-/// group [`HEADED`].
+/// Phases 1 to 3 for one size group of at most [`GROUP_OPEN`] members,
+/// each file opened once: the maps, the first block of one member per
+/// shared cluster when the group is not one cluster, then the rest of the
+/// files whose first blocks matched. Marks the group [`HEADED`] and
+/// [`WHOLE`].
 fn map_group(ctx: &Ctx<'_>, s: &mut [Candidate]) {
-    let open: Vec<Option<File>> = s.iter_mut().map(|x| map_one(ctx, x)).collect();
-    let mut both: Vec<(Candidate, Option<File>)> = s.iter().copied().zip(open).collect();
-    both.sort_unstable_by_key(|(x, _)| x.sig);
-    for (dst, (x, _)) in s.iter_mut().zip(&both) {
-        *dst = *x;
-    }
-    if settled(s) {
+    let mut fds: Vec<Option<File>> = s.iter_mut().map(|x| map_one(ctx, x)).collect();
+    let done = |s: &mut [Candidate]| {
         for x in s.iter_mut() {
-            x.flags |= KEYED | HEADED;
-        }
-        return;
-    }
-    mark(s, false);
-    let pass = |s: &mut [Candidate]| {
-        for (x, (_, f)) in s.iter_mut().zip(&both) {
-            if x.out() || x.flags & (KEYED | FOLLOW) != 0 {
-                continue;
-            }
-            let Some(f) = f else {
-                // Every unkeyed live member is in a cluster, hence open.
-                continue;
-            };
-            match head_key(ctx, f, x.size) {
-                Ok(k) => {
-                    x.key = k;
-                    x.flags |= KEYED;
-                }
-                Err(r) => leave_out(ctx, x, r),
-            }
+            x.flags |= KEYED | HEADED | WHOLE;
         }
     };
-    pass(s);
-    spread(s);
-    pass(s);
-    for x in s.iter_mut() {
-        x.flags |= HEADED;
+    sort_with(s, &mut fds, |x| x.sig);
+    if settled(s) {
+        return done(s);
     }
+    mark(s, false);
+    let head = |f: &File, x: &Candidate| head_key(ctx, f, x.size);
+    pass(ctx, s, &fds, head);
+    spread(s);
+    pass(ctx, s, &fds, head);
+    if s[0].size > HEAD {
+        sort_with(s, &mut fds, |x| (x.key, x.sig));
+        for r in runs(s, |x| x.key) {
+            let (rs, rf) = (&mut s[r.clone()], &fds[r]);
+            if settled(rs) {
+                continue;
+            }
+            mark(rs, true);
+            let whole = |f: &File, x: &Candidate| whole_of(ctx, f, x);
+            pass(ctx, rs, rf, whole);
+            spread(rs);
+            pass(ctx, rs, rf, whole);
+        }
+    }
+    done(s);
 }
 
 /// Phase 1 (and 2, for groups small enough to hold open): the extent map
@@ -612,7 +653,7 @@ pub(super) fn compare(
     let heads = runs(&c, |x| (x.dev, x.size, x.key));
     for g in &heads {
         let s = &mut c[g.clone()];
-        if s[0].size > HEAD && !settled(s) {
+        if s[0].size > HEAD && s[0].flags & WHOLE == 0 && !settled(s) {
             mark(s, true);
         }
     }
@@ -638,12 +679,16 @@ pub(super) fn compare(
 
 /// The whole-file key: the first block's hash seeds the hash of the rest.
 fn whole_key(ctx: &Ctx<'_>, x: &Candidate) -> Result<u64, SkipReason> {
-    let f = open_checked(ctx, x.file)?;
+    whole_of(ctx, &open_checked(ctx, x.file)?, x)
+}
+
+/// [`whole_key`] of the open file `f`.
+fn whole_of(ctx: &Ctx<'_>, f: &File, x: &Candidate) -> Result<u64, SkipReason> {
     if let Some(len) = NonZeroU64::new(x.size - HEAD) {
-        let _ = rustix::fs::fadvise(&f, HEAD, Some(len), rustix::fs::Advice::Sequential);
+        let _ = rustix::fs::fadvise(f, HEAD, Some(len), rustix::fs::Advice::Sequential);
     }
     let mut h = Xxh3::with_seed(x.key);
-    let n = hash_from(&f, HEAD, x.size, &mut h)?;
+    let n = hash_from(f, HEAD, x.size, &mut h)?;
     ctx.bytes_read.fetch_add(n, Ordering::Relaxed);
     ctx.files_read_whole.fetch_add(1, Ordering::Relaxed);
     ctx.observer.event(&Event::Progress {

@@ -358,14 +358,17 @@ pub(super) fn scan(
 }
 
 /// (`st_dev`, `st_ino`) of every regular file some process has open for
-/// writing (this one included: the dedupe itself only opens files to read), from `/proc/*/fdinfo` (access mode in `flags:`) and a stat
-/// through `/proc/*/fd`. Processes this user may not inspect are not seen
-/// (all of them are, for root).
-pub(super) fn open_for_writing() -> HashSet<(u64, u64)> {
+/// writing (this one included: the dedupe itself only opens files to read),
+/// from `/proc/*/fdinfo` (access mode in `flags:`) and a stat through
+/// `/proc/*/fd`. Processes this user may not inspect are not seen (all of
+/// them are, for root). `own` are descriptors of this process known not to
+/// be open for writing (the dedupe's directory descriptors): not read.
+pub(super) fn open_for_writing(own: &HashSet<std::os::fd::RawFd>) -> HashSet<(u64, u64)> {
     let mut out = HashSet::new();
     let Ok(procs) = fs::read_dir("/proc") else {
         return out;
     };
+    let me = std::process::id().to_string();
     for p in procs.flatten() {
         let pid = p.file_name();
         if pid.as_bytes().iter().any(|b| !b.is_ascii_digit()) {
@@ -376,6 +379,15 @@ pub(super) fn open_for_writing() -> HashSet<(u64, u64)> {
             continue;
         };
         for fd in fds.flatten() {
+            if pid.as_bytes() == me.as_bytes()
+                && fd
+                    .file_name()
+                    .to_str()
+                    .and_then(|n| n.parse().ok())
+                    .is_some_and(|n| own.contains(&n))
+            {
+                continue;
+            }
             let Ok(info) = fs::read_to_string(fd.path()) else {
                 continue;
             };
