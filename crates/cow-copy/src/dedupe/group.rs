@@ -78,6 +78,7 @@ pub(super) struct Ctx<'a> {
     pub(super) files_read: AtomicU64,
     pub(super) files_read_whole: AtomicU64,
     pub(super) files_inline: AtomicU64,
+    pub(super) files_opened: AtomicU64,
 }
 
 impl Ctx<'_> {
@@ -102,6 +103,7 @@ thread_local! {
 /// scanned (same device, inode, size and mtime).
 pub(super) fn open_checked(ctx: &Ctx<'_>, i: u32) -> Result<File, SkipReason> {
     let e: &FileEntry = &ctx.tree.files[i as usize];
+    ctx.files_opened.fetch_add(1, Ordering::Relaxed);
     let f = ctx
         .dirs
         .open(ctx.tree, i)
