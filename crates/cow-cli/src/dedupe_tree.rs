@@ -125,13 +125,14 @@ mod imp {
         if stats {
             let s = &r.stats;
             println!(
-                "stats: {} files ({} bytes) scanned, {} candidates, {} read ({} whole), {} bytes read",
+                "stats: {} files ({} bytes) scanned, {} candidates, {} read ({} whole), {} bytes read, {} opens",
                 s.files_scanned,
                 s.bytes_scanned,
                 s.candidates,
                 s.files_read,
                 s.files_read_whole,
-                s.bytes_read
+                s.bytes_read,
+                s.files_opened
             );
             println!(
                 "stats: scan {:.3} s, compare {:.3} s, share {:.3} s",

@@ -17,10 +17,11 @@ use std::os::unix::fs::{FileExt, MetadataExt};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use cow_sys::linux::{FiemapExtent, FiemapExtentFlags as F, FiemapFlags, fiemap_all};
+use cow_sys::linux::{FiemapExtent, FiemapExtentFlags as F, FiemapFlags, fiemap, fiemap_all};
 use rayon::prelude::*;
 use xxhash_rust::xxh3::{Xxh3, xxh3_64};
 
+use super::dirs::DirFds;
 use super::report::{SkipReason, Skipped};
 use super::scan::{FileEntry, Tree, mtime_ns};
 use super::{Event, Observer, Phase};
@@ -37,6 +38,12 @@ const KEYED: u8 = 1;
 const OUT: u8 = 2;
 /// Follows the first member of its shared cluster for the key being made.
 const FOLLOW: u8 = 4;
+/// Its size group's first-block keys are done (phase 2 was done with the
+/// files still open from the map).
+const HEADED: u8 = 8;
+/// Its whole-file keys are done (phase 3 too was done with the files still
+/// open).
+const WHOLE: u8 = 16;
 
 /// A file that shares its size with another file on its filesystem.
 #[derive(Debug, Clone, Copy)]
@@ -63,12 +70,15 @@ impl Candidate {
 /// Shared state of the compare phase.
 pub(super) struct Ctx<'a> {
     pub(super) tree: &'a Tree,
+    /// Where candidates are opened from.
+    pub(super) dirs: DirFds,
     pub(super) observer: &'a dyn Observer,
     pub(super) skipped: Mutex<Vec<Skipped>>,
     pub(super) bytes_read: AtomicU64,
     pub(super) files_read: AtomicU64,
     pub(super) files_read_whole: AtomicU64,
     pub(super) files_inline: AtomicU64,
+    pub(super) files_opened: AtomicU64,
 }
 
 impl Ctx<'_> {
@@ -93,8 +103,11 @@ thread_local! {
 /// scanned (same device, inode, size and mtime).
 pub(super) fn open_checked(ctx: &Ctx<'_>, i: u32) -> Result<File, SkipReason> {
     let e: &FileEntry = &ctx.tree.files[i as usize];
-    let path = ctx.tree.path(i);
-    let f = File::open(&path).map_err(|err| SkipReason::Error(format!("cannot open: {err}")))?;
+    ctx.files_opened.fetch_add(1, Ordering::Relaxed);
+    let f = ctx
+        .dirs
+        .open(ctx.tree, i)
+        .map_err(|err| SkipReason::Error(format!("cannot open: {err}")))?;
     let m = f
         .metadata()
         .map_err(|err| SkipReason::Error(format!("cannot fstat: {err}")))?;
@@ -191,7 +204,10 @@ fn head_key(ctx: &Ctx<'_>, f: &File, size: u64) -> Result<u64, SkipReason> {
     let n = HEAD.min(size);
     // A small file is read whole: the kernel's read-ahead would fetch it
     // anyway.
-    if let Some(len) = NonZeroU64::new(size.min(128 << 10)) {
+    // A file of one block is read whole by the read itself.
+    if size > HEAD
+        && let Some(len) = NonZeroU64::new(size.min(128 << 10))
+    {
         let _ = rustix::fs::fadvise(f, 0, Some(len), rustix::fs::Advice::WillNeed);
     }
     let key = BUF.with(|b| {
@@ -225,29 +241,96 @@ enum Map {
     Other,
 }
 
-/// The extent map of `f`, after flushing its dirty data
-/// (`FIEMAP_FLAG_SYNC`). On btrfs (`quick`) the map is first asked without
-/// the flag, which is most of the cost of a rerun: btrfs shows dirty data,
-/// even over an existing extent, as a delayed allocation, so a map without
-/// one is final, and one with it is asked again after the flush. XFS maps
-/// its data fork only, where a pending copy-on-write of a shared extent
-/// does not show: there the flush always comes first.
-fn extent_map(f: &File, quick: bool) -> Option<Vec<FiemapExtent>> {
-    if quick {
-        let map = fiemap_all(f.as_fd(), FiemapFlags::empty()).ok()?;
-        if map
-            .iter()
-            .all(|e| !e.flags().intersects(F::DELALLOC | F::UNKNOWN))
-        {
-            return Some(map);
+/// Extents asked for in the first `FIEMAP` call of a file: most files have
+/// one or a few, and a map whose first extents are not shared proves
+/// nothing, so the rest is never asked for.
+const FIRST_EXTENTS: u32 = 8;
+
+/// Whether an extent proves sharing: shared, and a plain extent at an
+/// exact device offset.
+fn proves(e: &FiemapExtent) -> bool {
+    let fl = e.flags();
+    fl.contains(F::SHARED)
+        && !fl
+            .intersects(F::UNKNOWN | F::DELALLOC | F::ENCODED | F::DATA_ENCRYPTED | F::NOT_ALIGNED)
+}
+
+/// What the first extents of a map (`batch`, asked for `0..size`) say.
+enum First {
+    /// Stored inline.
+    Inline,
+    /// Some extent within the file proves nothing: the map cannot.
+    Unshared,
+    /// Dirty data shows (delayed allocation): ask again after a flush.
+    Dirty,
+    /// Every extent returned proves sharing, and they are all of them.
+    Complete,
+    /// Every extent returned proves sharing, and there are more.
+    More,
+}
+
+fn first_look(batch: &[FiemapExtent], size: u64, asked: u32) -> First {
+    let mut end = 0u64;
+    for e in batch.iter().filter(|e| e.fe_logical < size) {
+        let fl = e.flags();
+        if fl.contains(F::DATA_INLINE) {
+            return First::Inline;
+        }
+        if fl.intersects(F::DELALLOC | F::UNKNOWN) {
+            return First::Dirty;
+        }
+        if !proves(e) {
+            return First::Unshared;
+        }
+        end = e.fe_logical.saturating_add(e.fe_length);
+    }
+    let last = batch.last().is_some_and(|e| e.flags().contains(F::LAST));
+    if last || end >= size || (batch.len() as u32) < asked {
+        First::Complete
+    } else {
+        First::More
+    }
+}
+
+/// The extent map of `f` as far as it matters: `None` when it cannot
+/// prove sharing (read failed, or an extent within the file is not a
+/// plain shared one), `Some(Err(()))` when the file is inline, else every
+/// extent. The first call asks for [`FIRST_EXTENTS`] extents of
+/// `0..size` only; the whole map is read only when those all prove
+/// sharing and do not reach the end.
+///
+/// Flushing: on btrfs (`quick`) the map is first asked without
+/// `FIEMAP_FLAG_SYNC`, which is most of the cost of a rerun: btrfs shows
+/// dirty data, even over an existing extent, as a delayed allocation, so a
+/// map without one is final, and one with it is asked again after the
+/// flush. XFS maps its data fork only, where a pending copy-on-write of a
+/// shared extent does not show: there the flush always comes first.
+fn extent_map(f: &File, size: u64, quick: bool) -> Option<Result<Vec<FiemapExtent>, ()>> {
+    let fd = f.as_fd();
+    let mut flags = if quick {
+        FiemapFlags::empty()
+    } else {
+        FiemapFlags::SYNC
+    };
+    loop {
+        let (_, batch) = fiemap(fd, 0, size, flags, FIRST_EXTENTS).ok()?;
+        match first_look(&batch, size, FIRST_EXTENTS) {
+            First::Inline => return Some(Err(())),
+            First::Unshared => return None,
+            First::Dirty if !flags.contains(FiemapFlags::SYNC) => flags = FiemapFlags::SYNC,
+            First::Dirty => return None,
+            First::Complete => return Some(Ok(batch)),
+            // The flush, if any, was done by the first call.
+            First::More => return fiemap_all(fd, FiemapFlags::empty()).ok().map(Ok),
         }
     }
-    fiemap_all(f.as_fd(), FiemapFlags::SYNC).ok()
 }
 
 fn map_of(f: &File, size: u64, quick: bool) -> Map {
-    let Some(extents) = extent_map(f, quick) else {
-        return Map::Other;
+    let extents = match extent_map(f, size, quick) {
+        Some(Ok(e)) => e,
+        Some(Err(())) => return Map::Inline,
+        None => return Map::Other,
     };
     let mut h = Xxh3::new();
     let mut all = !extents.is_empty();
@@ -260,9 +343,7 @@ fn map_of(f: &File, size: u64, quick: bool) -> Map {
             return Map::Inline;
         }
         // Only plain extents at exact device offsets prove anything.
-        let plain = !fl
-            .intersects(F::UNKNOWN | F::DELALLOC | F::ENCODED | F::DATA_ENCRYPTED | F::NOT_ALIGNED);
-        if plain && fl.contains(F::SHARED) {
+        if proves(e) {
             let len = e.fe_length.min(size - e.fe_logical);
             h.update(&e.fe_logical.to_le_bytes());
             h.update(&e.fe_physical.to_le_bytes());
@@ -309,33 +390,151 @@ fn progress(ctx: &Ctx<'_>, bytes: u64) {
     });
 }
 
-/// Phase 1: the extent map of every candidate; the first block of each one
-/// whose map proves nothing (it will be needed: such a file has no equal
-/// in its size group without reading).
-fn map_phase(ctx: &Ctx<'_>, c: &mut [Candidate]) {
-    c.par_iter_mut().filter(|x| !x.out()).for_each(|x| {
-        let f = match open_checked(ctx, x.file) {
-            Ok(f) => f,
-            Err(r) => return leave_out(ctx, x, r),
+/// Size groups up to this many members are compared with their files
+/// held open from the extent map to the last read (no file opened twice);
+/// larger ones are mapped file by file and opened again for each later
+/// read. A worker compares one such group at a time (no parallel loop
+/// inside it, so no other group is stolen while it waits), so at most
+/// `threads * GROUP_OPEN` files are open at once.
+pub(super) const GROUP_OPEN: usize = 64;
+
+/// The extent map of one candidate; the first block too when the map
+/// proves nothing (it will be needed: such a file has no equal in its size
+/// group without reading). Returns the open file unless it was left out
+/// (its blocks may be needed, once the group is known).
+fn map_one(ctx: &Ctx<'_>, x: &mut Candidate) -> Option<File> {
+    let f = match open_checked(ctx, x.file) {
+        Ok(f) => f,
+        Err(r) => {
+            leave_out(ctx, x, r);
+            return None;
+        }
+    };
+    match map_of(&f, x.size, ctx.tree.devices[x.dev as usize].btrfs) {
+        Map::Shared(s) => {
+            x.sig = s;
+            progress(ctx, 0);
+            Some(f)
+        }
+        Map::Inline => {
+            x.flags |= OUT;
+            ctx.files_inline.fetch_add(1, Ordering::Relaxed);
+            progress(ctx, 0);
+            None
+        }
+        Map::Other => match head_key(ctx, &f, x.size) {
+            Ok(k) => {
+                x.key = k;
+                x.flags |= KEYED;
+                progress(ctx, HEAD.min(x.size));
+                Some(f)
+            }
+            Err(r) => {
+                leave_out(ctx, x, r);
+                None
+            }
+        },
+    }
+}
+
+/// Sorts `s` by `key`, and `fds` (one per member) with it.
+fn sort_with<K: Ord>(
+    s: &mut [Candidate],
+    fds: &mut Vec<Option<File>>,
+    key: impl Fn(&Candidate) -> K,
+) {
+    let mut idx: Vec<usize> = (0..s.len()).collect();
+    idx.sort_by_key(|&i| key(&s[i]));
+    let cs: Vec<Candidate> = idx.iter().map(|&i| s[i]).collect();
+    let mut old = std::mem::take(fds);
+    *fds = idx.iter().map(|&i| old[i].take()).collect();
+    s.copy_from_slice(&cs);
+}
+
+/// Computes `key` from the open file of every live, unkeyed, non-following
+/// member of `s` (`fds` is parallel to it).
+fn pass(
+    ctx: &Ctx<'_>,
+    s: &mut [Candidate],
+    fds: &[Option<File>],
+    key: impl Fn(&File, &Candidate) -> Result<u64, SkipReason>,
+) {
+    for (x, f) in s.iter_mut().zip(fds) {
+        if x.out() || x.flags & (KEYED | FOLLOW) != 0 {
+            continue;
+        }
+        // Every live member is open.
+        let Some(f) = f else {
+            continue;
         };
-        match map_of(&f, x.size, ctx.tree.devices[x.dev as usize].btrfs) {
-            Map::Shared(s) => {
-                x.sig = s;
-                progress(ctx, 0);
+        match key(f, x) {
+            Ok(k) => {
+                x.key = k;
+                x.flags |= KEYED;
             }
-            Map::Inline => {
-                x.flags |= OUT;
-                ctx.files_inline.fetch_add(1, Ordering::Relaxed);
-                progress(ctx, 0);
+            Err(r) => leave_out(ctx, x, r),
+        }
+    }
+}
+
+/// Phases 1 to 3 for one size group of at most [`GROUP_OPEN`] members,
+/// each file opened once: the maps, the first block of one member per
+/// shared cluster when the group is not one cluster, then the rest of the
+/// files whose first blocks matched. Marks the group [`HEADED`] and
+/// [`WHOLE`].
+fn map_group(ctx: &Ctx<'_>, s: &mut [Candidate]) {
+    let mut fds: Vec<Option<File>> = s.iter_mut().map(|x| map_one(ctx, x)).collect();
+    let done = |s: &mut [Candidate]| {
+        for x in s.iter_mut() {
+            x.flags |= KEYED | HEADED | WHOLE;
+        }
+    };
+    sort_with(s, &mut fds, |x| x.sig);
+    if settled(s) {
+        return done(s);
+    }
+    mark(s, false);
+    let head = |f: &File, x: &Candidate| head_key(ctx, f, x.size);
+    pass(ctx, s, &fds, head);
+    spread(s);
+    pass(ctx, s, &fds, head);
+    if s[0].size > HEAD {
+        sort_with(s, &mut fds, |x| (x.key, x.sig));
+        for r in runs(s, |x| x.key) {
+            let (rs, rf) = (&mut s[r.clone()], &fds[r]);
+            if settled(rs) {
+                continue;
             }
-            Map::Other => match head_key(ctx, &f, x.size) {
-                Ok(k) => {
-                    x.key = k;
-                    x.flags |= KEYED;
-                    progress(ctx, HEAD.min(x.size));
-                }
-                Err(r) => leave_out(ctx, x, r),
-            },
+            mark(rs, true);
+            let whole = |f: &File, x: &Candidate| whole_of(ctx, f, x);
+            pass(ctx, rs, rf, whole);
+            spread(rs);
+            pass(ctx, rs, rf, whole);
+        }
+    }
+    done(s);
+}
+
+/// Phase 1 (and 2, for groups small enough to hold open): the extent map
+/// of every candidate.
+fn map_phase(ctx: &Ctx<'_>, c: &mut [Candidate]) {
+    c.par_sort_unstable_by_key(|x| (x.dev, x.size, ctx.tree.files[x.file as usize].ino));
+    let mut groups: Vec<&mut [Candidate]> = Vec::new();
+    let mut rest = c;
+    while !rest.is_empty() {
+        let k = (rest[0].dev, rest[0].size);
+        let n = rest.iter().take_while(|x| (x.dev, x.size) == k).count();
+        let (g, tail) = rest.split_at_mut(n);
+        groups.push(g);
+        rest = tail;
+    }
+    groups.into_par_iter().for_each(|g| {
+        if g.len() <= GROUP_OPEN {
+            map_group(ctx, g);
+        } else {
+            g.par_iter_mut().filter(|x| !x.out()).for_each(|x| {
+                map_one(ctx, x);
+            });
         }
     });
 }
@@ -437,6 +636,9 @@ pub(super) fn compare(
     let sizes = runs(&c, |x| (x.dev, x.size));
     for g in &sizes {
         let s = &mut c[g.clone()];
+        if s[0].flags & HEADED != 0 {
+            continue;
+        }
         if settled(s) {
             for x in s.iter_mut() {
                 x.flags |= KEYED;
@@ -453,7 +655,7 @@ pub(super) fn compare(
     let heads = runs(&c, |x| (x.dev, x.size, x.key));
     for g in &heads {
         let s = &mut c[g.clone()];
-        if s[0].size > HEAD && !settled(s) {
+        if s[0].size > HEAD && s[0].flags & WHOLE == 0 && !settled(s) {
             mark(s, true);
         }
     }
@@ -479,12 +681,16 @@ pub(super) fn compare(
 
 /// The whole-file key: the first block's hash seeds the hash of the rest.
 fn whole_key(ctx: &Ctx<'_>, x: &Candidate) -> Result<u64, SkipReason> {
-    let f = open_checked(ctx, x.file)?;
+    whole_of(ctx, &open_checked(ctx, x.file)?, x)
+}
+
+/// [`whole_key`] of the open file `f`.
+fn whole_of(ctx: &Ctx<'_>, f: &File, x: &Candidate) -> Result<u64, SkipReason> {
     if let Some(len) = NonZeroU64::new(x.size - HEAD) {
-        let _ = rustix::fs::fadvise(&f, HEAD, Some(len), rustix::fs::Advice::Sequential);
+        let _ = rustix::fs::fadvise(f, HEAD, Some(len), rustix::fs::Advice::Sequential);
     }
     let mut h = Xxh3::with_seed(x.key);
-    let n = hash_from(&f, HEAD, x.size, &mut h)?;
+    let n = hash_from(f, HEAD, x.size, &mut h)?;
     ctx.bytes_read.fetch_add(n, Ordering::Relaxed);
     ctx.files_read_whole.fetch_add(1, Ordering::Relaxed);
     ctx.observer.event(&Event::Progress {

@@ -47,6 +47,7 @@
 //! 5. **Space**: `statvfs` after `syncfs`, before and after, on each
 //!    filesystem where something was shared.
 
+mod dirs;
 mod group;
 mod report;
 mod scan;
@@ -252,12 +253,14 @@ impl DedupeOptions {
         let t = Instant::now();
         let ctx = group::Ctx {
             tree: &tree,
+            dirs: dirs::DirFds::new(&tree, self.threads * group::GROUP_OPEN),
             observer,
             skipped: Mutex::new(Vec::new()),
             bytes_read: AtomicU64::new(0),
             files_read: AtomicU64::new(0),
             files_read_whole: AtomicU64::new(0),
             files_inline: AtomicU64::new(0),
+            files_opened: AtomicU64::new(0),
         };
         observer.event(&Event::Started {
             phase: Phase::Compare,
@@ -310,6 +313,7 @@ impl DedupeOptions {
         stats.files_read = ctx.files_read.load(Ordering::Relaxed);
         stats.files_read_whole = ctx.files_read_whole.load(Ordering::Relaxed);
         stats.files_inline = ctx.files_inline.load(Ordering::Relaxed);
+        stats.files_opened = ctx.files_opened.load(Ordering::Relaxed);
 
         groups.sort_by(|a, b| a.reference().cmp(b.reference()));
         let bytes_newly_shared = sharer.newly.load(Ordering::Relaxed);

@@ -186,6 +186,10 @@ pub struct Stats {
     /// listed in [`DedupeReport::skipped`], so memory does not grow with
     /// them.
     pub files_inline: u64,
+    /// Files opened while comparing and sharing (a candidate is opened
+    /// once to compare, unless its size group has more than 64 members,
+    /// and again only when it is shared or is a reference).
+    pub files_opened: u64,
     /// Seconds spent scanning, comparing and sharing.
     pub seconds: [f64; 3],
 }

@@ -129,7 +129,8 @@ impl Tree {
         OsStr::from_bytes(&self.names[s.off as usize..(s.off + s.len) as usize])
     }
 
-    fn dir_path(&self, mut d: u32) -> PathBuf {
+    /// The path of directory `d`.
+    pub(super) fn dir_path(&self, mut d: u32) -> PathBuf {
         let mut parts = Vec::new();
         loop {
             let dir = self.dirs[d as usize];
@@ -144,6 +145,21 @@ impl Tree {
             p.push(self.name(*s));
         }
         p
+    }
+
+    /// How many directories the walk met.
+    pub(super) fn dir_count(&self) -> usize {
+        self.dirs.len()
+    }
+
+    /// The directory (index) holding file `i`.
+    pub(super) fn file_dir(&self, i: u32) -> u32 {
+        self.files[i as usize].dir
+    }
+
+    /// The name of file `i` in its directory.
+    pub(super) fn file_name(&self, i: u32) -> &OsStr {
+        self.name(self.files[i as usize].name)
     }
 
     /// The path of file `i`.
@@ -342,14 +358,17 @@ pub(super) fn scan(
 }
 
 /// (`st_dev`, `st_ino`) of every regular file some process has open for
-/// writing (this one included: the dedupe itself only opens files to read), from `/proc/*/fdinfo` (access mode in `flags:`) and a stat
-/// through `/proc/*/fd`. Processes this user may not inspect are not seen
-/// (all of them are, for root).
-pub(super) fn open_for_writing() -> HashSet<(u64, u64)> {
+/// writing (this one included: the dedupe itself only opens files to read),
+/// from `/proc/*/fdinfo` (access mode in `flags:`) and a stat through
+/// `/proc/*/fd`. Processes this user may not inspect are not seen (all of
+/// them are, for root). `own` are descriptors of this process known not to
+/// be open for writing (the dedupe's directory descriptors): not read.
+pub(super) fn open_for_writing(own: &HashSet<std::os::fd::RawFd>) -> HashSet<(u64, u64)> {
     let mut out = HashSet::new();
     let Ok(procs) = fs::read_dir("/proc") else {
         return out;
     };
+    let me = std::process::id().to_string();
     for p in procs.flatten() {
         let pid = p.file_name();
         if pid.as_bytes().iter().any(|b| !b.is_ascii_digit()) {
@@ -360,6 +379,15 @@ pub(super) fn open_for_writing() -> HashSet<(u64, u64)> {
             continue;
         };
         for fd in fds.flatten() {
+            if pid.as_bytes() == me.as_bytes()
+                && fd
+                    .file_name()
+                    .to_str()
+                    .and_then(|n| n.parse().ok())
+                    .is_some_and(|n| own.contains(&n))
+            {
+                continue;
+            }
             let Ok(info) = fs::read_to_string(fd.path()) else {
                 continue;
             };

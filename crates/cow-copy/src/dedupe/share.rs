@@ -59,7 +59,7 @@ impl Sharer<'_> {
     fn writer(&self, c: &Candidate) -> bool {
         let e = &self.ctx.tree.files[c.file as usize];
         self.writers
-            .get_or_init(scan::open_for_writing)
+            .get_or_init(|| scan::open_for_writing(&self.ctx.dirs.held()))
             .contains(&(self.ctx.tree.devices[e.dev as usize].dev, e.ino))
     }
 }

@@ -1,0 +1,101 @@
+//! Directory descriptors for opening candidates: a file is opened with
+//! `openat` relative to its directory, opened once (`O_PATH`) and kept for
+//! the run, so that each open resolves one name instead of the whole path
+//! (and no path is built). The directories kept are bounded by the soft
+//! limit on open files; past it, files are opened by their full path.
+
+use std::collections::HashSet;
+use std::ffi::OsStr;
+use std::fs::File;
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::path::Path;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use rustix::fs::{Mode, OFlags};
+
+use super::scan::Tree;
+
+/// Descriptors left for everything else (the files held open while their
+/// size group is compared, the standard streams, the caller's own).
+const RESERVE: usize = 256;
+
+/// Directory descriptors, opened on first use.
+pub(super) struct DirFds {
+    fds: Vec<OnceLock<Option<OwnedFd>>>,
+    /// Directories that may still be opened.
+    left: AtomicUsize,
+}
+
+/// Opens `name` read-only without updating its access time (`O_NOATIME`:
+/// on a first run every read would otherwise write the inode back, one
+/// metadata transaction per file), relative to `dir` when given. The
+/// kernel allows the flag to the file's owner and to root only: for anyone
+/// else the file is opened plainly.
+fn open_read(dir: Option<&OwnedFd>, name: &OsStr) -> io::Result<File> {
+    let flags = OFlags::RDONLY | OFlags::CLOEXEC;
+    let open = |flags| match dir {
+        Some(d) => rustix::fs::openat(d.as_fd(), name, flags, Mode::empty()),
+        None => rustix::fs::open(Path::new(name), flags, Mode::empty()),
+    };
+    match open(flags | OFlags::NOATIME) {
+        Ok(fd) => Ok(File::from(fd)),
+        Err(rustix::io::Errno::PERM) => Ok(File::from(open(flags)?)),
+        Err(e) => Err(e.into()),
+    }
+}
+
+impl DirFds {
+    /// A table for the directories of `tree`; `held` descriptors are
+    /// needed elsewhere at the same time.
+    pub(super) fn new(tree: &Tree, held: usize) -> DirFds {
+        let lim = rustix::process::getrlimit(rustix::process::Resource::Nofile);
+        let soft = lim
+            .current
+            .map_or(usize::MAX, |n| usize::try_from(n).unwrap_or(usize::MAX));
+        let left = soft.saturating_sub(held + RESERVE);
+        let n = if left == 0 { 0 } else { tree.dir_count() };
+        DirFds {
+            fds: (0..n).map(|_| OnceLock::new()).collect(),
+            left: AtomicUsize::new(left),
+        }
+    }
+
+    fn dir(&self, tree: &Tree, d: u32) -> Option<&OwnedFd> {
+        let slot = self.fds.get(d as usize)?;
+        slot.get_or_init(|| {
+            self.left
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
+                .ok()?;
+            let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC;
+            match rustix::fs::open(tree.dir_path(d), flags, Mode::empty()) {
+                Ok(fd) => Some(fd),
+                Err(_) => {
+                    self.left.fetch_add(1, Ordering::Relaxed);
+                    None
+                }
+            }
+        })
+        .as_ref()
+    }
+
+    /// The descriptor numbers held (directories opened with `O_PATH`, never
+    /// for writing): the scan for files open for writing skips them.
+    pub(super) fn held(&self) -> HashSet<RawFd> {
+        self.fds
+            .iter()
+            .filter_map(|s| s.get().and_then(Option::as_ref))
+            .map(AsRawFd::as_raw_fd)
+            .collect()
+    }
+
+    /// Opens file `i` of `tree` read-only: relative to its directory when
+    /// that is held, else by its path.
+    pub(super) fn open(&self, tree: &Tree, i: u32) -> io::Result<File> {
+        match self.dir(tree, tree.file_dir(i)) {
+            Some(d) => open_read(Some(d), tree.file_name(i)),
+            None => open_read(None, tree.path(i).as_os_str()),
+        }
+    }
+}
