@@ -15,7 +15,6 @@ use crate::msg::{self, q};
 
 mod existing;
 mod failfast;
-mod fdlimit;
 mod interrupt;
 mod output;
 mod overwrite;
@@ -536,7 +535,7 @@ pub(crate) fn run(args: CpArgs) -> u8 {
         Ok(p) => p,
         Err(msg) => return usage(&msg),
     };
-    fdlimit::raise();
+    crate::fdlimit::raise();
     interrupt::install();
     let started = Instant::now();
     let progress = progress::Progress::start(args.progress, args.json);

@@ -142,6 +142,8 @@ mod imp {
     }
 
     pub(super) fn run(paths: &[PathBuf], args: &DedupeArgs) -> u8 {
+        // One kept descriptor per directory opens candidates by name.
+        crate::fdlimit::raise();
         let show = args.progress || (!args.json && std::io::stderr().is_terminal());
         let b = bar(show);
         style(&b, Phase::Scan, 0);

@@ -42,6 +42,7 @@ mod clean;
 mod cp;
 mod dedupe;
 mod dedupe_tree;
+mod fdlimit;
 mod msg;
 mod out;
 mod probe;

@@ -1,6 +1,8 @@
-//! The tree walk holds two directory descriptors per level being copied
-//! (source and destination), for every worker: raise the soft limit on open
-//! files to the hard limit so deep trees do not run out (`EMFILE`).
+//! The tree commands hold many descriptors: `cp -r` two directories per
+//! level being copied for every worker, `dedupe -r` one per directory of
+//! the trees and the files of a size group. Raise the soft limit on open
+//! files to the hard limit so they do not run out (`EMFILE`) or fall back
+//! to slower paths.
 
 /// Raises the soft `RLIMIT_NOFILE` to the hard limit; errors are ignored
 /// (the copy then runs with the limit it has).
