@@ -322,9 +322,10 @@ pub(crate) fn run(args: &Args, filesystems: &[FsInfo]) -> String {
     let (src, real, mut notes) = source(args.quick);
     let (files, bytes) = count(&src);
     notes.push(
-        "the machine is shared with other jobs: rounds interleave the tools in a rotating \
-         order so load hits all of them alike; medians shown"
-            .into(),
+        format!(
+            "{runs} rounds interleave the tools in a rotating order, so other load on the \
+             machine hits all of them alike; medians shown"
+        ),
     );
     let bins: Vec<(Tool, Result<PathBuf, String>)> = Tool::ALL
         .iter()
