@@ -7,13 +7,7 @@ COW=${COW:-target/release/cow}
 for fsname in BTRFS XFS EXT4 TMPFS; do
   var=COW_TEST_$fsname; M=${!var}
   B=$M/t5k; rm -rf $B; mkdir -p $B/src
-  python3 - $B/src <<'P'
-import os,sys,random
-r=random.Random(5); root=sys.argv[1]
-for i in range(5000):
-    d=f"{root}/d{i//100:03}"; os.makedirs(d,exist_ok=True)
-    open(f"{d}/f{i:05}","wb").write(r.randbytes(1024+r.randrange(63*1024+1)))
-P
+  python3 benches/scripts/make-tree.py $B/src 5000 5
   sync
   declare -A T; T=()
   for round in 1 2 3 4 5 6 7; do

@@ -8,13 +8,7 @@ COW=${COW:-target/release/cow}
 for fsname in BTRFS XFS; do
   var=COW_TEST_$fsname; M=${!var}
   B=$M/floor; rm -rf $B; mkdir -p $B/src
-  python3 - $B/src <<'P'
-import os,sys,random
-r=random.Random(1); root=sys.argv[1]
-for i in range(10000):
-    d=f"{root}/d{i//100:03}"; os.makedirs(d,exist_ok=True)
-    open(f"{d}/f{i:05}","wb").write(r.randbytes(1024+r.randrange(63*1024+1)))
-P
+  python3 benches/scripts/make-tree.py $B/src 10000 1
   cp -a --reflink=never $B/src $B/old; sync
   for round in 1 2 3; do
     for what in cp read1 read2; do

@@ -321,12 +321,10 @@ pub(crate) fn run(args: &Args, filesystems: &[FsInfo]) -> String {
     let runs = args.runs.unwrap_or(if args.quick { 1 } else { 3 });
     let (src, real, mut notes) = source(args.quick);
     let (files, bytes) = count(&src);
-    notes.push(
-        format!(
-            "{runs} rounds interleave the tools in a rotating order, so other load on the \
+    notes.push(format!(
+        "{runs} rounds interleave the tools in a rotating order, so other load on the \
              machine hits all of them alike; medians shown"
-        ),
-    );
+    ));
     let bins: Vec<(Tool, Result<PathBuf, String>)> = Tool::ALL
         .iter()
         .map(|&t| {

@@ -105,22 +105,15 @@ fn real(cache: &Path) -> Result<Trees, String> {
     }
     for set in [OLD, NEW] {
         let specs: Vec<String> = set.iter().map(|(p, v)| format!("{p}=={v}")).collect();
-        let out = Command::new("python3")
-            .args(["-m", "pip", "download", "--quiet", "--no-deps"])
+        let mut pip = Command::new("python3");
+        pip.args(["-m", "pip", "download", "--quiet", "--no-deps"])
             .args(["--only-binary=:all:", "--python-version", "3.12"])
             .args(["--implementation", "cp", "--abi", "cp312"])
             .args(["--platform", "manylinux2014_x86_64"])
             .args(["--platform", "manylinux_2_17_x86_64", "-d"])
             .arg(&wheels)
-            .args(&specs)
-            .output()
-            .map_err(|e| format!("cannot run python3 -m pip: {e}"))?;
-        if !out.status.success() {
-            return Err(format!(
-                "pip download failed: {}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            ));
-        }
+            .args(&specs);
+        fetch(&mut pip, "pip download")?;
     }
     for (dir, set) in [(&old, OLD), (&new, NEW)] {
         let _ = fs::remove_dir_all(dir);
@@ -148,6 +141,22 @@ fn real(cache: &Path) -> Result<Trees, String> {
         File::create(dir.join(".done")).map_err(|e| e.to_string())?;
     }
     Ok(Trees { old, new, origin })
+}
+
+/// Runs a package manager's download (`what` names it in errors); its
+/// error output becomes the error.
+fn fetch(cmd: &mut Command, what: &str) -> Result<(), String> {
+    let out = cmd
+        .output()
+        .map_err(|e| format!("cannot run {what}: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{what} failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
 }
 
 /// File sizes of the real new tree at quantiles from 0 to 100 %, finer in
@@ -327,19 +336,12 @@ pub(crate) fn npm_tree() -> Result<&'static Path, String> {
         }
         let _ = fs::remove_dir_all(&dir);
         fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-        let out = Command::new("npm")
-            .args(["install", "--no-audit", "--no-fund", "--ignore-scripts"])
+        let mut npm = Command::new("npm");
+        npm.args(["install", "--no-audit", "--no-fund", "--ignore-scripts"])
             .args(["--loglevel=error", "--prefix"])
             .arg(&dir)
-            .args(NPM)
-            .output()
-            .map_err(|e| format!("cannot run npm: {e}"))?;
-        if !out.status.success() {
-            return Err(format!(
-                "npm install failed: {}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            ));
-        }
+            .args(NPM);
+        fetch(&mut npm, "npm install")?;
         File::create(dir.join(".done")).map_err(|e| e.to_string())?;
         Ok(tree)
     })

@@ -36,6 +36,14 @@ fn same_bytes(dir: &Path, seed: u64) -> (std::path::PathBuf, std::path::PathBuf)
     (src, dst)
 }
 
+/// Updates `dst` from `src` with `opts` and checks that it was compared and
+/// kept.
+fn kept(opts: CopyOptions, src: &Path, dst: &Path) -> cow_copy::CopyReport {
+    let report = opts.copy(src, dst).unwrap();
+    assert_eq!(report.strategy, Strategy::Skipped, "{report:?}");
+    report
+}
+
 fn reclone_reason(report: &cow_copy::CopyReport) -> bool {
     let want = ProceedReason::NothingShared.to_string();
     report.fallbacks.iter().any(|f| f.reason == want)
@@ -103,13 +111,9 @@ fs_test!(
             .copy(&dst, &twin)
             .unwrap();
         let mtime = fs::metadata(&dst).unwrap().modified().unwrap();
-        let report = CopyOptions::new()
-            .overwrite(Overwrite::IfDifferent)
-            .copy(&src, &dst)
-            .unwrap();
-        assert_eq!(report.strategy, Strategy::Skipped, "{report:?}");
-        let report = archive(Overwrite::IfDifferent).copy(&src, &dst).unwrap();
-        assert_eq!(report.strategy, Strategy::Skipped, "{report:?}");
+        let plain = CopyOptions::new().overwrite(Overwrite::IfDifferent);
+        kept(plain, &src, &dst);
+        let report = kept(archive(Overwrite::IfDifferent), &src, &dst);
         assert!(!reclone_reason(&report));
         // Its sharing with the twin survives; archive mode set its times.
         assert!(cow_verify::is_clone(&dst, &twin).unwrap());
@@ -125,24 +129,20 @@ fs_test!(
         // file a new mtime: it is compared and left alone.
         let (src, dst) = same_bytes(dir, 5);
         let mtime = fs::metadata(&dst).unwrap().modified().unwrap();
-        let report = CopyOptions::new()
-            .overwrite(Overwrite::IfDifferent)
-            .copy(&src, &dst)
-            .unwrap();
-        assert_eq!(report.strategy, Strategy::Skipped, "{report:?}");
+        kept(
+            CopyOptions::new().overwrite(Overwrite::IfDifferent),
+            &src,
+            &dst,
+        );
         assert_eq!(fs::metadata(&dst).unwrap().modified().unwrap(), mtime);
 
         // Cloning not allowed: compared.
-        let report = archive(Overwrite::IfDifferent)
-            .reflink(Reflink::Never)
-            .copy(&src, &dst)
-            .unwrap();
-        assert_eq!(report.strategy, Strategy::Skipped, "{report:?}");
+        let never = archive(Overwrite::IfDifferent).reflink(Reflink::Never);
+        kept(never, &src, &dst);
 
         // Where nothing can clone (ext4, tmpfs), archive mode compares too.
         if !fs.reflinks() {
-            let report = archive(Overwrite::IfDifferent).copy(&src, &dst).unwrap();
-            assert_eq!(report.strategy, Strategy::Skipped, "{fs:?}: {report:?}");
+            kept(archive(Overwrite::IfDifferent), &src, &dst);
         }
 
         // Dedupe keeps the destination's blocks: never re-cloned.
