@@ -449,9 +449,14 @@ fn run_and_finish(
     let source_changed = crate::changed::source_changed(job.src, &source.meta, outcome.strategy);
     let mut skipped = Vec::new();
     // An owner that is already the source's needs no `fchown` (a root copy
-    // of root's files, a user's copy of their own).
+    // of root's files, a user's copy of their own). Only when the mode is
+    // set as well: a `fchown` clears set-id bits, which a kept mode would
+    // otherwise keep.
     let mut preserve = job.opts.preserve;
-    if preserve.ownership && job.dst_owner == Some((source.meta.uid(), source.meta.gid())) {
+    if preserve.ownership
+        && !matches!(mode, ModeRule::Keep)
+        && job.dst_owner == Some((source.meta.uid(), source.meta.gid()))
+    {
         preserve.ownership = false;
     }
     // Permission bits that are already right need no `fchmod` (when the
