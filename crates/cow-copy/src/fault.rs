@@ -272,6 +272,17 @@ mod control {
         pub action: Action,
     }
 
+    impl Fault {
+        /// The `nth` call of `site` fails with the OS error `errno`.
+        pub fn fail(site: Site, nth: u64, errno: i32) -> Fault {
+            Fault {
+                site,
+                nth,
+                action: Action::Fail(errno),
+            }
+        }
+    }
+
     #[derive(Default)]
     struct State {
         plan: Vec<Fault>,

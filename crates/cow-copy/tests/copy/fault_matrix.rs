@@ -377,11 +377,8 @@ fn matrix(fs: Fs, dir: &Path) {
                 for nth in indices(n) {
                     for (errno, ename) in errnos() {
                         tally.cases += 1;
-                        let (r, fired) = case.run(vec![Fault {
-                            site,
-                            nth,
-                            action: Action::Fail(errno.raw_os_error()),
-                        }]);
+                        let (r, fired) =
+                            case.run(vec![Fault::fail(site, nth, errno.raw_os_error())]);
                         let what = format!("{site:?}#{nth} {ename}");
                         let mut bad = case.check_common(&r);
                         let did_fire = !fired.is_empty();
@@ -441,16 +438,8 @@ fn matrix(fs: Fs, dir: &Path) {
                     tally.cases += 1;
                     let eio = Errno::IO.raw_os_error();
                     let (r, fired) = case.run(vec![
-                        Fault {
-                            site,
-                            nth: 1,
-                            action: Action::Fail(eio),
-                        },
-                        Fault {
-                            site: Site::Unlink,
-                            nth: 1,
-                            action: Action::Fail(eio),
-                        },
+                        Fault::fail(site, 1, eio),
+                        Fault::fail(Site::Unlink, 1, eio),
                     ]);
                     for (s, _) in &fired {
                         *tally.fired.entry(*s).or_default() += 1;

@@ -171,7 +171,7 @@ fs_test!(
 // nor remove it (both calls fail here), what it leaves behind is found by
 // `cow clean`'s search (`leftovers::find`) and removed by it.
 fs_test!(tree_leftover_found_by_clean, [btrfs, tmpfs], |dir| {
-    use cow_copy::fault::{self, Action, Fault, Site};
+    use cow_copy::fault::{self, Fault, Site};
     let src = dir.join("src");
     let dst = dir.join("dst");
     fs::create_dir_all(&src).unwrap();
@@ -180,16 +180,8 @@ fs_test!(tree_leftover_found_by_clean, [btrfs, tmpfs], |dir| {
     fs::write(dst.join("link"), b"old").unwrap();
     let eio = rustix::io::Errno::IO.raw_os_error();
     fault::arm(vec![
-        Fault {
-            site: Site::Rename,
-            nth: 1,
-            action: Action::Fail(eio),
-        },
-        Fault {
-            site: Site::Unlink,
-            nth: 1,
-            action: Action::Fail(eio),
-        },
+        Fault::fail(Site::Rename, 1, eio),
+        Fault::fail(Site::Unlink, 1, eio),
     ]);
     let r = TreeOptions::new().jobs(1).copy(&src, &dst);
     let fired = fault::fired();
