@@ -135,6 +135,10 @@ mod imp {
                 s.files_opened
             );
             println!(
+                "stats: {} pairs compared by the kernel only, {} of them different",
+                s.pairs_kernel_compared, s.pairs_differing
+            );
+            println!(
                 "stats: scan {:.3} s, compare {:.3} s, share {:.3} s",
                 s.seconds[0], s.seconds[1], s.seconds[2]
             );

@@ -33,10 +33,17 @@ pub(super) struct DirFds {
 /// metadata transaction per file), relative to `dir` when given. The
 /// kernel allows the flag to the file's owner and to root only: for anyone
 /// else the file is opened plainly.
+///
+/// Something put in a file's place since the scan must not be opened as
+/// it: a FIFO would block the open until some writer came
+/// (`O_NONBLOCK`), a symlink could lead to a device whose open does
+/// something (`O_NOFOLLOW`, for names found by the walk; a root given by
+/// the user may be a symlink). What does open is then checked against the
+/// scan by its caller.
 fn open_read(dir: Option<&OwnedFd>, name: &OsStr) -> io::Result<File> {
-    let flags = OFlags::RDONLY | OFlags::CLOEXEC;
+    let flags = OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NONBLOCK;
     let open = |flags| match dir {
-        Some(d) => rustix::fs::openat(d.as_fd(), name, flags, Mode::empty()),
+        Some(d) => rustix::fs::openat(d.as_fd(), name, flags | OFlags::NOFOLLOW, Mode::empty()),
         None => rustix::fs::open(Path::new(name), flags, Mode::empty()),
     };
     match open(flags | OFlags::NOATIME) {

@@ -7,6 +7,12 @@
 //! The hash is XXH3 (64 bits): it only proposes candidates. The kernel's
 //! byte compare in `FIDEDUPERANGE` decides, so a collision (accidental or
 //! crafted) costs one refused request and never shares different bytes.
+//!
+//! A pair (exactly two live files whose first blocks are equal) is not
+//! hashed whole when blocks are to be shared: the kernel's compare reads
+//! both anyway, so hashing them first would read every byte twice. Such a
+//! pair is marked [`Candidate::unread`]; if the kernel finds it different,
+//! it is no duplicate group at all (see `share`).
 
 use std::cell::RefCell;
 use std::fs::File;
@@ -44,6 +50,9 @@ const HEADED: u8 = 8;
 /// Its whole-file keys are done (phase 3 too was done with the files still
 /// open).
 const WHOLE: u8 = 16;
+/// One of a pair keyed by its first block only: the kernel's compare is
+/// the only one.
+const UNREAD: u8 = 32;
 
 /// A file that shares its size with another file on its filesystem.
 #[derive(Debug, Clone, Copy)]
@@ -65,6 +74,12 @@ impl Candidate {
     pub(super) fn out(&self) -> bool {
         self.flags & OUT != 0
     }
+
+    /// Keyed by its first block only: one of a pair that the kernel's
+    /// compare alone decides.
+    pub(super) fn unread(&self) -> bool {
+        self.flags & UNREAD != 0
+    }
 }
 
 /// Shared state of the compare phase.
@@ -73,12 +88,17 @@ pub(super) struct Ctx<'a> {
     /// Where candidates are opened from.
     pub(super) dirs: DirFds,
     pub(super) observer: &'a dyn Observer,
+    /// Blocks will be shared, so the kernel compares every group: a pair
+    /// need not be hashed whole first.
+    pub(super) kernel_decides: bool,
     pub(super) skipped: Mutex<Vec<Skipped>>,
     pub(super) bytes_read: AtomicU64,
     pub(super) files_read: AtomicU64,
     pub(super) files_read_whole: AtomicU64,
     pub(super) files_inline: AtomicU64,
     pub(super) files_opened: AtomicU64,
+    /// Pairs left to the kernel's compare.
+    pub(super) pairs_unread: AtomicU64,
 }
 
 impl Ctx<'_> {
@@ -112,7 +132,12 @@ pub(super) fn open_checked(ctx: &Ctx<'_>, i: u32) -> Result<File, SkipReason> {
         .metadata()
         .map_err(|err| SkipReason::Error(format!("cannot fstat: {err}")))?;
     let dev = ctx.tree.devices[e.dev as usize].dev;
-    if m.dev() != dev || m.ino() != e.ino || m.len() != e.size || mtime_ns(&m) != e.mtime {
+    if !m.is_file()
+        || m.dev() != dev
+        || m.ino() != e.ino
+        || m.len() != e.size
+        || mtime_ns(&m) != e.mtime
+    {
         return Err(SkipReason::Changed);
     }
     Ok(f)
@@ -502,7 +527,7 @@ fn map_group(ctx: &Ctx<'_>, s: &mut [Candidate]) {
         sort_with(s, &mut fds, |x| (x.key, x.sig));
         for r in runs(s, |x| x.key) {
             let (rs, rf) = (&mut s[r.clone()], &fds[r]);
-            if settled(rs) {
+            if settled(rs) || leave_to_kernel(ctx, rs) {
                 continue;
             }
             mark(rs, true);
@@ -586,6 +611,21 @@ fn spread(s: &mut [Candidate]) {
     }
 }
 
+/// When `s` (first blocks equal, larger than one block, not one shared
+/// cluster) is a pair and blocks are to be shared: marks both
+/// [`UNREAD`], keyed by their first block, and says so. The kernel's
+/// compare reads them once, instead of a hash and then the kernel.
+fn leave_to_kernel(ctx: &Ctx<'_>, s: &mut [Candidate]) -> bool {
+    if !ctx.kernel_decides || s.iter().filter(|x| !x.out()).count() != 2 {
+        return false;
+    }
+    for x in s.iter_mut().filter(|x| !x.out()) {
+        x.flags |= UNREAD | KEYED;
+    }
+    ctx.pairs_unread.fetch_add(1, Ordering::Relaxed);
+    true
+}
+
 /// Whether the live members of `s` are one shared cluster (or fewer than
 /// two files): then they are equal, or alone, without reading.
 fn settled(s: &[Candidate]) -> bool {
@@ -655,7 +695,7 @@ pub(super) fn compare(
     let heads = runs(&c, |x| (x.dev, x.size, x.key));
     for g in &heads {
         let s = &mut c[g.clone()];
-        if s[0].size > HEAD && s[0].flags & WHOLE == 0 && !settled(s) {
+        if s[0].size > HEAD && s[0].flags & WHOLE == 0 && !settled(s) && !leave_to_kernel(ctx, s) {
             mark(s, true);
         }
     }

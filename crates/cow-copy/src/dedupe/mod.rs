@@ -35,7 +35,9 @@
 //!    identical without a read (a rerun reads nothing it already shared).
 //!    Then a hash of the first block, then of the whole file, each file
 //!    read at most once, on every CPU (rayon). Holes read as zeros, so they
-//!    neither hide nor fake a match.
+//!    neither hide nor fake a match. A pair whose first blocks match is
+//!    not hashed whole (unless in a dry run): the kernel's compare in step
+//!    4 reads it once and decides.
 //! 4. **Share** ([`share`]): per group a deterministic reference (the
 //!    member of the largest already-shared cluster, then the lowest inode),
 //!    every other member checked (read-only, immutable, append-only, open
@@ -255,12 +257,14 @@ impl DedupeOptions {
             tree: &tree,
             dirs: dirs::DirFds::new(&tree, self.threads * group::GROUP_OPEN),
             observer,
+            kernel_decides: !self.dry_run,
             skipped: Mutex::new(Vec::new()),
             bytes_read: AtomicU64::new(0),
             files_read: AtomicU64::new(0),
             files_read_whole: AtomicU64::new(0),
             files_inline: AtomicU64::new(0),
             files_opened: AtomicU64::new(0),
+            pairs_unread: AtomicU64::new(0),
         };
         observer.event(&Event::Started {
             phase: Phase::Compare,
@@ -282,6 +286,7 @@ impl DedupeOptions {
             cannot,
             newly: AtomicU64::new(0),
             already: AtomicU64::new(0),
+            pairs_differing: AtomicU64::new(0),
         };
         let mut groups: Vec<DuplicateGroup> = ranges
             .par_iter()
@@ -314,6 +319,8 @@ impl DedupeOptions {
         stats.files_read_whole = ctx.files_read_whole.load(Ordering::Relaxed);
         stats.files_inline = ctx.files_inline.load(Ordering::Relaxed);
         stats.files_opened = ctx.files_opened.load(Ordering::Relaxed);
+        stats.pairs_kernel_compared = ctx.pairs_unread.load(Ordering::Relaxed);
+        stats.pairs_differing = sharer.pairs_differing.load(Ordering::Relaxed);
 
         groups.sort_by(|a, b| a.reference().cmp(b.reference()));
         let bytes_newly_shared = sharer.newly.load(Ordering::Relaxed);

@@ -190,6 +190,15 @@ pub struct Stats {
     /// once to compare, unless its size group has more than 64 members,
     /// and again only when it is shared or is a reference).
     pub files_opened: u64,
+    /// Pairs (two files of one size, first blocks equal) that were not
+    /// hashed whole: the kernel's compare in `FIDEDUPERANGE` decided
+    /// alone. Not in a dry run.
+    pub pairs_kernel_compared: u64,
+    /// Of those, the pairs the kernel found different: no duplicates, so
+    /// not listed as groups or skips. Any blocks before their first
+    /// difference were shared, and are counted in
+    /// [`DedupeReport::bytes_newly_shared`].
+    pub pairs_differing: u64,
     /// Seconds spent scanning, comparing and sharing.
     pub seconds: [f64; 3],
 }

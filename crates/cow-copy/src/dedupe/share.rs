@@ -30,6 +30,8 @@ pub(super) struct Sharer<'a> {
     pub(super) cannot: Mutex<Vec<Option<CannotDedupe>>>,
     pub(super) newly: AtomicU64,
     pub(super) already: AtomicU64,
+    /// Pairs only the kernel compared that turned out different.
+    pub(super) pairs_differing: AtomicU64,
 }
 
 impl Sharer<'_> {
@@ -259,6 +261,21 @@ pub(super) fn share_group(s: &Sharer<'_>, live: &[Candidate]) -> Option<Duplicat
         } else {
             share_one(s, &keep, c)
         };
+        // A pair only the kernel compared, and it found them different:
+        // not duplicates (their first blocks were merely alike), so no
+        // group and nothing skipped. Blocks before the first difference
+        // are shared all the same (counted in `newly`).
+        if c.unread()
+            && matches!(
+                outcome,
+                Outcome::Skipped {
+                    reason: SkipReason::Differs
+                }
+            )
+        {
+            s.pairs_differing.fetch_add(1, Ordering::Relaxed);
+            return None;
+        }
         if let Outcome::Skipped { reason } = &outcome
             && !matches!(reason, SkipReason::NotPossible(NotPossible::Unsupported))
         {
