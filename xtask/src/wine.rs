@@ -110,7 +110,17 @@ fn run_all(test_args: &[String]) -> Result<i32, String> {
             eprintln!("xtask: interrupted");
             return Ok(crate::test::EXIT_INTERRUPTED);
         }
-        let o = run_one(&wine, &prefix, exe, test_args)?;
+        let mut o = run_one(&wine, &prefix, exe, test_args)?;
+        if lost_wineserver(&prefix, exe, &o) {
+            // Wine's own server went away before any test ran: that is
+            // Wine failing, not a test. Once more, said out loud; a second
+            // loss counts as broken.
+            println!(
+                "xtask: {}: the wineserver connection was lost before any test ran; running it once more",
+                exe.name
+            );
+            o = run_one(&wine, &prefix, exe, test_args)?;
+        }
         total.passed += o.passed;
         total.failed += o.failed;
         total.ignored += o.ignored;
@@ -261,10 +271,27 @@ fn build_shim(gcc: &Path, source: &Path, out: &Path) -> Result<(), String> {
 }
 
 /// Runs one test executable under Wine and reads its libtest summary.
+/// Where the output of `exe` goes.
+fn log_path(prefix: &Path, exe: &TestExe) -> PathBuf {
+    prefix
+        .with_file_name("logs")
+        .join(format!("{}.log", exe.name.replace(' ', "-")))
+}
+
+/// Whether `exe` ended broken with no test run because the Wine client
+/// lost its wineserver (`wine client error`), seen now and then under
+/// load.
+fn lost_wineserver(prefix: &Path, exe: &TestExe, o: &Outcome) -> bool {
+    o.broken.is_some()
+        && o.passed + o.failed + o.ignored == 0
+        && std::fs::read_to_string(log_path(prefix, exe))
+            .is_ok_and(|log| log.contains("wine client error"))
+}
+
 fn run_one(wine: &Path, prefix: &Path, exe: &TestExe, args: &[String]) -> Result<Outcome, String> {
+    let log_path = log_path(prefix, exe);
     let logs = prefix.with_file_name("logs");
     std::fs::create_dir_all(&logs).map_err(|e| format!("create {}: {e}", logs.display()))?;
-    let log_path = logs.join(format!("{}.log", exe.name.replace(' ', "-")));
     let log = std::fs::File::create(&log_path)
         .map_err(|e| format!("create {}: {e}", log_path.display()))?;
     let log2 = log
