@@ -270,7 +270,6 @@ fn build_shim(gcc: &Path, source: &Path, out: &Path) -> Result<(), String> {
     run_capture(&mut cmd).map(|_| ())
 }
 
-/// Runs one test executable under Wine and reads its libtest summary.
 /// Where the output of `exe` goes.
 fn log_path(prefix: &Path, exe: &TestExe) -> PathBuf {
     prefix
@@ -279,8 +278,8 @@ fn log_path(prefix: &Path, exe: &TestExe) -> PathBuf {
 }
 
 /// Whether `exe` ended broken with no test run because the Wine client
-/// lost its wineserver (`wine client error`), seen now and then under
-/// load.
+/// lost its wineserver (`wine client error`; seen once in CI, on an
+/// executable that had passed in every run before).
 fn lost_wineserver(prefix: &Path, exe: &TestExe, o: &Outcome) -> bool {
     o.broken.is_some()
         && o.passed + o.failed + o.ignored == 0
@@ -288,6 +287,7 @@ fn lost_wineserver(prefix: &Path, exe: &TestExe, o: &Outcome) -> bool {
             .is_ok_and(|log| log.contains("wine client error"))
 }
 
+/// Runs one test executable under Wine and reads its libtest summary.
 fn run_one(wine: &Path, prefix: &Path, exe: &TestExe, args: &[String]) -> Result<Outcome, String> {
     let log_path = log_path(prefix, exe);
     let logs = prefix.with_file_name("logs");

@@ -38,10 +38,11 @@ pub(super) struct DirFds {
 /// it: a FIFO would block the open until some writer came
 /// (`O_NONBLOCK`), a symlink could lead to a device whose open does
 /// something (`O_NOFOLLOW`, for names found by the walk; a root given by
-/// the user may be a symlink). What does open is then checked against the
-/// scan by its caller.
+/// the user may be a symlink), a terminal must not become ours
+/// (`O_NOCTTY`): the flags a copy's source is opened with. What does open
+/// is then checked against the scan by its caller.
 fn open_read(dir: Option<&OwnedFd>, name: &OsStr) -> io::Result<File> {
-    let flags = OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NONBLOCK;
+    let flags = OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NONBLOCK | OFlags::NOCTTY;
     let open = |flags| match dir {
         Some(d) => rustix::fs::openat(d.as_fd(), name, flags | OFlags::NOFOLLOW, Mode::empty()),
         None => rustix::fs::open(Path::new(name), flags, Mode::empty()),

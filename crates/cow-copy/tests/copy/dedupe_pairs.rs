@@ -12,7 +12,9 @@ use std::process::Command;
 use std::sync::mpsc;
 use std::time::Duration;
 
-use cow_copy::dedupe::{DedupeOptions, DedupeReport, Event, Outcome, Phase, SkipReason};
+use cow_copy::dedupe::{
+    DedupeOptions, DedupeReport, DuplicateGroup, Event, Outcome, Phase, SkipReason,
+};
 use cow_test_support::{fs_test, pattern, write_synced};
 
 const KIB: usize = 1 << 10;
@@ -23,7 +25,7 @@ fn contents(paths: &[PathBuf]) -> Vec<Vec<u8>> {
     paths.iter().map(|p| fs::read(p).unwrap()).collect()
 }
 
-fn group_of<'a>(r: &'a DedupeReport, p: &Path) -> Option<&'a cow_copy::dedupe::DuplicateGroup> {
+fn group_of<'a>(r: &'a DedupeReport, p: &Path) -> Option<&'a DuplicateGroup> {
     r.groups
         .iter()
         .find(|g| g.members.iter().any(|m| m.path == p))
@@ -143,10 +145,11 @@ fs_test!(
             let _ = tx.send(DedupeOptions::new().run(&[&root], &observer));
         });
         // No writer ever opens the FIFO: an open that waited would never
-        // return.
+        // return. (A panic in the observer drops the sender: reported
+        // too.)
         let r = rx
             .recv_timeout(Duration::from_secs(60))
-            .expect("the run waited on a FIFO")
+            .expect("the run did not return: it waited on the FIFO, or the observer failed")
             .unwrap();
         let s = r
             .skipped
