@@ -11,6 +11,7 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
+use rustix::fs::{AtFlags, FileType, Mode, OFlags, statat};
 
 use super::report::{DedupeError, SkipReason, Skipped};
 use super::{Event, Observer, Phase};
@@ -100,6 +101,19 @@ struct Stat {
 }
 
 impl Stat {
+    /// What `fstatat` returned, as [`Stat::of`] keeps it.
+    fn of_raw(m: &rustix::fs::Stat) -> Stat {
+        Stat {
+            size: u64::try_from(m.st_size).unwrap_or(0),
+            ino: m.st_ino,
+            mtime: m
+                .st_mtime
+                .saturating_mul(1_000_000_000)
+                .saturating_add(m.st_mtime_nsec as i64),
+            read_only: m.st_mode & 0o222 == 0,
+        }
+    }
+
     fn of(m: &Metadata) -> Stat {
         Stat {
             size: m.len(),
@@ -213,49 +227,77 @@ impl Tree {
     }
 }
 
+/// Opens directory `path` for listing, without updating its access time
+/// when the kernel allows it (the owner and root): a first listing of a
+/// freshly written tree would otherwise write every directory's inode
+/// back, and on btrfs those updates take the tree locks the listings of
+/// the other workers wait for.
+fn open_dir(path: &Path) -> rustix::io::Result<rustix::fs::Dir> {
+    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC | OFlags::NOCTTY;
+    let fd = match rustix::fs::open(path, flags | OFlags::NOATIME, Mode::empty()) {
+        Err(rustix::io::Errno::PERM) => rustix::fs::open(path, flags, Mode::empty())?,
+        r => r?,
+    };
+    rustix::fs::Dir::new(fd)
+}
+
 /// Lists one directory: its regular files (with their metadata) and
 /// subdirectories on the same filesystem.
 fn list(path: &Path, dev: u64) -> Listing {
     let mut out = Listing::default();
-    let entries = match fs::read_dir(path) {
-        Ok(e) => e,
+    let mut dir = match open_dir(path) {
+        Ok(d) => d,
         Err(e) => {
-            out.skipped.push(error(path, "cannot read directory", &e));
+            out.skipped
+                .push(error(path, "cannot read directory", &e.into()));
             return out;
         }
     };
-    for entry in entries {
+    while let Some(entry) = dir.read() {
         let entry = match entry {
             Ok(e) => e,
             Err(e) => {
-                out.skipped.push(error(path, "cannot read directory", &e));
+                out.skipped
+                    .push(error(path, "cannot read directory", &e.into()));
                 break;
             }
         };
-        let Ok(kind) = entry.file_type() else {
+        let name = OsStr::from_bytes(entry.file_name().to_bytes());
+        let kind = entry.file_type();
+        if name == "." || name == ".." {
             continue;
-        };
-        if !kind.is_dir() && !kind.is_file() {
+        }
+        if !matches!(
+            kind,
+            FileType::Directory | FileType::RegularFile | FileType::Unknown
+        ) {
             continue;
         }
         // fstatat on the directory's descriptor, symlinks not followed.
-        let meta = match entry.metadata() {
+        let meta = dir
+            .fd()
+            .and_then(|fd| statat(fd, name, AtFlags::SYMLINK_NOFOLLOW));
+        let meta = match meta {
             Ok(m) => m,
             Err(e) => {
-                out.skipped.push(error(&entry.path(), "cannot stat", &e));
+                out.skipped
+                    .push(error(&path.join(name), "cannot stat", &e.into()));
                 continue;
             }
         };
-        if meta.dev() != dev {
+        let kind = FileType::from_raw_mode(meta.st_mode);
+        if kind != FileType::Directory && kind != FileType::RegularFile {
+            continue;
+        }
+        if meta.st_dev != dev {
             out.skipped.push(Skipped {
-                path: entry.path(),
+                path: path.join(name),
                 reason: SkipReason::OtherFilesystem,
             });
-        } else if kind.is_dir() {
-            out.dirs.push(entry.file_name().into_boxed_os_str());
+        } else if kind == FileType::Directory {
+            out.dirs.push(name.into());
         } else {
-            out.files
-                .push((entry.file_name().into_boxed_os_str(), Stat::of(&meta)));
+            out.files.push((name.into(), Stat::of_raw(&meta)));
         }
     }
     out

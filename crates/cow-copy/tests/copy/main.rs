@@ -14,6 +14,7 @@ mod concurrent;
 mod dedupe_extents;
 mod dedupe_pairs;
 mod dedupe_tree;
+mod dedupe_walk;
 mod durable;
 mod enospc;
 mod fault_matrix;

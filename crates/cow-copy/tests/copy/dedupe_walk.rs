@@ -1,0 +1,72 @@
+//! The walk of `cow_copy::dedupe` reads directories without updating their
+//! access times (a first run over a fresh tree would otherwise write every
+//! directory's inode back).
+
+#![cfg(target_os = "linux")]
+
+use std::fs::{self, File, FileTimes};
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+use std::time::{Duration, SystemTime};
+
+use cow_copy::dedupe::{DedupeOptions, Event};
+use cow_test_support::{fs_test, pattern, write_synced};
+
+fn quiet(_: &Event<'_>) {}
+
+/// A day-old access time: `relatime` updates it on the next read.
+fn age_atime(dir: &Path) {
+    let old = SystemTime::now() - Duration::from_secs(3 * 86_400);
+    File::open(dir)
+        .and_then(|f| f.set_times(FileTimes::new().set_accessed(old)))
+        .unwrap_or_else(|e| panic!("cannot set the atime of {}: {e}", dir.display()));
+}
+
+fn atime(p: &Path) -> (i64, i64) {
+    let m = fs::metadata(p).unwrap();
+    (m.atime(), m.atime_nsec())
+}
+
+fn tree(root: &Path) -> Vec<std::path::PathBuf> {
+    let sub = root.join("sub");
+    fs::create_dir_all(&sub).unwrap();
+    let data = pattern(20_000, 7);
+    write_synced(&root.join("a"), &data);
+    write_synced(&sub.join("b"), &data);
+    let dirs = vec![root.to_path_buf(), sub];
+    for d in &dirs {
+        age_atime(d);
+    }
+    dirs
+}
+
+fs_test!(
+    listing_leaves_directory_atimes_alone,
+    [btrfs, xfs, ext4],
+    |dir| {
+        // The control: on this mount a plain listing does update an old
+        // access time, so the check below can fail.
+        let control = dir.join("control");
+        fs::create_dir(&control).unwrap();
+        age_atime(&control);
+        let before = atime(&control);
+        assert_eq!(fs::read_dir(&control).unwrap().count(), 0);
+        assert_ne!(atime(&control), before, "this mount does not update atimes");
+
+        for dry_run in [true, false] {
+            let root = dir.join(format!("t-{dry_run}"));
+            let dirs = tree(&root);
+            let before: Vec<_> = dirs.iter().map(|d| atime(d)).collect();
+            let r = DedupeOptions::new()
+                .dry_run(dry_run)
+                .run(&[&root], &quiet)
+                .unwrap();
+            assert_eq!(r.stats.files_scanned, 2, "dry run {dry_run}");
+            let after: Vec<_> = dirs.iter().map(|d| atime(d)).collect();
+            assert_eq!(
+                after, before,
+                "dry run {dry_run}: a directory's atime changed"
+            );
+        }
+    }
+);
