@@ -28,6 +28,7 @@ use rayon::prelude::*;
 use xxhash_rust::xxh3::{Xxh3, xxh3_64};
 
 use super::dirs::DirFds;
+use super::gate::Gate;
 use super::report::{SkipReason, Skipped};
 use super::scan::{FileEntry, Tree, mtime_ns};
 use super::{Event, Observer, Phase};
@@ -88,6 +89,8 @@ pub(super) struct Ctx<'a> {
     /// Where candidates are opened from.
     pub(super) dirs: DirFds,
     pub(super) observer: &'a dyn Observer,
+    /// Where `FIEMAP` and `FIDEDUPERANGE` calls wait for a CPU.
+    pub(super) kernel: Gate,
     /// Blocks will be shared, so the kernel compares every group: a pair
     /// need not be hashed whole first.
     pub(super) kernel_decides: bool,
@@ -330,7 +333,12 @@ fn first_look(batch: &[FiemapExtent], size: u64, asked: u32) -> First {
 /// map without one is final, and one with it is asked again after the
 /// flush. XFS maps its data fork only, where a pending copy-on-write of a
 /// shared extent does not show: there the flush always comes first.
-fn extent_map(f: &File, size: u64, quick: bool) -> Option<Result<Vec<FiemapExtent>, ()>> {
+fn extent_map(
+    gate: &Gate,
+    f: &File,
+    size: u64,
+    quick: bool,
+) -> Option<Result<Vec<FiemapExtent>, ()>> {
     let fd = f.as_fd();
     let mut flags = if quick {
         FiemapFlags::empty()
@@ -338,7 +346,9 @@ fn extent_map(f: &File, size: u64, quick: bool) -> Option<Result<Vec<FiemapExten
         FiemapFlags::SYNC
     };
     loop {
-        let (_, batch) = fiemap(fd, 0, size, flags, FIRST_EXTENTS).ok()?;
+        let (_, batch) = gate
+            .pass(|| fiemap(fd, 0, size, flags, FIRST_EXTENTS))
+            .ok()?;
         match first_look(&batch, size, FIRST_EXTENTS) {
             First::Inline => return Some(Err(())),
             First::Unshared => return None,
@@ -346,13 +356,18 @@ fn extent_map(f: &File, size: u64, quick: bool) -> Option<Result<Vec<FiemapExten
             First::Dirty => return None,
             First::Complete => return Some(Ok(batch)),
             // The flush, if any, was done by the first call.
-            First::More => return fiemap_all(fd, FiemapFlags::empty()).ok().map(Ok),
+            First::More => {
+                return gate
+                    .pass(|| fiemap_all(fd, FiemapFlags::empty()))
+                    .ok()
+                    .map(Ok);
+            }
         }
     }
 }
 
-fn map_of(f: &File, size: u64, quick: bool) -> Map {
-    let extents = match extent_map(f, size, quick) {
+fn map_of(gate: &Gate, f: &File, size: u64, quick: bool) -> Map {
+    let extents = match extent_map(gate, f, size, quick) {
         Some(Ok(e)) => e,
         Some(Err(())) => return Map::Inline,
         None => return Map::Other,
@@ -435,7 +450,12 @@ fn map_one(ctx: &Ctx<'_>, x: &mut Candidate) -> Option<File> {
             return None;
         }
     };
-    match map_of(&f, x.size, ctx.tree.devices[x.dev as usize].btrfs) {
+    match map_of(
+        &ctx.kernel,
+        &f,
+        x.size,
+        ctx.tree.devices[x.dev as usize].btrfs,
+    ) {
         Map::Shared(s) => {
             x.sig = s;
             progress(ctx, 0);

@@ -50,6 +50,7 @@
 //!    filesystem where something was shared.
 
 mod dirs;
+mod gate;
 mod group;
 mod report;
 mod scan;
@@ -133,6 +134,7 @@ pub struct DedupeOptions {
     min_size: u64,
     dry_run: bool,
     threads: usize,
+    cpus: usize,
 }
 
 impl Default for DedupeOptions {
@@ -160,6 +162,7 @@ impl DedupeOptions {
             // Most of the work waits on the filesystem (stat, FIEMAP,
             // reads, FIDEDUPERANGE): more threads than CPUs keep it busy.
             threads: (cpus * 4).clamp(4, 32),
+            cpus,
         }
     }
 
@@ -257,6 +260,7 @@ impl DedupeOptions {
             tree: &tree,
             dirs: dirs::DirFds::new(&tree, self.threads * group::GROUP_OPEN),
             observer,
+            kernel: gate::Gate::new(self.cpus.min(self.threads)),
             kernel_decides: !self.dry_run,
             skipped: Mutex::new(Vec::new()),
             bytes_read: AtomicU64::new(0),

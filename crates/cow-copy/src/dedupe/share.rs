@@ -149,7 +149,10 @@ fn share_one(s: &Sharer<'_>, keep: &File, c: &Candidate) -> Outcome {
         return Outcome::WouldShare { bytes: c.size };
     }
     let mtime = s.ctx.tree.files[c.file as usize].mtime;
-    let result = identical::dedupe_into(keep, &f, c.size);
+    let result = s
+        .ctx
+        .kernel
+        .pass(|| identical::dedupe_into(keep, &f, c.size));
     let shared = match result {
         Ok(DedupeResult::Shared { bytes }) => bytes,
         Ok(DedupeResult::Differs { shared, .. }) => shared,
