@@ -166,10 +166,13 @@ mod imp {
             }
             _ => {}
         };
-        let report = DedupeOptions::new()
+        let mut options = DedupeOptions::new()
             .min_size(args.min_size)
-            .dry_run(args.dry_run)
-            .run(paths, &observer);
+            .dry_run(args.dry_run);
+        if let Some(n) = args.threads {
+            options = options.threads(n.into());
+        }
+        let report = options.run(paths, &observer);
         b.finish_and_clear();
         let report = match report {
             Ok(r) => r,
