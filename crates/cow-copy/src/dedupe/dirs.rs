@@ -1,8 +1,9 @@
 //! Directory descriptors for opening candidates: a file is opened with
-//! `openat` relative to its directory, opened once (`O_PATH`) and kept for
-//! the run, so that each open resolves one name instead of the whole path
-//! (and no path is built). The directories kept are bounded by the soft
-//! limit on open files; past it, files are opened by their full path.
+//! `openat` relative to its directory, whose descriptor is the one the walk
+//! listed it with, or else opened once (`O_PATH`), and kept for the run, so
+//! that each open resolves one name instead of the whole path (and no path
+//! is built). The directories kept are bounded by the soft limit on open
+//! files; past it, files are opened by their full path.
 
 use std::collections::HashSet;
 use std::ffi::OsStr;
@@ -54,7 +55,7 @@ fn open_read(dir: Option<&OwnedFd>, name: &OsStr) -> io::Result<File> {
     }
 }
 
-/// Descriptor tables are grown ahead of the run up to this many entries
+/// Descriptor tables are grown ahead of the walk up to this many entries
 /// at most (512 KiB of table); past it they grow as descriptors are
 /// opened.
 const GROW_AHEAD: usize = 1 << 16;
@@ -80,19 +81,43 @@ fn grow_fd_table(n: usize) {
     }
 }
 
+/// The soft limit on open files.
+fn soft_limit() -> usize {
+    let lim = rustix::process::getrlimit(rustix::process::Resource::Nofile);
+    lim.current
+        .map_or(usize::MAX, |n| usize::try_from(n).unwrap_or(usize::MAX))
+}
+
+/// How many directory descriptors the run may keep when `held` others are
+/// needed at the same time.
+pub(super) fn budget(held: usize) -> usize {
+    soft_limit().saturating_sub(held + RESERVE)
+}
+
+/// Grows the descriptor table ahead of the walk (see [`grow_fd_table`]):
+/// to the soft limit, at most [`GROW_AHEAD`] entries.
+pub(super) fn grow_ahead() {
+    grow_fd_table(soft_limit());
+}
+
 impl DirFds {
-    /// A table for the directories of `tree`; `held` descriptors are
-    /// needed elsewhere at the same time.
-    pub(super) fn new(tree: &Tree, held: usize) -> DirFds {
-        let lim = rustix::process::getrlimit(rustix::process::Resource::Nofile);
-        let soft = lim
-            .current
-            .map_or(usize::MAX, |n| usize::try_from(n).unwrap_or(usize::MAX));
-        let left = soft.saturating_sub(held + RESERVE);
-        let n = if left == 0 { 0 } else { tree.dir_count() };
-        grow_fd_table((n.min(left) + held + RESERVE).min(soft));
+    /// A table for the directories of `tree`, holding the descriptors the
+    /// walk kept (`walked`, one slot per directory, at most
+    /// [`budget`]`(held)` of them); `held` descriptors are needed
+    /// elsewhere at the same time.
+    pub(super) fn new(tree: &Tree, held: usize, walked: Vec<Option<OwnedFd>>) -> DirFds {
+        let adopted = walked.iter().filter(|f| f.is_some()).count();
+        let left = budget(held).saturating_sub(adopted);
+        let mut fds: Vec<OnceLock<Option<OwnedFd>>> = walked
+            .into_iter()
+            .map(|f| match f {
+                Some(fd) => OnceLock::from(Some(fd)),
+                None => OnceLock::new(),
+            })
+            .collect();
+        fds.resize_with(tree.dir_count(), OnceLock::new);
         DirFds {
-            fds: (0..n).map(|_| OnceLock::new()).collect(),
+            fds,
             left: AtomicUsize::new(left),
         }
     }

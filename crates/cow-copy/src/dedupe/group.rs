@@ -19,7 +19,7 @@ use std::fs::File;
 use std::io;
 use std::num::NonZeroU64;
 use std::os::fd::AsFd;
-use std::os::unix::fs::{FileExt, MetadataExt};
+use std::os::unix::fs::FileExt;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -30,7 +30,7 @@ use xxhash_rust::xxh3::{Xxh3, xxh3_64};
 use super::dirs::DirFds;
 use super::gate::Gate;
 use super::report::{SkipReason, Skipped};
-use super::scan::{FileEntry, Tree, mtime_ns};
+use super::scan::{FileEntry, Tree, fstat, is_file, mtime_ns};
 use super::{Event, Observer, Phase};
 
 /// The first read of each file: one block.
@@ -131,14 +131,12 @@ pub(super) fn open_checked(ctx: &Ctx<'_>, i: u32) -> Result<File, SkipReason> {
         .dirs
         .open(ctx.tree, i)
         .map_err(|err| SkipReason::Error(format!("cannot open: {err}")))?;
-    let m = f
-        .metadata()
-        .map_err(|err| SkipReason::Error(format!("cannot fstat: {err}")))?;
+    let m = fstat(&f).map_err(|err| SkipReason::Error(format!("cannot fstat: {err}")))?;
     let dev = ctx.tree.devices[e.dev as usize].dev;
-    if !m.is_file()
-        || m.dev() != dev
-        || m.ino() != e.ino
-        || m.len() != e.size
+    if !is_file(&m)
+        || m.st_dev != dev
+        || m.st_ino != e.ino
+        || u64::try_from(m.st_size) != Ok(e.size)
         || mtime_ns(&m) != e.mtime
     {
         return Err(SkipReason::Changed);

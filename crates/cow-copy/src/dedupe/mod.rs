@@ -219,7 +219,9 @@ impl DedupeOptions {
             phase: Phase::Scan,
             total: 0,
         });
-        let tree = scan::scan(roots, self.min_size, observer)?;
+        let held = self.threads * group::GROUP_OPEN;
+        dirs::grow_ahead();
+        let (tree, walked) = scan::scan(roots, self.min_size, dirs::budget(held), observer)?;
         let (mut cands, links) = group::candidates(&tree);
         stats.files_scanned = tree.scanned;
         stats.bytes_scanned = tree.bytes;
@@ -258,7 +260,7 @@ impl DedupeOptions {
         let t = Instant::now();
         let ctx = group::Ctx {
             tree: &tree,
-            dirs: dirs::DirFds::new(&tree, self.threads * group::GROUP_OPEN),
+            dirs: dirs::DirFds::new(&tree, held, walked),
             observer,
             kernel: gate::Gate::new(self.cpus.min(self.threads)),
             kernel_decides: !self.dry_run,

@@ -4,7 +4,6 @@
 
 use std::collections::HashSet;
 use std::fs::File;
-use std::os::unix::fs::MetadataExt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
 
@@ -12,7 +11,7 @@ use rustix::fs::IFlags;
 
 use super::group::{Candidate, Ctx, open_checked};
 use super::report::{CannotDedupe, DuplicateGroup, Member, Outcome, SkipReason};
-use super::scan::{self, mtime_ns};
+use super::scan::{self, atime_ns, fstat, mtime_ns};
 use super::{Event, Phase};
 use crate::identical::{self, DedupeResult, NotPossible};
 
@@ -107,9 +106,7 @@ fn refuse_open(f: &File) -> Option<SkipReason> {
 /// Puts back the mtime the scan saw if sharing changed it (no kernel is
 /// known to, for dedupe; this only makes sure).
 fn keep_mtime(f: &File, mtime: i64) -> Result<(), SkipReason> {
-    let m = f
-        .metadata()
-        .map_err(|e| SkipReason::Error(format!("cannot fstat: {e}")))?;
+    let m = fstat(f).map_err(|e| SkipReason::Error(format!("cannot fstat: {e}")))?;
     if mtime_ns(&m) == mtime {
         return Ok(());
     }
@@ -118,17 +115,11 @@ fn keep_mtime(f: &File, mtime: i64) -> Result<(), SkipReason> {
         tv_nsec: ns.rem_euclid(1_000_000_000) as _,
     };
     let times = rustix::fs::Timestamps {
-        last_access: ts(mtime_ns_atime(&m)),
+        last_access: ts(atime_ns(&m)),
         last_modification: ts(mtime),
     };
     rustix::fs::futimens(f, &times)
         .map_err(|e| SkipReason::Error(format!("shared, but cannot restore its mtime: {e}")))
-}
-
-fn mtime_ns_atime(m: &std::fs::Metadata) -> i64 {
-    m.atime()
-        .saturating_mul(1_000_000_000)
-        .saturating_add(m.atime_nsec())
 }
 
 /// Shares one member into the reference's blocks.

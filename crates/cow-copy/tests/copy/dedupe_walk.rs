@@ -1,6 +1,7 @@
 //! The walk of `cow_copy::dedupe` reads directories without updating their
 //! access times (a first run over a fresh tree would otherwise write every
-//! directory's inode back).
+//! directory's inode back), and opens each below a root relative to its
+//! parent without following a symlink put in its place.
 
 #![cfg(target_os = "linux")]
 
@@ -9,7 +10,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
-use cow_copy::dedupe::{DedupeOptions, Event};
+use cow_copy::dedupe::{DedupeOptions, Event, Phase, SkipReason};
 use cow_test_support::{fs_test, pattern, write_synced};
 
 fn quiet(_: &Event<'_>) {}
@@ -68,5 +69,56 @@ fs_test!(
                 "dry run {dry_run}: a directory's atime changed"
             );
         }
+    }
+);
+
+fs_test!(
+    a_symlink_put_in_a_directory_s_place_is_not_followed,
+    [btrfs, xfs],
+    |dir| {
+        let data = pattern(64 * 1024, 9);
+        let root = dir.join("tree");
+        fs::create_dir_all(root.join("a")).unwrap();
+        write_synced(&root.join("k"), &data);
+        write_synced(&root.join("a/x"), &data);
+        // Outside the tree: a file equal to the tree's.
+        let outside = dir.join("outside");
+        fs::create_dir(&outside).unwrap();
+        write_synced(&outside.join("y"), &data);
+        let swapped = std::sync::Mutex::new(false);
+        let observer = |e: &Event<'_>| {
+            // The root is listed (and "a" found as a directory): before "a"
+            // is listed, it becomes a symlink to the outside.
+            let mut swapped = swapped.lock().unwrap();
+            if matches!(
+                e,
+                Event::Progress {
+                    phase: Phase::Scan,
+                    ..
+                }
+            ) && !*swapped
+            {
+                *swapped = true;
+                fs::rename(root.join("a"), dir.join("a-moved")).unwrap();
+                std::os::unix::fs::symlink(&outside, root.join("a")).unwrap();
+            }
+        };
+        let r = DedupeOptions::new().run(&[&root], &observer).unwrap();
+        assert!(*swapped.lock().unwrap());
+        let s = r
+            .skipped
+            .iter()
+            .find(|s| s.path == root.join("a"))
+            .unwrap_or_else(|| panic!("the swapped directory is not reported: {r:#?}"));
+        assert!(
+            matches!(&s.reason, SkipReason::Error(m) if m.contains("cannot read directory")),
+            "{s:?}"
+        );
+        // Nothing outside was found, or touched.
+        assert!(r.groups.is_empty(), "{r:#?}");
+        assert_eq!(r.stats.files_scanned, 1, "{r:#?}");
+        let y = cow_verify::sharing(&root.join("k"), &outside.join("y")).unwrap();
+        assert_eq!(y.shared_bytes, 0);
+        assert_eq!(fs::read(outside.join("y")).unwrap(), data);
     }
 );
