@@ -255,3 +255,56 @@ impl From<DedupeError> for io::Error {
         }
     }
 }
+
+/// A key whose byte order is the order of `Path`'s `Ord` (component by
+/// component), for sorting many paths: comparing keys is a `memcmp`, where
+/// comparing paths parses both into components every time (sorting the
+/// 3,939 groups of a rerun by their paths took 15-20 ms of its 230).
+///
+/// Each component is a tag in `Path`'s component order (root, `.`, `..`,
+/// a name) followed, for a name, by its bytes and a 0 (which no name
+/// holds): a name that is a prefix of another sorts first, as in `Path`.
+pub(super) fn path_key(p: &std::path::Path) -> Vec<u8> {
+    use std::os::unix::ffi::OsStrExt;
+    use std::path::Component;
+    let mut key = Vec::with_capacity(p.as_os_str().len() + 8);
+    for c in p.components() {
+        match c {
+            Component::Prefix(_) => key.push(0),
+            Component::RootDir => key.push(1),
+            Component::CurDir => key.push(2),
+            Component::ParentDir => key.push(3),
+            Component::Normal(n) => {
+                key.push(4);
+                key.extend_from_slice(n.as_bytes());
+                key.push(0);
+            }
+        }
+    }
+    key
+}
+
+#[cfg(test)]
+mod tests {
+    use super::path_key;
+    use std::path::Path;
+
+    #[test]
+    fn path_keys_sort_as_paths_do() {
+        let paths = [
+            "/", "/a", "/a/b", "/a-b", "/a/b/c", "/a.b", "/ab", "/a/", "a", "a/b", "a-b", "./a",
+            "../a", "./-x", "-x", "..", ".", "a//b", "/a/./b", "/a/../b", "a/b/", "b", "",
+            "/\u{e9}", "/z",
+        ];
+        for x in paths {
+            for y in paths {
+                let (px, py) = (Path::new(x), Path::new(y));
+                assert_eq!(
+                    path_key(px).cmp(&path_key(py)),
+                    px.cmp(py),
+                    "{x:?} against {y:?}"
+                );
+            }
+        }
+    }
+}
