@@ -51,6 +51,7 @@ fn human(bytes: i64) -> String {
 mod imp {
     use std::collections::BTreeMap;
     use std::io::IsTerminal;
+    use std::sync::atomic::{AtomicU64, Ordering};
 
     use cow_copy::dedupe::{DedupeOptions, DedupeReport, Event, Phase, SkipReason};
     use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -76,7 +77,7 @@ mod imp {
         let t = match phase {
             Phase::Scan => "{spinner} scanning: {pos} files",
             Phase::Compare => "{wide_bar} comparing {pos}/{len} files, {msg} read",
-            Phase::Share => "{wide_bar} sharing {pos}/{len} files, {msg}",
+            Phase::Share => "{wide_bar} sharing {pos}/{len} files, {msg} shared",
         };
         if let Ok(s) = ProgressStyle::with_template(t) {
             b.set_style(s);
@@ -151,8 +152,16 @@ mod imp {
         let show = args.progress || (!args.json && std::io::stderr().is_terminal());
         let b = bar(show);
         style(&b, Phase::Scan, 0);
+        // Bytes read (compare) or shared (share) so far in this phase.
+        let done = AtomicU64::new(0);
         let observer = |e: &Event<'_>| match e {
-            Event::Started { phase, total } => style(&b, *phase, *total),
+            // Hidden: no bar to update (each update takes the bar's lock).
+            _ if !show => {}
+            Event::Started { phase, total } => {
+                done.store(0, Ordering::Relaxed);
+                style(&b, *phase, *total);
+                b.set_message(human(0));
+            }
             Event::Progress {
                 phase: Phase::Scan,
                 files,
@@ -161,7 +170,8 @@ mod imp {
             Event::Progress { files, bytes, .. } => {
                 b.inc(*files);
                 if *bytes > 0 {
-                    b.set_message(format!("+{}", human(*bytes as i64)));
+                    let total = done.fetch_add(*bytes, Ordering::Relaxed) + *bytes;
+                    b.set_message(human(total as i64));
                 }
             }
             _ => {}

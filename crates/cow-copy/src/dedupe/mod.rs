@@ -88,7 +88,8 @@ pub enum Phase {
 #[non_exhaustive]
 pub enum Event<'a> {
     /// A phase starts; `total` is its unit count (candidate files for
-    /// [`Phase::Compare`], groups for [`Phase::Share`], 0 when unknown).
+    /// [`Phase::Compare`], group members other than the references for
+    /// [`Phase::Share`], 0 when unknown).
     Started {
         /// The phase.
         phase: Phase,
@@ -280,9 +281,10 @@ impl DedupeOptions {
         stats.seconds[1] = t.elapsed().as_secs_f64();
 
         let t = Instant::now();
+        // Every member but each group's reference is counted once.
         observer.event(&Event::Started {
             phase: Phase::Share,
-            total: ranges.len() as u64,
+            total: ranges.iter().map(|r| r.len() as u64 - 1).sum(),
         });
         let sharer = share::Sharer {
             ctx: &ctx,

@@ -400,3 +400,38 @@ fs_test!(inline_files_are_counted_not_listed, [btrfs], |dir| {
     assert!(r.skipped.is_empty(), "{r:#?}");
     assert_eq!(r.stats.bytes_read, 0);
 });
+
+fs_test!(progress_adds_up_to_each_phase_total, [btrfs, xfs], |dir| {
+    // Three groups (of 3, 2 and 2 files) and two files alone; no errors.
+    for (name, seed, n) in [
+        ("a", 1, 3),
+        ("b", 2, 2),
+        ("c", 3, 2),
+        ("d", 4, 1),
+        ("e", 5, 1),
+    ] {
+        for i in 0..n {
+            write_synced(&dir.join(format!("{name}{i}")), &pattern(40 * KIB, seed));
+        }
+    }
+    let seen: Mutex<BTreeMap<String, (u64, u64)>> = Mutex::new(BTreeMap::new());
+    let observer = |e: &Event<'_>| {
+        let mut seen = seen.lock().unwrap();
+        match e {
+            Event::Started { phase, total } => {
+                seen.entry(format!("{phase:?}")).or_default().0 = *total;
+            }
+            Event::Progress { phase, files, .. } => {
+                seen.entry(format!("{phase:?}")).or_default().1 += files;
+            }
+            _ => {}
+        }
+    };
+    let r = DedupeOptions::new().run(&[dir], &observer).unwrap();
+    assert_eq!(r.groups.len(), 3, "{r:#?}");
+    let seen = seen.into_inner().unwrap();
+    // Candidates: all 9 files (they have one size).
+    assert_eq!(seen["Compare"], (9, 9), "{seen:?}");
+    // Members other than the references: 2 + 1 + 1.
+    assert_eq!(seen["Share"], (4, 4), "{seen:?}");
+});
