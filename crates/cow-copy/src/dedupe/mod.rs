@@ -198,6 +198,9 @@ impl DedupeOptions {
         observer: &dyn Observer,
     ) -> Result<DedupeReport, DedupeError> {
         let roots: Vec<PathBuf> = roots.iter().map(|p| p.as_ref().to_path_buf()).collect();
+        // Before the workers exist: in a process of one thread the kernel
+        // grows the table without waiting for an RCU grace period.
+        dirs::grow_ahead();
         match rayon::ThreadPoolBuilder::new()
             .num_threads(self.threads)
             .thread_name(|i| format!("cow-dedupe-{i}"))
@@ -221,7 +224,6 @@ impl DedupeOptions {
             total: 0,
         });
         let held = self.threads * group::GROUP_OPEN;
-        dirs::grow_ahead();
         let (tree, walked) = scan::scan(roots, self.min_size, dirs::budget(held), observer)?;
         let (mut cands, links) = group::candidates(&tree);
         stats.files_scanned = tree.scanned;
