@@ -77,7 +77,10 @@ mod floor {
                     })
                 })
                 .collect();
-            workers.into_iter().flat_map(|w| w.join().unwrap()).collect()
+            workers
+                .into_iter()
+                .flat_map(|w| w.join().unwrap())
+                .collect()
         });
         out.sort_by_key(|(i, _)| *i);
         out.into_iter().map(|(_, r)| r).collect()
@@ -103,8 +106,10 @@ mod floor {
         for (_, s) in &files {
             *sizes.entry(*s).or_default() += 1;
         }
-        let cands: Vec<&(PathBuf, u64)> =
-            files.iter().filter(|(_, s)| *s > 0 && sizes[s] > 1).collect();
+        let cands: Vec<&(PathBuf, u64)> = files
+            .iter()
+            .filter(|(_, s)| *s > 0 && sizes[s] > 1)
+            .collect();
         let t = Instant::now();
         let shared = each(&cands, threads, |(p, size)| {
             let flags = OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NONBLOCK | OFlags::NOATIME;
