@@ -90,8 +90,16 @@ fn soft_limit() -> usize {
 
 /// How many directory descriptors the run may keep when `held` others are
 /// needed at the same time.
-pub(super) fn budget(held: usize) -> usize {
+fn budget(held: usize) -> usize {
     soft_limit().saturating_sub(held + RESERVE)
+}
+
+/// How many directory descriptors the walk may keep: [`budget`], at most
+/// [`GROW_AHEAD`]. Past it, directories are opened by their path (the last
+/// component not followed). The walk cannot know yet which directories
+/// will hold candidates; those that do not are closed after it.
+pub(super) fn walk_budget(held: usize) -> usize {
+    budget(held).min(GROW_AHEAD)
 }
 
 /// Grows the descriptor table ahead of the walk (see [`grow_fd_table`]):
@@ -104,20 +112,33 @@ pub(super) fn grow_ahead() {
 }
 
 impl DirFds {
-    /// A table for the directories of `tree`, holding the descriptors the
-    /// walk kept (`walked`, one slot per directory, at most
-    /// [`budget`]`(held)` of them); `held` descriptors are needed
-    /// elsewhere at the same time.
-    pub(super) fn new(tree: &Tree, held: usize, walked: Vec<Option<OwnedFd>>) -> DirFds {
-        let adopted = walked.iter().filter(|f| f.is_some()).count();
-        let left = budget(held).saturating_sub(adopted);
+    /// A table for the directories of `tree` that hold one of `files`,
+    /// with the descriptors the walk kept for them (`walked`, one slot per
+    /// directory, at most [`walk_budget`]`(held)` of them; the others are
+    /// closed); `held` descriptors are needed elsewhere at the same time.
+    pub(super) fn new(
+        tree: &Tree,
+        held: usize,
+        walked: Vec<Option<OwnedFd>>,
+        files: impl Iterator<Item = u32>,
+    ) -> DirFds {
+        let mut need = vec![false; tree.dir_count()];
+        for f in files {
+            need[tree.file_dir(f) as usize] = true;
+        }
+        let mut adopted = 0;
         let mut fds: Vec<OnceLock<Option<OwnedFd>>> = walked
             .into_iter()
-            .map(|f| match f {
-                Some(fd) => OnceLock::from(Some(fd)),
-                None => OnceLock::new(),
+            .zip(&need)
+            .map(|(f, &need)| match f {
+                Some(fd) if need => {
+                    adopted += 1;
+                    OnceLock::from(Some(fd))
+                }
+                _ => OnceLock::new(),
             })
             .collect();
+        let left = budget(held).saturating_sub(adopted);
         fds.resize_with(tree.dir_count(), OnceLock::new);
         DirFds {
             fds,

@@ -224,7 +224,7 @@ impl DedupeOptions {
             total: 0,
         });
         let held = self.threads * group::GROUP_OPEN;
-        let (tree, walked) = scan::scan(roots, self.min_size, dirs::budget(held), observer)?;
+        let (tree, walked) = scan::scan(roots, self.min_size, dirs::walk_budget(held), observer)?;
         let (mut cands, links) = group::candidates(&tree);
         stats.files_scanned = tree.scanned;
         stats.bytes_scanned = tree.bytes;
@@ -263,7 +263,7 @@ impl DedupeOptions {
         let t = Instant::now();
         let ctx = group::Ctx {
             tree: &tree,
-            dirs: dirs::DirFds::new(&tree, held, walked),
+            dirs: dirs::DirFds::new(&tree, held, walked, cands.iter().map(|c| c.file)),
             observer,
             kernel: gate::Gate::new(self.cpus.min(self.threads)),
             kernel_decides: !self.dry_run,
