@@ -116,4 +116,25 @@ fn usage_errors() {
             .code(),
         Some(2)
     );
+    for bad in ["0", "-1", "many"] {
+        let out = cow(&["dedupe", "-r", "--threads", bad], &[&f]);
+        assert_eq!(out.status.code(), Some(2), "--threads {bad}: {out:?}");
+    }
+    assert_eq!(
+        cow(&["dedupe", "--threads", "2"], &[&f, &f]).status.code(),
+        Some(2),
+        "--threads without -r"
+    );
 }
+
+fs_test!(threads_option_runs_the_same, [btrfs], |dir| {
+    let data = pattern(64 * KIB, 5);
+    for name in ["x", "y", "z"] {
+        write_synced(&dir.join(name), &data);
+    }
+    let out = cow(&["dedupe", "-r", "--threads", "1", "--json"], &[dir]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let v = json(&out);
+    assert_eq!(v["groups"].as_array().unwrap().len(), 1, "{v}");
+    assert_eq!(v["bytes_newly_shared"], 2 * data.len() as u64, "{v}");
+});
