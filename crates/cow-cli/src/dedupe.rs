@@ -39,7 +39,7 @@ pub(crate) struct DedupeArgs {
     /// With -r: leave files smaller than this alone (bytes; K, M, G suffixes).
     #[arg(long, requires = "recursive", value_parser = crate::dedupe_tree::parse_size, default_value = "1")]
     pub(crate) min_size: u64,
-    /// With -r: worker threads (default: four per CPU, 4 to 32).
+    /// With -r: worker threads (default: two per CPU, 4 to 32).
     #[arg(long, requires = "recursive", value_parser = clap::value_parser!(u16).range(1..=1024))]
     pub(crate) threads: Option<u16>,
     /// With -r: also print counters and phase times.

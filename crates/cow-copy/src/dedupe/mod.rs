@@ -160,15 +160,16 @@ impl DedupeOptions {
         DedupeOptions {
             min_size: 1,
             dry_run: false,
-            // Most of the work waits on the filesystem (stat, FIEMAP,
-            // reads, FIDEDUPERANGE): more threads than CPUs keep it busy.
-            threads: (cpus * 4).clamp(4, 32),
+            // Reads wait on the disk when the cache is cold: more workers
+            // than CPUs keep it busy. More than two per CPU cost more in
+            // the kernel's lock waits than they gained (docs/dedupe.md,
+            // Threads).
+            threads: (cpus * 2).clamp(4, 32),
             cpus,
         }
     }
 
-    /// Worker threads (default: four per CPU, 4 to 32; most of the work
-    /// waits on the filesystem).
+    /// Worker threads (default: two per CPU, 4 to 32).
     pub fn threads(mut self, n: usize) -> Self {
         self.threads = n.max(1);
         self
