@@ -17,6 +17,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use rustix::fs::{Mode, OFlags};
 
 use super::scan::Tree;
+use crate::sys::open_file_limit;
 
 /// Descriptors left for everything else (the files held open while their
 /// size group is compared, the standard streams, the caller's own).
@@ -81,17 +82,10 @@ fn grow_fd_table(n: usize) {
     }
 }
 
-/// The soft limit on open files.
-fn soft_limit() -> usize {
-    let lim = rustix::process::getrlimit(rustix::process::Resource::Nofile);
-    lim.current
-        .map_or(usize::MAX, |n| usize::try_from(n).unwrap_or(usize::MAX))
-}
-
 /// How many directory descriptors the run may keep when `held` others are
 /// needed at the same time.
 fn budget(held: usize) -> usize {
-    soft_limit().saturating_sub(held + RESERVE)
+    open_file_limit().saturating_sub(held + RESERVE)
 }
 
 /// How many directory descriptors the walk may keep: [`budget`], at most
@@ -108,7 +102,7 @@ pub(super) fn walk_budget(held: usize) -> usize {
 /// its table without waiting for a grace period (a run over one file took
 /// 17-22 ms with the growth made inside the pool, 7 ms before it).
 pub(super) fn grow_ahead() {
-    grow_fd_table(soft_limit());
+    grow_fd_table(open_file_limit());
 }
 
 impl DirFds {

@@ -43,3 +43,12 @@ pub(crate) use macos::{
 pub(crate) use other::{DIR_FLAGS, HAS_COPY_RANGE, PROBE_FLAGS, copy_range, rename_noreplace};
 #[cfg(windows)]
 pub(crate) use windows::{clone_file, file_id};
+
+/// The soft limit on open files (`RLIMIT_NOFILE`); no limit reads as
+/// `usize::MAX`.
+#[cfg(unix)]
+pub(crate) fn open_file_limit() -> usize {
+    let lim = rustix::process::getrlimit(rustix::process::Resource::Nofile);
+    lim.current
+        .map_or(usize::MAX, |n| usize::try_from(n).unwrap_or(usize::MAX))
+}

@@ -12,17 +12,17 @@ use std::os::fd::AsFd;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
-use cow_copy::dedupe::{DedupeOptions, DedupeReport, Event, Outcome};
+use cow_copy::dedupe::{DedupeOptions, DedupeReport, Outcome};
 use cow_sys::linux::{FiemapFlags, ficlone, ficlonerange, fiemap_all};
 use cow_test_support::{fs_test, pattern, write_synced};
+
+use crate::common::quiet;
 
 const KIB: usize = 1 << 10;
 /// Chunks of the many-extent file: more than the 8 extents the first
 /// `FIEMAP` call asks for.
 const CHUNKS: usize = 12;
 const CHUNK: usize = 64 * KIB;
-
-fn quiet(_: &Event<'_>) {}
 
 fn run(dir: &Path) -> DedupeReport {
     DedupeOptions::new().run(&[dir], &quiet).unwrap()

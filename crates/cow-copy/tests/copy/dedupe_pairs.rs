@@ -17,9 +17,9 @@ use cow_copy::dedupe::{
 };
 use cow_test_support::{fs_test, pattern, write_synced};
 
-const KIB: usize = 1 << 10;
+use crate::common::quiet;
 
-fn quiet(_: &Event<'_>) {}
+const KIB: usize = 1 << 10;
 
 fn contents(paths: &[PathBuf]) -> Vec<Vec<u8>> {
     paths.iter().map(|p| fs::read(p).unwrap()).collect()

@@ -15,10 +15,10 @@ use std::time::SystemTime;
 use cow_copy::dedupe::{DedupeOptions, DedupeReport, Event, Outcome, Phase, SkipReason};
 use cow_test_support::{fs_test, pattern, set_mtime, write_sparse, write_synced};
 
+use crate::common::quiet;
+
 const KIB: usize = 1 << 10;
 const MIB: usize = 1 << 20;
-
-fn quiet(_: &Event<'_>) {}
 
 fn run(roots: &[&Path]) -> DedupeReport {
     DedupeOptions::new().run(roots, &quiet).unwrap()

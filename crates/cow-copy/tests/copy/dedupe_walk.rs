@@ -13,7 +13,7 @@ use std::time::{Duration, SystemTime};
 use cow_copy::dedupe::{DedupeOptions, Event, Phase, SkipReason};
 use cow_test_support::{fs_test, pattern, write_synced};
 
-fn quiet(_: &Event<'_>) {}
+use crate::common::quiet;
 
 /// A day-old access time: `relatime` updates it on the next read.
 fn age_atime(dir: &Path) {

@@ -359,12 +359,7 @@ pub(super) fn keep_levels(workers: usize) -> usize {
     (dir_budget(workers) / (2 * workers.max(1))).clamp(2, 64)
 }
 
-/// The soft limit on open files.
-pub(super) fn open_file_limit() -> usize {
-    let lim = rustix::process::getrlimit(rustix::process::Resource::Nofile);
-    lim.current
-        .map_or(usize::MAX, |n| usize::try_from(n).unwrap_or(usize::MAX))
-}
+pub(super) use crate::sys::open_file_limit;
 
 /// The workers asked for, fewer when the open-file limit could not feed
 /// them (each needs a few descriptors, and the walk needs some per level).

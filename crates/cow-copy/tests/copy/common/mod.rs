@@ -123,3 +123,7 @@ pub const PLAIN_COPY: cow_copy::Strategy = if cfg!(windows) {
 } else {
     cow_copy::Strategy::UserCopy
 };
+
+/// A dedupe observer that ignores every event.
+#[cfg(target_os = "linux")]
+pub fn quiet(_: &cow_copy::dedupe::Event<'_>) {}
