@@ -22,7 +22,7 @@
 //!
 //! | module | target | calls |
 //! |---|---|---|
-//! | `linux` | Linux, Android | `FICLONE`, `FICLONERANGE`, `FIDEDUPERANGE` (per-destination status), `FS_IOC_FIEMAP` |
+//! | `linux` | Linux, Android | `FICLONE`, `FICLONERANGE`, `FIDEDUPERANGE` (per-destination status), `FS_IOC_FIEMAP`, btrfs `BTRFS_IOC_TREE_SEARCH_V2` (`linux::btrfs`) |
 //! | `macos` | macOS | `clonefile`, `clonefileat`, `fclonefileat`, `copyfile`, `fcopyfile`, `copyfile_state_*` (`WAS_CLONED`), `F_LOG2PHYS_EXT`, BSD file flags and `chflagsat` (`setattrlistat`), `has_extended_acl` (`acl_get_fd_np`), `mkfifoat`/`mknodat` (looked up at run time: macOS 13+) |
 //! | `windows` | Windows | `FSCTL_DUPLICATE_EXTENTS_TO_FILE`, `FSCTL_GET/SET_INTEGRITY_INFORMATION`, `FSCTL_SET_SPARSE`, volume flags, file system name, cluster size |
 //! | `freebsd` | FreeBSD | `copy_file_range` (clones on ZFS with block cloning) |

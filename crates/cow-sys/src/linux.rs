@@ -1,4 +1,5 @@
-//! Linux: `FICLONE`, `FICLONERANGE`, `FIDEDUPERANGE` and `FS_IOC_FIEMAP`.
+//! Linux: `FICLONE`, `FICLONERANGE`, `FIDEDUPERANGE` and `FS_IOC_FIEMAP`;
+//! btrfs's tree search in [`btrfs`].
 //!
 //! Struct layouts follow `<linux/fs.h>` and `<linux/fiemap.h>`; the tests
 //! compile a C probe against the installed kernel headers and compare every
@@ -10,6 +11,8 @@ use std::os::fd::{AsRawFd, BorrowedFd};
 
 use bitflags::bitflags;
 use rustix::ioctl::{self, Ioctl, IoctlOutput, Opcode, opcode};
+
+pub mod btrfs;
 
 /// `struct file_clone_range` from `<linux/fs.h>`: the argument of
 /// `FICLONERANGE`.

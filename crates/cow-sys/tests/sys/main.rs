@@ -6,6 +6,8 @@ mod common;
 #[cfg(target_os = "freebsd")]
 mod freebsd;
 #[cfg(any(target_os = "linux", target_os = "android"))]
+mod linux_btrfs;
+#[cfg(any(target_os = "linux", target_os = "android"))]
 mod linux_ioctl;
 #[cfg(any(target_os = "linux", target_os = "android"))]
 mod linux_layout;
