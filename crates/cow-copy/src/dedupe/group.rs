@@ -27,6 +27,7 @@ use cow_sys::linux::{FiemapExtent, FiemapExtentFlags as F, FiemapFlags, fiemap, 
 use rayon::prelude::*;
 use xxhash_rust::xxh3::{Xxh3, xxh3_64};
 
+use super::btrfs::{self, TreeMap, Want};
 use super::dirs::DirFds;
 use super::gate::Gate;
 use super::report::{SkipReason, Skipped};
@@ -54,6 +55,12 @@ const WHOLE: u8 = 16;
 /// One of a pair keyed by its first block only: the kernel's compare is
 /// the only one.
 const UNREAD: u8 = 32;
+/// Its map came from the btrfs tree ([`super::btrfs`]): `sig` is set when
+/// another member of its size group has the same one, and the file is not
+/// mapped again.
+const MAPPED: u8 = 64;
+/// The btrfs tree says it is stored inline.
+const TREE_INLINE: u8 = 128;
 
 /// A file that shares its size with another file on its filesystem.
 #[derive(Debug, Clone, Copy)]
@@ -94,12 +101,16 @@ pub(super) struct Ctx<'a> {
     /// Blocks will be shared, so the kernel compares every group: a pair
     /// need not be hashed whole first.
     pub(super) kernel_decides: bool,
+    /// Map btrfs candidates from the tree where the kernel allows it.
+    pub(super) tree_search: bool,
     pub(super) skipped: Mutex<Vec<Skipped>>,
     pub(super) bytes_read: AtomicU64,
     pub(super) files_read: AtomicU64,
     pub(super) files_read_whole: AtomicU64,
     pub(super) files_inline: AtomicU64,
     pub(super) files_opened: AtomicU64,
+    /// Candidates mapped from the btrfs tree.
+    pub(super) files_tree_mapped: AtomicU64,
     /// Pairs left to the kernel's compare.
     pub(super) pairs_unread: AtomicU64,
 }
@@ -438,9 +449,17 @@ pub(super) const GROUP_OPEN: usize = 64;
 
 /// The extent map of one candidate; the first block too when the map
 /// proves nothing (it will be needed: such a file has no equal in its size
-/// group without reading). Returns the open file unless it was left out
-/// (its blocks may be needed, once the group is known).
+/// group without reading). Returns the file if it was opened and not left
+/// out (its blocks may be needed, once the group is known); a file mapped
+/// from the tree with a `sig` is not opened.
 fn map_one(ctx: &Ctx<'_>, x: &mut Candidate) -> Option<File> {
+    if x.flags & TREE_INLINE != 0 {
+        return inline(ctx, x);
+    }
+    if x.flags & MAPPED != 0 && x.sig != 0 {
+        progress(ctx, 0);
+        return None;
+    }
     let f = match open_checked(ctx, x.file) {
         Ok(f) => f,
         Err(r) => {
@@ -448,6 +467,10 @@ fn map_one(ctx: &Ctx<'_>, x: &mut Candidate) -> Option<File> {
             return None;
         }
     };
+    if x.flags & MAPPED != 0 {
+        // The tree showed no other member with its blocks.
+        return first_block(ctx, x, f);
+    }
     match map_of(
         &ctx.kernel,
         &f,
@@ -459,24 +482,86 @@ fn map_one(ctx: &Ctx<'_>, x: &mut Candidate) -> Option<File> {
             progress(ctx, 0);
             Some(f)
         }
-        Map::Inline => {
-            x.flags |= OUT;
-            ctx.files_inline.fetch_add(1, Ordering::Relaxed);
-            progress(ctx, 0);
+        Map::Inline => inline(ctx, x),
+        Map::Other => first_block(ctx, x, f),
+    }
+}
+
+fn inline(ctx: &Ctx<'_>, x: &mut Candidate) -> Option<File> {
+    x.flags |= OUT;
+    ctx.files_inline.fetch_add(1, Ordering::Relaxed);
+    progress(ctx, 0);
+    None
+}
+
+/// Keys `x` by the first block of its open file `f`.
+fn first_block(ctx: &Ctx<'_>, x: &mut Candidate, f: File) -> Option<File> {
+    match head_key(ctx, &f, x.size) {
+        Ok(k) => {
+            x.key = k;
+            x.flags |= KEYED;
+            progress(ctx, HEAD.min(x.size));
+            Some(f)
+        }
+        Err(r) => {
+            leave_out(ctx, x, r);
             None
         }
-        Map::Other => match head_key(ctx, &f, x.size) {
-            Ok(k) => {
-                x.key = k;
-                x.flags |= KEYED;
-                progress(ctx, HEAD.min(x.size));
-                Some(f)
+    }
+}
+
+/// On btrfs, where the kernel allows the search: the maps of the
+/// candidates (`c`, sorted by device, size and inode) from the tree, marked
+/// [`MAPPED`]. A map no other member of its size group has proves nothing:
+/// its `sig` is cleared, and the file is read without being mapped again.
+fn premap(ctx: &Ctx<'_>, c: &mut [Candidate]) {
+    if !ctx.tree_search {
+        return;
+    }
+    let files = &ctx.tree.files;
+    for (d, dev) in ctx.tree.devices.iter().enumerate() {
+        if !dev.btrfs {
+            continue;
+        }
+        let mut idx: Vec<usize> = (0..c.len()).filter(|&k| c[k].dev as usize == d).collect();
+        idx.sort_unstable_by_key(|&k| files[c[k].file as usize].ino);
+        let wants: Vec<Want> = idx
+            .iter()
+            .map(|&k| {
+                let e = &files[c[k].file as usize];
+                Want {
+                    ino: e.ino,
+                    size: e.size,
+                    mtime: e.mtime,
+                }
+            })
+            .collect();
+        let Some(maps) = btrfs::maps(&dev.root, dev.dev, &wants) else {
+            continue;
+        };
+        for (&k, m) in idx.iter().zip(maps) {
+            match m {
+                Some(TreeMap::Inline) => c[k].flags |= MAPPED | TREE_INLINE,
+                Some(TreeMap::Extents(s)) => {
+                    c[k].flags |= MAPPED;
+                    c[k].sig = s;
+                }
+                None => continue,
             }
-            Err(r) => {
-                leave_out(ctx, x, r);
-                None
+            ctx.files_tree_mapped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+    let mapped = |x: &Candidate| x.flags & MAPPED != 0 && x.sig != 0;
+    for r in runs(c, |x| (x.dev, x.size)) {
+        let g = &mut c[r];
+        let mut sigs: Vec<u64> = g.iter().filter(|x| mapped(x)).map(|x| x.sig).collect();
+        sigs.sort_unstable();
+        for x in g.iter_mut().filter(|x| mapped(x)) {
+            let from = sigs.partition_point(|&s| s < x.sig);
+            if sigs.get(from + 1) != Some(&x.sig) {
+                x.sig = 0;
             }
-        },
+        }
     }
 }
 
@@ -495,19 +580,28 @@ fn sort_with<K: Ord>(
 }
 
 /// Computes `key` from the open file of every live, unkeyed, non-following
-/// member of `s` (`fds` is parallel to it).
+/// member of `s` (`fds` is parallel to it; a member not open yet is opened
+/// and kept open).
 fn pass(
     ctx: &Ctx<'_>,
     s: &mut [Candidate],
-    fds: &[Option<File>],
+    fds: &mut [Option<File>],
     key: impl Fn(&File, &Candidate) -> Result<u64, SkipReason>,
 ) {
     for (x, f) in s.iter_mut().zip(fds) {
         if x.out() || x.flags & (KEYED | FOLLOW) != 0 {
             continue;
         }
-        // Every live member is open.
-        let Some(f) = f else {
+        if f.is_none() {
+            match open_checked(ctx, x.file) {
+                Ok(o) => *f = Some(o),
+                Err(r) => {
+                    leave_out(ctx, x, r);
+                    continue;
+                }
+            }
+        }
+        let Some(f) = f.as_ref() else {
             continue;
         };
         match key(f, x) {
@@ -538,13 +632,13 @@ fn map_group(ctx: &Ctx<'_>, s: &mut [Candidate]) {
     }
     mark(s, false);
     let head = |f: &File, x: &Candidate| head_key(ctx, f, x.size);
-    pass(ctx, s, &fds, head);
+    pass(ctx, s, &mut fds, head);
     spread(s);
-    pass(ctx, s, &fds, head);
+    pass(ctx, s, &mut fds, head);
     if s[0].size > HEAD {
         sort_with(s, &mut fds, |x| (x.key, x.sig));
         for r in runs(s, |x| x.key) {
-            let (rs, rf) = (&mut s[r.clone()], &fds[r]);
+            let (rs, rf) = (&mut s[r.clone()], &mut fds[r]);
             if settled(rs) || leave_to_kernel(ctx, rs) {
                 continue;
             }
@@ -562,6 +656,7 @@ fn map_group(ctx: &Ctx<'_>, s: &mut [Candidate]) {
 /// of every candidate.
 fn map_phase(ctx: &Ctx<'_>, c: &mut [Candidate]) {
     c.par_sort_unstable_by_key(|x| (x.dev, x.size, ctx.tree.files[x.file as usize].ino));
+    premap(ctx, c);
     let mut groups: Vec<&mut [Candidate]> = Vec::new();
     let mut rest = c;
     while !rest.is_empty() {

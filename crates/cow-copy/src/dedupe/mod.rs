@@ -33,6 +33,8 @@
 //! 3. **Compare** ([`group`]): the extent map (FIEMAP, via `cow-verify`)
 //!    of each candidate; files whose extents are all shared and equal are
 //!    identical without a read (a rerun reads nothing it already shared).
+//!    On btrfs, as root, the maps come from the filesystem's tree instead
+//!    (`btrfs`: one search per range of inode numbers, no file opened).
 //!    Then a hash of the first block, then of the whole file, each file
 //!    read at most once, on every CPU (rayon). Holes read as zeros, so they
 //!    neither hide nor fake a match. A pair whose first blocks match is
@@ -49,6 +51,7 @@
 //! 5. **Space**: `statvfs` after `syncfs`, before and after, on each
 //!    filesystem where something was shared.
 
+mod btrfs;
 mod dirs;
 mod gate;
 mod group;
@@ -136,6 +139,7 @@ pub struct DedupeOptions {
     dry_run: bool,
     threads: usize,
     cpus: usize,
+    tree_search: bool,
 }
 
 impl Default for DedupeOptions {
@@ -166,6 +170,7 @@ impl DedupeOptions {
             // Threads).
             threads: (cpus * 2).clamp(4, 32),
             cpus,
+            tree_search: true,
         }
     }
 
@@ -178,6 +183,17 @@ impl DedupeOptions {
     /// Leaves files smaller than `bytes` alone (they are not even read).
     pub fn min_size(mut self, bytes: u64) -> Self {
         self.min_size = bytes;
+        self
+    }
+
+    /// On btrfs, reads the candidates' extent maps from the filesystem's
+    /// tree where the kernel allows it (root: `BTRFS_IOC_TREE_SEARCH_V2`,
+    /// after a `syncfs`) instead of opening each file for `FIEMAP`
+    /// (default: yes). Either way only the kernel's compare shares blocks;
+    /// the tree only spares the reads and opens of files already sharing
+    /// theirs, and of files stored inline.
+    pub fn btrfs_tree_search(mut self, yes: bool) -> Self {
+        self.tree_search = yes;
         self
     }
 
@@ -268,12 +284,14 @@ impl DedupeOptions {
             observer,
             kernel: gate::Gate::new(self.cpus.min(self.threads)),
             kernel_decides: !self.dry_run,
+            tree_search: self.tree_search,
             skipped: Mutex::new(Vec::new()),
             bytes_read: AtomicU64::new(0),
             files_read: AtomicU64::new(0),
             files_read_whole: AtomicU64::new(0),
             files_inline: AtomicU64::new(0),
             files_opened: AtomicU64::new(0),
+            files_tree_mapped: AtomicU64::new(0),
             pairs_unread: AtomicU64::new(0),
         };
         observer.event(&Event::Started {
@@ -330,6 +348,7 @@ impl DedupeOptions {
         stats.files_read_whole = ctx.files_read_whole.load(Ordering::Relaxed);
         stats.files_inline = ctx.files_inline.load(Ordering::Relaxed);
         stats.files_opened = ctx.files_opened.load(Ordering::Relaxed);
+        stats.files_tree_mapped = ctx.files_tree_mapped.load(Ordering::Relaxed);
         stats.pairs_kernel_compared = ctx.pairs_unread.load(Ordering::Relaxed);
         stats.pairs_differing = sharer.pairs_differing.load(Ordering::Relaxed);
 

@@ -188,8 +188,15 @@ pub struct Stats {
     pub files_inline: u64,
     /// Files opened while comparing and sharing (a candidate is opened
     /// once to compare, unless its size group has more than 64 members,
-    /// and again only when it is shared or is a reference).
+    /// or not at all when the btrfs tree showed it sharing its blocks with
+    /// another member or stored inline; and again only when it is shared
+    /// or is a reference).
     pub files_opened: u64,
+    /// btrfs candidates whose extent map was read from the filesystem's
+    /// tree (as root, see
+    /// [`DedupeOptions::btrfs_tree_search`](super::DedupeOptions::btrfs_tree_search)):
+    /// none of them was opened to map it.
+    pub files_tree_mapped: u64,
     /// Pairs (two files of one size, first blocks equal) that were not
     /// hashed whole: the kernel's compare in `FIDEDUPERANGE` decided
     /// alone. Not in a dry run.

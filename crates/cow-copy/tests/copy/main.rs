@@ -11,6 +11,7 @@ mod cancel;
 #[cfg(any(target_os = "linux", windows))]
 mod common;
 mod concurrent;
+mod dedupe_btrfs_tree;
 mod dedupe_extents;
 mod dedupe_pairs;
 mod dedupe_tree;

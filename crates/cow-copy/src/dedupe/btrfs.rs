@@ -1,0 +1,310 @@
+//! On btrfs, the extent maps of the candidates read from the subvolume's
+//! own tree (`BTRFS_IOC_TREE_SEARCH_V2`): one call covers the inode and
+//! extent items of many files, none of them opened. The kernel allows it
+//! to root only; elsewhere (or when it fails) every file is mapped with
+//! `FIEMAP` as before.
+//!
+//! What the tree says is used only to leave work out, never to share: two
+//! files whose extent items name the same bytes of the same extents hold
+//! the same bytes, and a file stored inline has no blocks to share. Before
+//! the search the filesystem is flushed (`syncfs`): data still in the page
+//! cache, or written but not yet completed, has no extent item, and a file
+//! rewritten since it was last shared would otherwise still look shared.
+//! Each file's inode item must show the size and mtime the scan saw, or
+//! the file is left to `FIEMAP` (and to the checks made when it is opened).
+
+use std::fs::File;
+use std::io;
+use std::ops::ControlFlow;
+use std::os::fd::AsFd;
+
+use cow_sys::linux::btrfs::{
+    self, EXTENT_DATA_KEY, FILE_EXTENT_INLINE, FILE_EXTENT_PREALLOC, FILE_EXTENT_REG,
+    FileExtentItem, INODE_ITEM_KEY, InodeItem, SearchBuf, SearchKey,
+};
+use rustix::fs::{FileType, Mode, OFlags};
+use xxhash_rust::xxh3::xxh3_64_with_seed;
+
+/// Candidates whose inode numbers are at most this far apart are searched
+/// as one key range: the items of the inodes between them (other files,
+/// directories) are returned too, and skipped.
+const GAP: u64 = 16;
+
+/// Bytes of items per call.
+const BUF: usize = 256 << 10;
+
+/// Seeds the hash of a map read from the tree, so that it never equals one
+/// made from `FIEMAP` by accident of layout.
+const SEED: u64 = 0x6274_7266_735f_6d61;
+
+/// A file the scan saw, to be found in the tree.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Want {
+    pub(super) ino: u64,
+    pub(super) size: u64,
+    /// Nanoseconds since the epoch.
+    pub(super) mtime: i64,
+}
+
+/// What the tree says of one file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum TreeMap {
+    /// Stored inline in the tree: no blocks to share.
+    Inline,
+    /// A hash of its data extents (merged where contiguous, holes left
+    /// out): equal values mean the same bytes.
+    Extents(u64),
+}
+
+/// One stretch of a file's data: `len` bytes at file offset `logical`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Piece {
+    logical: u64,
+    len: u64,
+    kind: u8,
+    compression: u8,
+    /// Uncompressed: the address of the piece's first byte. Compressed:
+    /// the extent's start (with `offset` and `disk_len`, which name the
+    /// bytes within it).
+    phys: u64,
+    offset: u64,
+    disk_len: u64,
+}
+
+impl Piece {
+    /// Appends `next` when it continues this piece in the file and on disk.
+    fn extend(&mut self, next: &Piece) -> bool {
+        let contiguous = self.kind == next.kind
+            && self.compression == 0
+            && next.compression == 0
+            && self.logical + self.len == next.logical
+            && self.phys + self.len == next.phys;
+        if contiguous {
+            self.len += next.len;
+        }
+        contiguous
+    }
+
+    fn bytes(&self, out: &mut Vec<u8>) {
+        for v in [
+            self.logical,
+            self.len,
+            self.phys,
+            self.offset,
+            self.disk_len,
+        ] {
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+        out.extend_from_slice(&[self.kind, self.compression]);
+    }
+}
+
+/// The items of one file, as they come.
+#[derive(Default)]
+struct Acc {
+    inode_ok: bool,
+    inline: bool,
+    /// Something not understood: the map proves nothing.
+    odd: bool,
+    pending: Option<Piece>,
+    pieces: u32,
+    bytes: Vec<u8>,
+}
+
+impl Acc {
+    fn reset(&mut self) {
+        let mut bytes = std::mem::take(&mut self.bytes);
+        bytes.clear();
+        *self = Acc {
+            bytes,
+            ..Acc::default()
+        };
+    }
+
+    fn inode(&mut self, want: &Want, data: &[u8]) {
+        let Some(i) = InodeItem::parse(data) else {
+            self.odd = true;
+            return;
+        };
+        let mtime = i64::try_from(i.mtime_sec)
+            .ok()
+            .and_then(|s| s.checked_mul(1_000_000_000))
+            .and_then(|s| s.checked_add(i.mtime_nsec.into()));
+        self.inode_ok = i.size == want.size
+            && mtime == Some(want.mtime)
+            && FileType::from_raw_mode(i.mode as _) == FileType::RegularFile;
+    }
+
+    fn extent(&mut self, want: &Want, logical: u64, data: &[u8]) {
+        let Some(e) = FileExtentItem::parse(data) else {
+            self.odd = true;
+            return;
+        };
+        if e.encryption != 0 || e.other_encoding != 0 {
+            self.odd = true;
+            return;
+        }
+        match e.kind {
+            FILE_EXTENT_INLINE => self.inline = true,
+            // Past the end, or a hole: reads as nothing, or as zeros where
+            // the offsets of the other pieces leave a gap.
+            _ if logical >= want.size => {}
+            FILE_EXTENT_REG if e.disk_bytenr == 0 => {}
+            FILE_EXTENT_REG | FILE_EXTENT_PREALLOC => {
+                let compressed = e.compression != 0;
+                let piece = Piece {
+                    logical,
+                    len: e.num_bytes.min(want.size - logical),
+                    kind: e.kind,
+                    compression: e.compression,
+                    phys: if compressed {
+                        e.disk_bytenr
+                    } else {
+                        e.disk_bytenr.saturating_add(e.offset)
+                    },
+                    offset: if compressed { e.offset } else { 0 },
+                    disk_len: if compressed { e.disk_num_bytes } else { 0 },
+                };
+                if let Some(p) = &mut self.pending {
+                    if p.extend(&piece) {
+                        return;
+                    }
+                    p.bytes(&mut self.bytes);
+                    self.pieces += 1;
+                }
+                self.pending = Some(piece);
+            }
+            _ => self.odd = true,
+        }
+    }
+
+    fn finish(&mut self) -> Option<TreeMap> {
+        if let Some(p) = self.pending.take() {
+            p.bytes(&mut self.bytes);
+            self.pieces += 1;
+        }
+        if !self.inode_ok || self.odd {
+            return None;
+        }
+        if self.inline {
+            return Some(TreeMap::Inline);
+        }
+        if self.pieces == 0 {
+            return None;
+        }
+        Some(TreeMap::Extents(
+            xxh3_64_with_seed(&self.bytes, SEED).max(1),
+        ))
+    }
+}
+
+/// Opens `root` (on device `dev`) to search its subvolume's tree, without
+/// blocking on a FIFO or following a symlink put in its place.
+fn open_on(root: &std::path::Path, dev: u64) -> Option<File> {
+    let flags = OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NONBLOCK | OFlags::NOCTTY;
+    let f = File::from(rustix::fs::open(root, flags, Mode::empty()).ok()?);
+    let m = rustix::fs::fstat(&f).ok()?;
+    let kind = FileType::from_raw_mode(m.st_mode);
+    (m.st_dev == dev && matches!(kind, FileType::Directory | FileType::RegularFile)).then_some(f)
+}
+
+/// The maps of `wants` (sorted by inode number, all in the subvolume of
+/// `root`, whose `st_dev` is `dev`), one per want. `None` for all when the
+/// tree cannot be searched (not root, not btrfs, an old kernel), and for
+/// each file the tree says nothing certain about.
+pub(super) fn maps(
+    root: &std::path::Path,
+    dev: u64,
+    wants: &[Want],
+) -> Option<Vec<Option<TreeMap>>> {
+    let first = wants.first()?;
+    let f = open_on(root, dev)?;
+    let fd = f.as_fd();
+    let mut buf = SearchBuf::new(BUF);
+    // Asked once before the flush, so that a caller who may not search
+    // does not flush the filesystem for nothing.
+    let mut probe = SearchKey::subvolume(first.ino, INODE_ITEM_KEY, first.ino, INODE_ITEM_KEY);
+    probe.nr_items = 1;
+    btrfs::tree_search_once(fd, &probe, &mut buf).ok()?;
+    rustix::fs::syncfs(fd).ok()?;
+    let mut out = vec![None; wants.len()];
+    let mut start = 0;
+    while start < wants.len() {
+        let mut end = start + 1;
+        while end < wants.len() && wants[end].ino - wants[end - 1].ino <= GAP {
+            end += 1;
+        }
+        search_run(fd, &wants[start..end], &mut out[start..end], &mut buf).ok()?;
+        start = end;
+    }
+    Some(out)
+}
+
+/// The maps of `run` (close inode numbers) into `out`.
+fn search_run(
+    fd: std::os::fd::BorrowedFd<'_>,
+    run: &[Want],
+    out: &mut [Option<TreeMap>],
+    buf: &mut SearchBuf,
+) -> io::Result<()> {
+    let (lo, hi) = (run[0].ino, run[run.len() - 1].ino);
+    let key = SearchKey::subvolume(lo, INODE_ITEM_KEY, hi, EXTENT_DATA_KEY);
+    let mut acc = Acc::default();
+    let mut j = 0;
+    btrfs::tree_search(fd, key, buf, |h, data| {
+        while j < run.len() && run[j].ino < h.objectid {
+            out[j] = acc.finish();
+            acc.reset();
+            j += 1;
+        }
+        if j == run.len() {
+            return ControlFlow::Break(());
+        }
+        if run[j].ino == h.objectid {
+            match u8::try_from(h.item_type) {
+                Ok(INODE_ITEM_KEY) => acc.inode(&run[j], data),
+                Ok(EXTENT_DATA_KEY) => acc.extent(&run[j], h.offset, data),
+                _ => {}
+            }
+        }
+        ControlFlow::Continue(())
+    })?;
+    if j < run.len() {
+        out[j] = acc.finish();
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn piece(logical: u64, len: u64, phys: u64) -> Piece {
+        Piece {
+            logical,
+            len,
+            kind: FILE_EXTENT_REG,
+            compression: 0,
+            phys,
+            offset: 0,
+            disk_len: 0,
+        }
+    }
+
+    #[test]
+    fn contiguous_pieces_merge_and_others_do_not() {
+        let mut a = piece(0, 4096, 1 << 20);
+        assert!(a.extend(&piece(4096, 8192, (1 << 20) + 4096)));
+        assert_eq!(a.len, 12288);
+        // A gap in the file, or on disk, or another kind: a new piece.
+        assert!(!a.extend(&piece(16384, 4096, (1 << 20) + 16384)));
+        assert!(!a.extend(&piece(12288, 4096, 5 << 20)));
+        let mut p = piece(12288, 4096, (1 << 20) + 12288);
+        p.kind = FILE_EXTENT_PREALLOC;
+        assert!(!a.extend(&p));
+        // Compressed pieces never merge (their offsets are in decoded bytes).
+        let mut c = piece(12288, 4096, (1 << 20) + 12288);
+        c.compression = 3;
+        assert!(!a.extend(&c));
+    }
+}
