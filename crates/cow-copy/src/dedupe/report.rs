@@ -228,7 +228,8 @@ pub struct DedupeReport {
     pub cannot_dedupe: Vec<CannotDedupe>,
     /// Used space before minus used space after, summed over the
     /// filesystems where something was shared, as `df` shows it
-    /// (`statvfs` after `syncfs`, before and after). Other writers on the
+    /// (`statvfs` after `syncfs`, before and after; on XFS, whose count is
+    /// current without a flush, not flushed after). Other writers on the
     /// same filesystems move it too. `None` in a dry run.
     pub space_freed: Option<i64>,
     /// Counters.

@@ -22,6 +22,8 @@ const NO_PARENT: u32 = u32::MAX;
 
 /// `BTRFS_SUPER_MAGIC`.
 const BTRFS_MAGIC: u32 = 0x9123_683e;
+/// `XFS_SUPER_MAGIC`.
+const XFS_MAGIC: u32 = 0x5846_5342;
 
 /// Directories listed in parallel at a time: bounds the memory that
 /// listings not yet merged take (about 60 bytes per file).
@@ -68,6 +70,11 @@ pub(super) struct Device {
     /// It is btrfs, whose extent map shows dirty data as delayed
     /// allocation: a map without it is final without a flush.
     pub(super) btrfs: bool,
+    /// Its free-space count (`statvfs`) is current without a flush: XFS
+    /// keeps it in memory, updated as each transaction commits. btrfs
+    /// frees a shared-away extent only when its transaction commits, and
+    /// other filesystems are not known to, so they are flushed first.
+    pub(super) counts_current: bool,
 }
 
 /// Every regular file of the trees, in a compact table.
@@ -198,11 +205,12 @@ impl Tree {
         }
         let i =
             u16::try_from(self.devices.len()).map_err(|_| DedupeError::TooMany("filesystems"))?;
-        let btrfs = rustix::fs::statfs(root).is_ok_and(|s| s.f_type as u32 == BTRFS_MAGIC);
+        let magic = rustix::fs::statfs(root).map_or(0, |s| s.f_type as u32);
         self.devices.push(Device {
             dev,
             root: root.to_path_buf(),
-            btrfs,
+            btrfs: magic == BTRFS_MAGIC,
+            counts_current: magic == XFS_MAGIC,
         });
         Ok(i)
     }
