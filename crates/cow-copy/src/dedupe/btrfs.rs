@@ -208,69 +208,94 @@ fn open_on(root: &std::path::Path, dev: u64) -> Option<File> {
     (m.st_dev == dev && matches!(kind, FileType::Directory | FileType::RegularFile)).then_some(f)
 }
 
-/// The maps of `wants` (sorted by inode number, all in the subvolume of
-/// `root`, whose `st_dev` is `dev`), one per want. `None` for all when the
-/// tree cannot be searched (not root, not btrfs, an old kernel), and for
-/// each file the tree says nothing certain about.
+/// Reads the maps of files `0..len` (sorted by inode number, `want(k)`
+/// being file `k`; all in the subvolume of `root`, whose `st_dev` is
+/// `dev`) and gives each one the tree says something certain about to
+/// `found`. `false` when the tree cannot be searched (not root, not btrfs,
+/// an old kernel) or a search failed midway; what was found until then
+/// holds.
 pub(super) fn maps(
     root: &std::path::Path,
     dev: u64,
-    wants: &[Want],
-) -> Option<Vec<Option<TreeMap>>> {
-    let first = wants.first()?;
-    let f = open_on(root, dev)?;
+    len: usize,
+    want: impl Fn(usize) -> Want,
+    mut found: impl FnMut(usize, TreeMap),
+) -> bool {
+    if len == 0 {
+        return true;
+    }
+    let Some(f) = open_on(root, dev) else {
+        return false;
+    };
     let fd = f.as_fd();
     let mut buf = SearchBuf::new(BUF);
     // Asked once before the flush, so that a caller who may not search
     // does not flush the filesystem for nothing.
-    let mut probe = SearchKey::subvolume(first.ino, INODE_ITEM_KEY, first.ino, INODE_ITEM_KEY);
+    let first = want(0).ino;
+    let mut probe = SearchKey::subvolume(first, INODE_ITEM_KEY, first, INODE_ITEM_KEY);
     probe.nr_items = 1;
-    btrfs::tree_search_once(fd, &probe, &mut buf).ok()?;
-    rustix::fs::syncfs(fd).ok()?;
-    let mut out = vec![None; wants.len()];
+    if btrfs::tree_search_once(fd, &probe, &mut buf).is_err() || rustix::fs::syncfs(fd).is_err() {
+        return false;
+    }
     let mut start = 0;
-    while start < wants.len() {
+    while start < len {
         let mut end = start + 1;
-        while end < wants.len() && wants[end].ino - wants[end - 1].ino <= GAP {
+        let mut last = want(start).ino;
+        while end < len {
+            let ino = want(end).ino;
+            if ino - last > GAP {
+                break;
+            }
+            last = ino;
             end += 1;
         }
-        search_run(fd, &wants[start..end], &mut out[start..end], &mut buf).ok()?;
+        if search_run(fd, start..end, &want, &mut found, &mut buf).is_err() {
+            return false;
+        }
         start = end;
     }
-    Some(out)
+    true
 }
 
-/// The maps of `run` (close inode numbers) into `out`.
+/// The maps of files `run` (close inode numbers) to `found`.
 fn search_run(
     fd: std::os::fd::BorrowedFd<'_>,
-    run: &[Want],
-    out: &mut [Option<TreeMap>],
+    run: std::ops::Range<usize>,
+    want: &impl Fn(usize) -> Want,
+    found: &mut impl FnMut(usize, TreeMap),
     buf: &mut SearchBuf,
 ) -> io::Result<()> {
-    let (lo, hi) = (run[0].ino, run[run.len() - 1].ino);
+    let (lo, hi) = (want(run.start).ino, want(run.end - 1).ino);
     let key = SearchKey::subvolume(lo, INODE_ITEM_KEY, hi, EXTENT_DATA_KEY);
     let mut acc = Acc::default();
-    let mut j = 0;
+    let mut j = run.start;
+    let mut w = want(j);
+    let mut finish = |j: usize, acc: &mut Acc| {
+        if let Some(m) = acc.finish() {
+            found(j, m);
+        }
+        acc.reset();
+    };
     btrfs::tree_search(fd, key, buf, |h, data| {
-        while j < run.len() && run[j].ino < h.objectid {
-            out[j] = acc.finish();
-            acc.reset();
+        while w.ino < h.objectid {
+            finish(j, &mut acc);
             j += 1;
+            if j == run.end {
+                return ControlFlow::Break(());
+            }
+            w = want(j);
         }
-        if j == run.len() {
-            return ControlFlow::Break(());
-        }
-        if run[j].ino == h.objectid {
+        if w.ino == h.objectid {
             match u8::try_from(h.item_type) {
-                Ok(INODE_ITEM_KEY) => acc.inode(&run[j], data),
-                Ok(EXTENT_DATA_KEY) => acc.extent(&run[j], h.offset, data),
+                Ok(INODE_ITEM_KEY) => acc.inode(&w, data),
+                Ok(EXTENT_DATA_KEY) => acc.extent(&w, h.offset, data),
                 _ => {}
             }
         }
         ControlFlow::Continue(())
     })?;
-    if j < run.len() {
-        out[j] = acc.finish();
+    if j < run.end {
+        finish(j, &mut acc);
     }
     Ok(())
 }

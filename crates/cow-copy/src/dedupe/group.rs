@@ -523,33 +523,32 @@ fn premap(ctx: &Ctx<'_>, c: &mut [Candidate]) {
         if !dev.btrfs {
             continue;
         }
-        let mut idx: Vec<usize> = (0..c.len()).filter(|&k| c[k].dev as usize == d).collect();
-        idx.sort_unstable_by_key(|&k| files[c[k].file as usize].ino);
-        let wants: Vec<Want> = idx
-            .iter()
-            .map(|&k| {
-                let e = &files[c[k].file as usize];
-                Want {
-                    ino: e.ino,
-                    size: e.size,
-                    mtime: e.mtime,
-                }
-            })
+        // 8 bytes per candidate while searching: positions in `c` and
+        // file indexes, in inode order.
+        let mut idx: Vec<u32> = (0..c.len() as u32)
+            .filter(|&k| c[k as usize].dev as usize == d)
             .collect();
-        let Some(maps) = btrfs::maps(&dev.root, dev.dev, &wants) else {
-            continue;
+        idx.sort_unstable_by_key(|&k| files[c[k as usize].file as usize].ino);
+        let file: Vec<u32> = idx.iter().map(|&k| c[k as usize].file).collect();
+        let want = |k: usize| {
+            let e = &files[file[k] as usize];
+            Want {
+                ino: e.ino,
+                size: e.size,
+                mtime: e.mtime,
+            }
         };
-        for (&k, m) in idx.iter().zip(maps) {
+        btrfs::maps(&dev.root, dev.dev, idx.len(), want, |k, m| {
+            let x = &mut c[idx[k] as usize];
             match m {
-                Some(TreeMap::Inline) => c[k].flags |= MAPPED | TREE_INLINE,
-                Some(TreeMap::Extents(s)) => {
-                    c[k].flags |= MAPPED;
-                    c[k].sig = s;
+                TreeMap::Inline => x.flags |= MAPPED | TREE_INLINE,
+                TreeMap::Extents(s) => {
+                    x.flags |= MAPPED;
+                    x.sig = s;
                 }
-                None => continue,
             }
             ctx.files_tree_mapped.fetch_add(1, Ordering::Relaxed);
-        }
+        });
     }
     let mapped = |x: &Candidate| x.flags & MAPPED != 0 && x.sig != 0;
     for r in runs(c, |x| (x.dev, x.size)) {
