@@ -54,6 +54,7 @@
 
 mod btrfs;
 mod dirs;
+mod fiemap;
 mod gate;
 mod group;
 mod report;
