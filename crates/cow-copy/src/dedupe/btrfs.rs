@@ -22,8 +22,11 @@ use cow_sys::linux::btrfs::{
     self, EXTENT_DATA_KEY, FILE_EXTENT_INLINE, FILE_EXTENT_PREALLOC, FILE_EXTENT_REG,
     FileExtentItem, INODE_ITEM_KEY, InodeItem, SearchBuf, SearchKey,
 };
-use rustix::fs::{FileType, Mode, OFlags};
+use rustix::fs::FileType;
 use xxhash_rust::xxh3::xxh3_64_with_seed;
+
+use super::dirs::open_read;
+use super::scan::{fstat, nanos};
 
 /// Candidates whose inode numbers are at most this far apart are searched
 /// as one key range: the items of the inodes between them (other files,
@@ -126,12 +129,10 @@ impl Acc {
             self.odd = true;
             return;
         };
-        let mtime = i64::try_from(i.mtime_sec)
-            .ok()
-            .and_then(|s| s.checked_mul(1_000_000_000))
-            .and_then(|s| s.checked_add(i.mtime_nsec.into()));
+        // The seconds are stored as the kernel's signed value.
+        let mtime = nanos(i.mtime_sec as i64, i.mtime_nsec.into());
         self.inode_ok = i.size == want.size
-            && mtime == Some(want.mtime)
+            && mtime == want.mtime
             && FileType::from_raw_mode(i.mode as _) == FileType::RegularFile;
     }
 
@@ -198,12 +199,12 @@ impl Acc {
     }
 }
 
-/// Opens `root` (on device `dev`) to search its subvolume's tree, without
-/// blocking on a FIFO or following a symlink put in its place.
+/// Opens `root` (on device `dev`) to search its subvolume's tree, as the
+/// candidates are opened (without blocking on a FIFO; a root given by the
+/// user may be a symlink), and checks it is a directory or file on `dev`.
 fn open_on(root: &std::path::Path, dev: u64) -> Option<File> {
-    let flags = OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NONBLOCK | OFlags::NOCTTY;
-    let f = File::from(rustix::fs::open(root, flags, Mode::empty()).ok()?);
-    let m = rustix::fs::fstat(&f).ok()?;
+    let f = open_read(None, root.as_os_str()).ok()?;
+    let m = fstat(&f).ok()?;
     let kind = FileType::from_raw_mode(m.st_mode);
     (m.st_dev == dev && matches!(kind, FileType::Directory | FileType::RegularFile)).then_some(f)
 }

@@ -43,7 +43,7 @@ pub(super) struct DirFds {
 /// the user may be a symlink), a terminal must not become ours
 /// (`O_NOCTTY`): the flags a copy's source is opened with. What does open
 /// is then checked against the scan by its caller.
-fn open_read(dir: Option<&OwnedFd>, name: &OsStr) -> io::Result<File> {
+pub(super) fn open_read(dir: Option<&OwnedFd>, name: &OsStr) -> io::Result<File> {
     let flags = OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NONBLOCK | OFlags::NOCTTY;
     let open = |flags| match dir {
         Some(d) => rustix::fs::openat(d.as_fd(), name, flags | OFlags::NOFOLLOW, Mode::empty()),

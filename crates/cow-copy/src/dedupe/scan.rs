@@ -120,7 +120,7 @@ impl Stat {
 }
 
 /// `sec` seconds and `nsec` nanoseconds since the epoch, in nanoseconds.
-fn nanos(sec: i64, nsec: i64) -> i64 {
+pub(super) fn nanos(sec: i64, nsec: i64) -> i64 {
     sec.saturating_mul(1_000_000_000).saturating_add(nsec)
 }
 

@@ -211,3 +211,16 @@ fs_test!(rewritten_since_shared_is_not_shared, [btrfs], |dir| {
         assert_eq!(fs::read(dir.join(k)).unwrap(), old);
     }
 });
+
+fs_test!(files_dated_before_1970_are_mapped_too, [btrfs], |dir| {
+    // btrfs stores the seconds as the kernel's signed value.
+    let old = std::time::UNIX_EPOCH - std::time::Duration::from_secs(86_400 * 400);
+    for i in 0..2 {
+        let p = dir.join(format!("old{i}"));
+        write_synced(&p, &pattern(20 * KIB, 80));
+        set_mtime(&p, old);
+    }
+    let r = run(dir, true, true);
+    assert_eq!(r.groups.len(), 1, "{r:#?}");
+    assert_mapped(&r, 2);
+});
