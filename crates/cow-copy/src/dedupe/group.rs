@@ -525,6 +525,10 @@ fn map_phase(ctx: &Ctx<'_>, c: &mut [Candidate]) {
         groups.push(g);
         rest = tail;
     }
+    // Mapped in block order too (see `in_block_order`): on XFS each
+    // `FIEMAP` of a file sharing blocks looks them up in the reference-count
+    // tree of their allocation group, under its header lock.
+    groups.sort_by_key(|g| (g[0].dev, ctx.tree.files[g[0].file as usize].ino));
     groups.into_par_iter().for_each(|g| {
         if g.len() <= GROUP_OPEN {
             map_group(ctx, g);
