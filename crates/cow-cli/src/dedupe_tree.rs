@@ -139,6 +139,9 @@ mod imp {
                 "stats: {} pairs compared by the kernel only, {} of them different",
                 s.pairs_kernel_compared, s.pairs_differing
             );
+            if s.cold_cache {
+                println!("stats: cold cache: reads were read ahead by chunks");
+            }
             println!(
                 "stats: scan {:.3} s, compare {:.3} s, share {:.3} s",
                 s.seconds[0], s.seconds[1], s.seconds[2]

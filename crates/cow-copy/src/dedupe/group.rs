@@ -20,14 +20,12 @@ use std::io;
 use std::num::NonZeroU64;
 use std::os::unix::fs::FileExt;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use rayon::prelude::*;
 use xxhash_rust::xxh3::{Xxh3, xxh3_64};
 
-use super::btrfs::{self, TreeMap, Want};
 use super::dirs::DirFds;
-use super::fiemap::{Map, map_of};
 use super::gate::Gate;
 use super::report::{SkipReason, Skipped};
 use super::scan::{FileEntry, Tree, fstat, is_file, mtime_ns};
@@ -40,26 +38,26 @@ pub(super) const HEAD: u64 = 4096;
 const CHUNK: usize = 1 << 20;
 
 /// The candidate's content key is valid.
-const KEYED: u8 = 1;
+pub(super) const KEYED: u8 = 1;
 /// Left out (skipped, changed, inline, or on a filesystem without dedupe).
-const OUT: u8 = 2;
+pub(super) const OUT: u8 = 2;
 /// Follows the first member of its shared cluster for the key being made.
-const FOLLOW: u8 = 4;
+pub(super) const FOLLOW: u8 = 4;
 /// Its size group's first-block keys are done (phase 2 was done with the
 /// files still open from the map).
-const HEADED: u8 = 8;
+pub(super) const HEADED: u8 = 8;
 /// Its whole-file keys are done (phase 3 too was done with the files still
 /// open).
-const WHOLE: u8 = 16;
+pub(super) const WHOLE: u8 = 16;
 /// One of a pair keyed by its first block only: the kernel's compare is
 /// the only one.
-const UNREAD: u8 = 32;
+pub(super) const UNREAD: u8 = 32;
 /// Its map came from the btrfs tree ([`super::btrfs`]): `sig` is set when
 /// another member of its size group has the same one, and the file is not
 /// mapped again.
-const MAPPED: u8 = 64;
+pub(super) const MAPPED: u8 = 64;
 /// The btrfs tree says it is stored inline.
-const TREE_INLINE: u8 = 128;
+pub(super) const TREE_INLINE: u8 = 128;
 
 /// A file that shares its size with another file on its filesystem.
 #[derive(Debug, Clone, Copy)]
@@ -70,11 +68,11 @@ pub(super) struct Candidate {
     /// same filesystem) mean the same blocks, hence the same bytes.
     pub(super) sig: u64,
     /// Content key: hash of the first block, then of the whole file.
-    key: u64,
+    pub(super) key: u64,
     /// Index into [`Tree::files`].
     pub(super) file: u32,
     pub(super) dev: u16,
-    flags: u8,
+    pub(super) flags: u8,
 }
 
 impl Candidate {
@@ -112,6 +110,9 @@ pub(super) struct Ctx<'a> {
     pub(super) files_tree_mapped: AtomicU64,
     /// Pairs left to the kernel's compare.
     pub(super) pairs_unread: AtomicU64,
+    /// A first-block read found its data out of the page cache: later
+    /// chunks of the map phase ask read-ahead first ([`super::map`]).
+    pub(super) cold: AtomicBool,
 }
 
 impl Ctx<'_> {
@@ -235,16 +236,21 @@ fn hash_from(f: &File, offset: u64, size: u64, h: &mut Xxh3) -> Result<u64, Skip
     })
 }
 
-/// The first-block key of an open file.
-fn head_key(ctx: &Ctx<'_>, f: &File, size: u64) -> Result<u64, SkipReason> {
+/// The first-block key of an open file, with read-ahead of its first
+/// 128 KiB first when `advise` ([`super::map::read_ahead`]).
+///
+/// The first read is tried with `RWF_NOWAIT`: when the data is not all in
+/// the page cache it returns early, marks the run [`Ctx::cold`], and the
+/// rest is read waiting for it.
+pub(super) fn head_key(
+    ctx: &Ctx<'_>,
+    f: &File,
+    size: u64,
+    advise: bool,
+) -> Result<u64, SkipReason> {
     let n = HEAD.min(size);
-    // A small file is read whole: the kernel's read-ahead would fetch it
-    // anyway.
-    // A file of one block is read whole by the read itself.
-    if size > HEAD
-        && let Some(len) = NonZeroU64::new(size.min(128 << 10))
-    {
-        let _ = rustix::fs::fadvise(f, 0, Some(len), rustix::fs::Advice::WillNeed);
+    if advise {
+        super::map::read_ahead(f, size, ctx.cold.load(Ordering::Relaxed));
     }
     let key = BUF.with(|b| {
         let mut buf = b.borrow_mut();
@@ -252,6 +258,20 @@ fn head_key(ctx: &Ctx<'_>, f: &File, size: u64) -> Result<u64, SkipReason> {
             buf.resize(HEAD as usize, 0);
         }
         let mut got = 0usize;
+        if !ctx.cold.load(Ordering::Relaxed) {
+            let mut bufs = [io::IoSliceMut::new(&mut buf[..n as usize])];
+            match rustix::io::preadv2(f, &mut bufs, 0, rustix::io::ReadWriteFlags::NOWAIT) {
+                Ok(k) if k as u64 == n => got = k,
+                Ok(0) => {}
+                Ok(k) => {
+                    got = k;
+                    ctx.cold.store(true, Ordering::Relaxed);
+                }
+                Err(rustix::io::Errno::AGAIN) => ctx.cold.store(true, Ordering::Relaxed),
+                // Not supported there, or failing: the plain read says.
+                Err(_) => {}
+            }
+        }
         while (got as u64) < n {
             match f.read_at(&mut buf[got..n as usize], got as u64) {
                 Ok(0) => return Err(SkipReason::Changed),
@@ -268,7 +288,7 @@ fn head_key(ctx: &Ctx<'_>, f: &File, size: u64) -> Result<u64, SkipReason> {
 }
 
 /// Index ranges of `c` where `key` is equal (the slice is sorted by it).
-fn runs<K: PartialEq>(
+pub(super) fn runs<K: PartialEq>(
     c: &[Candidate],
     key: impl Fn(&Candidate) -> K,
 ) -> Vec<std::ops::Range<usize>> {
@@ -286,12 +306,12 @@ fn runs<K: PartialEq>(
     out
 }
 
-fn leave_out(ctx: &Ctx<'_>, c: &mut Candidate, reason: SkipReason) {
+pub(super) fn leave_out(ctx: &Ctx<'_>, c: &mut Candidate, reason: SkipReason) {
     c.flags |= OUT;
     ctx.skip(c.file, reason);
 }
 
-fn progress(ctx: &Ctx<'_>, bytes: u64) {
+pub(super) fn progress(ctx: &Ctx<'_>, bytes: u64) {
     ctx.observer.event(&Event::Progress {
         phase: Phase::Compare,
         files: 1,
@@ -299,252 +319,11 @@ fn progress(ctx: &Ctx<'_>, bytes: u64) {
     });
 }
 
-/// Size groups up to this many members are compared with their files
-/// held open from the extent map to the last read (no file opened twice);
-/// larger ones are mapped file by file and opened again for each later
-/// read. A worker compares one such group at a time (no parallel loop
-/// inside it, so no other group is stolen while it waits), so at most
-/// `threads * GROUP_OPEN` files are open at once.
-pub(super) const GROUP_OPEN: usize = 64;
-
-/// The extent map of one candidate; the first block too when the map
-/// proves nothing (it will be needed: such a file has no equal in its size
-/// group without reading). Returns the file if it was opened and not left
-/// out (its blocks may be needed, once the group is known); a file mapped
-/// from the tree with a `sig` is not opened.
-fn map_one(ctx: &Ctx<'_>, x: &mut Candidate) -> Option<File> {
-    if x.flags & TREE_INLINE != 0 {
-        return inline(ctx, x);
-    }
-    if x.flags & MAPPED != 0 && x.sig != 0 {
-        progress(ctx, 0);
-        return None;
-    }
-    let f = match open_checked(ctx, x.file) {
-        Ok(f) => f,
-        Err(r) => {
-            leave_out(ctx, x, r);
-            return None;
-        }
-    };
-    if x.flags & MAPPED != 0 {
-        // The tree showed no other member with its blocks.
-        return first_block(ctx, x, f);
-    }
-    match map_of(
-        &ctx.kernel,
-        &f,
-        x.size,
-        ctx.tree.devices[x.dev as usize].btrfs,
-    ) {
-        Map::Shared(s) => {
-            x.sig = s;
-            progress(ctx, 0);
-            Some(f)
-        }
-        Map::Inline => inline(ctx, x),
-        Map::Other => first_block(ctx, x, f),
-    }
-}
-
-fn inline(ctx: &Ctx<'_>, x: &mut Candidate) -> Option<File> {
-    x.flags |= OUT;
-    ctx.files_inline.fetch_add(1, Ordering::Relaxed);
-    progress(ctx, 0);
-    None
-}
-
-/// Keys `x` by the first block of its open file `f`.
-fn first_block(ctx: &Ctx<'_>, x: &mut Candidate, f: File) -> Option<File> {
-    match head_key(ctx, &f, x.size) {
-        Ok(k) => {
-            x.key = k;
-            x.flags |= KEYED;
-            progress(ctx, HEAD.min(x.size));
-            Some(f)
-        }
-        Err(r) => {
-            leave_out(ctx, x, r);
-            None
-        }
-    }
-}
-
-/// On btrfs, where the kernel allows the search: the maps of the
-/// candidates (`c`, sorted by device, size and inode) from the tree, marked
-/// [`MAPPED`]. A map no other member of its size group has proves nothing:
-/// its `sig` is cleared, and the file is read without being mapped again.
-fn premap(ctx: &Ctx<'_>, c: &mut [Candidate]) {
-    if !ctx.tree_search {
-        return;
-    }
-    let files = &ctx.tree.files;
-    for (d, dev) in ctx.tree.devices.iter().enumerate() {
-        if !dev.btrfs {
-            continue;
-        }
-        // 8 bytes per candidate while searching: positions in `c` and
-        // file indexes, in inode order.
-        let mut idx: Vec<u32> = (0..c.len() as u32)
-            .filter(|&k| c[k as usize].dev as usize == d)
-            .collect();
-        idx.sort_unstable_by_key(|&k| files[c[k as usize].file as usize].ino);
-        let file: Vec<u32> = idx.iter().map(|&k| c[k as usize].file).collect();
-        let want = |k: usize| {
-            let e = &files[file[k] as usize];
-            Want {
-                ino: e.ino,
-                size: e.size,
-                mtime: e.mtime,
-            }
-        };
-        btrfs::maps(&dev.root, dev.dev, idx.len(), want, |k, m| {
-            let x = &mut c[idx[k] as usize];
-            match m {
-                TreeMap::Inline => x.flags |= MAPPED | TREE_INLINE,
-                TreeMap::Extents(s) => {
-                    x.flags |= MAPPED;
-                    x.sig = s;
-                }
-            }
-            ctx.files_tree_mapped.fetch_add(1, Ordering::Relaxed);
-        });
-    }
-    let mapped = |x: &Candidate| x.flags & MAPPED != 0 && x.sig != 0;
-    for r in runs(c, |x| (x.dev, x.size)) {
-        let g = &mut c[r];
-        let mut sigs: Vec<u64> = g.iter().filter(|x| mapped(x)).map(|x| x.sig).collect();
-        sigs.sort_unstable();
-        for x in g.iter_mut().filter(|x| mapped(x)) {
-            let from = sigs.partition_point(|&s| s < x.sig);
-            if sigs.get(from + 1) != Some(&x.sig) {
-                x.sig = 0;
-            }
-        }
-    }
-}
-
-/// Sorts `s` by `key`, and `fds` (one per member) with it.
-fn sort_with<K: Ord>(
-    s: &mut [Candidate],
-    fds: &mut Vec<Option<File>>,
-    key: impl Fn(&Candidate) -> K,
-) {
-    let mut idx: Vec<usize> = (0..s.len()).collect();
-    idx.sort_by_key(|&i| key(&s[i]));
-    let cs: Vec<Candidate> = idx.iter().map(|&i| s[i]).collect();
-    let mut old = std::mem::take(fds);
-    *fds = idx.iter().map(|&i| old[i].take()).collect();
-    s.copy_from_slice(&cs);
-}
-
-/// Computes `key` from the open file of every live, unkeyed, non-following
-/// member of `s` (`fds` is parallel to it; a member not open yet is opened
-/// and kept open).
-fn pass(
-    ctx: &Ctx<'_>,
-    s: &mut [Candidate],
-    fds: &mut [Option<File>],
-    key: impl Fn(&File, &Candidate) -> Result<u64, SkipReason>,
-) {
-    for (x, f) in s.iter_mut().zip(fds) {
-        if x.out() || x.flags & (KEYED | FOLLOW) != 0 {
-            continue;
-        }
-        if f.is_none() {
-            match open_checked(ctx, x.file) {
-                Ok(o) => *f = Some(o),
-                Err(r) => {
-                    leave_out(ctx, x, r);
-                    continue;
-                }
-            }
-        }
-        let Some(f) = f.as_ref() else {
-            continue;
-        };
-        match key(f, x) {
-            Ok(k) => {
-                x.key = k;
-                x.flags |= KEYED;
-            }
-            Err(r) => leave_out(ctx, x, r),
-        }
-    }
-}
-
-/// Phases 1 to 3 for one size group of at most [`GROUP_OPEN`] members,
-/// each file opened once: the maps, the first block of one member per
-/// shared cluster when the group is not one cluster, then the rest of the
-/// files whose first blocks matched. Marks the group [`HEADED`] and
-/// [`WHOLE`].
-fn map_group(ctx: &Ctx<'_>, s: &mut [Candidate]) {
-    let mut fds: Vec<Option<File>> = s.iter_mut().map(|x| map_one(ctx, x)).collect();
-    let done = |s: &mut [Candidate]| {
-        for x in s.iter_mut() {
-            x.flags |= KEYED | HEADED | WHOLE;
-        }
-    };
-    sort_with(s, &mut fds, |x| x.sig);
-    if settled(s) {
-        return done(s);
-    }
-    mark(s, false);
-    let head = |f: &File, x: &Candidate| head_key(ctx, f, x.size);
-    pass(ctx, s, &mut fds, head);
-    spread(s);
-    pass(ctx, s, &mut fds, head);
-    if s[0].size > HEAD {
-        sort_with(s, &mut fds, |x| (x.key, x.sig));
-        for r in runs(s, |x| x.key) {
-            let (rs, rf) = (&mut s[r.clone()], &mut fds[r]);
-            if settled(rs) || leave_to_kernel(ctx, rs) {
-                continue;
-            }
-            mark(rs, true);
-            let whole = |f: &File, x: &Candidate| whole_of(ctx, f, x);
-            pass(ctx, rs, rf, whole);
-            spread(rs);
-            pass(ctx, rs, rf, whole);
-        }
-    }
-    done(s);
-}
-
-/// Phase 1 (and 2, for groups small enough to hold open): the extent map
-/// of every candidate.
-fn map_phase(ctx: &Ctx<'_>, c: &mut [Candidate]) {
-    c.par_sort_unstable_by_key(|x| (x.dev, x.size, ctx.tree.files[x.file as usize].ino));
-    premap(ctx, c);
-    let mut groups: Vec<&mut [Candidate]> = Vec::new();
-    let mut rest = c;
-    while !rest.is_empty() {
-        let k = (rest[0].dev, rest[0].size);
-        let n = rest.iter().take_while(|x| (x.dev, x.size) == k).count();
-        let (g, tail) = rest.split_at_mut(n);
-        groups.push(g);
-        rest = tail;
-    }
-    // Mapped in block order too (see `in_block_order`): on XFS each
-    // `FIEMAP` of a file sharing blocks looks them up in the reference-count
-    // tree of their allocation group, under its header lock.
-    groups.sort_by_key(|g| (g[0].dev, ctx.tree.files[g[0].file as usize].ino));
-    groups.into_par_iter().for_each(|g| {
-        if g.len() <= GROUP_OPEN {
-            map_group(ctx, g);
-        } else {
-            g.par_iter_mut().filter(|x| !x.out()).for_each(|x| {
-                map_one(ctx, x);
-            });
-        }
-    });
-}
-
 /// Marks the live members of `s` (sorted so that equal `sig`s are
 /// adjacent) that need a key for the next step: every file outside a shared
 /// cluster when `unclustered`, and the first member of each cluster; the
 /// other members of a cluster follow their first (they hold the same bytes).
-fn mark(s: &mut [Candidate], unclustered: bool) {
+pub(super) fn mark(s: &mut [Candidate], unclustered: bool) {
     for r in runs(s, |x| x.sig) {
         let rs = &mut s[r];
         let clustered = rs[0].sig != 0;
@@ -568,7 +347,7 @@ fn mark(s: &mut [Candidate], unclustered: bool) {
 /// Copies the key of each cluster's keyed first member to its followers;
 /// followers whose first dropped out stay unkeyed (they are read
 /// themselves next).
-fn spread(s: &mut [Candidate]) {
+pub(super) fn spread(s: &mut [Candidate]) {
     for r in runs(s, |x| x.sig) {
         let rs = &mut s[r];
         let lead = rs
@@ -591,7 +370,7 @@ fn spread(s: &mut [Candidate]) {
 /// cluster) is a pair and blocks are to be shared: marks both
 /// [`UNREAD`], keyed by their first block, and says so. The kernel's
 /// compare reads them once, instead of a hash and then the kernel.
-fn leave_to_kernel(ctx: &Ctx<'_>, s: &mut [Candidate]) -> bool {
+pub(super) fn leave_to_kernel(ctx: &Ctx<'_>, s: &mut [Candidate]) -> bool {
     if !ctx.kernel_decides || s.iter().filter(|x| !x.out()).count() != 2 {
         return false;
     }
@@ -604,7 +383,7 @@ fn leave_to_kernel(ctx: &Ctx<'_>, s: &mut [Candidate]) -> bool {
 
 /// Whether the live members of `s` are one shared cluster (or fewer than
 /// two files): then they are equal, or alone, without reading.
-fn settled(s: &[Candidate]) -> bool {
+pub(super) fn settled(s: &[Candidate]) -> bool {
     let mut live = s.iter().filter(|x| !x.out());
     match (live.next(), live.clone().next()) {
         (Some(first), Some(_)) => first.sig != 0 && live.all(|x| x.sig == first.sig),
@@ -645,7 +424,7 @@ pub(super) fn compare(
     ctx: &Ctx<'_>,
     mut c: Vec<Candidate>,
 ) -> (Vec<Candidate>, Vec<std::ops::Range<usize>>) {
-    map_phase(ctx, &mut c);
+    super::map::map_phase(ctx, &mut c);
     // Phase 2: the first block of one member per shared cluster, where the
     // size group holds more than one cluster.
     c.par_sort_unstable_by_key(|x| (x.dev, x.size, x.sig));
@@ -664,7 +443,7 @@ pub(super) fn compare(
         }
     }
     keys(ctx, &mut c, &sizes, |x| {
-        open_checked(ctx, x.file).and_then(|f| head_key(ctx, &f, x.size))
+        open_checked(ctx, x.file).and_then(|f| head_key(ctx, &f, x.size, true))
     });
     // Phase 3: whole files where the first blocks matched, one per cluster.
     c.par_sort_unstable_by_key(|x| (x.dev, x.size, x.key, x.sig));
@@ -721,7 +500,7 @@ fn whole_key(ctx: &Ctx<'_>, x: &Candidate) -> Result<u64, SkipReason> {
 }
 
 /// [`whole_key`] of the open file `f`.
-fn whole_of(ctx: &Ctx<'_>, f: &File, x: &Candidate) -> Result<u64, SkipReason> {
+pub(super) fn whole_of(ctx: &Ctx<'_>, f: &File, x: &Candidate) -> Result<u64, SkipReason> {
     if let Some(len) = NonZeroU64::new(x.size - HEAD) {
         let _ = rustix::fs::fadvise(f, HEAD, Some(len), rustix::fs::Advice::Sequential);
     }

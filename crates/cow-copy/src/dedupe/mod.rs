@@ -57,6 +57,7 @@ mod dirs;
 mod fiemap;
 mod gate;
 mod group;
+mod map;
 mod report;
 mod scan;
 mod share;
@@ -244,7 +245,7 @@ impl DedupeOptions {
             phase: Phase::Scan,
             total: 0,
         });
-        let held = self.threads * group::GROUP_OPEN;
+        let held = self.threads * map::GROUP_OPEN;
         let (tree, walked) = scan::scan(roots, self.min_size, dirs::walk_budget(held), observer)?;
         let (mut cands, links) = group::candidates(&tree);
         stats.files_scanned = tree.scanned;
@@ -297,6 +298,7 @@ impl DedupeOptions {
             files_opened: AtomicU64::new(0),
             files_tree_mapped: AtomicU64::new(0),
             pairs_unread: AtomicU64::new(0),
+            cold: AtomicBool::new(false),
         };
         observer.event(&Event::Started {
             phase: Phase::Compare,
@@ -359,6 +361,7 @@ impl DedupeOptions {
         stats.files_tree_mapped = ctx.files_tree_mapped.load(Ordering::Relaxed);
         stats.pairs_kernel_compared = ctx.pairs_unread.load(Ordering::Relaxed);
         stats.pairs_differing = sharer.pairs_differing.load(Ordering::Relaxed);
+        stats.cold_cache = ctx.cold.load(Ordering::Relaxed);
 
         groups.sort_by_cached_key(|g| report::path_key(g.reference()));
         let bytes_newly_shared = sharer.newly.load(Ordering::Relaxed);

@@ -206,6 +206,11 @@ pub struct Stats {
     /// difference were shared, and are counted in
     /// [`DedupeReport::bytes_newly_shared`].
     pub pairs_differing: u64,
+    /// A first-block read found its data out of the page cache: from then
+    /// on each chunk of the compare asked read-ahead for the files it was
+    /// about to read before reading the first (a cold cache waits for the
+    /// disk for many files at once instead of one after the other).
+    pub cold_cache: bool,
     /// Seconds spent scanning, comparing and sharing.
     pub seconds: [f64; 3],
 }

@@ -12,6 +12,7 @@ mod cancel;
 mod common;
 mod concurrent;
 mod dedupe_btrfs_tree;
+mod dedupe_cold;
 mod dedupe_extents;
 mod dedupe_pairs;
 mod dedupe_tree;
