@@ -29,9 +29,10 @@ use super::report::SkipReason;
 /// Size groups up to this many members are compared with their files
 /// held open from the extent map to the last read (no file opened twice);
 /// larger ones are mapped file by file and opened again for each later
-/// read. A worker compares one such group at a time (no parallel loop
-/// inside it, so no other group is stolen while it waits), so at most
-/// `threads * GROUP_OPEN` files are open at once.
+/// read. A worker compares one chunk of such groups, at most this many
+/// files in all, at a time (no parallel loop inside it, so no other work
+/// is stolen while it waits), so at most `threads * GROUP_OPEN` files are
+/// open at once.
 pub(super) const GROUP_OPEN: usize = 64;
 
 /// What mapping one candidate left.
@@ -213,6 +214,7 @@ pub(super) fn map_phase(ctx: &Ctx<'_>, c: &mut [Candidate]) {
         }),
     });
 }
+
 /// On btrfs, where the kernel allows the search: the maps of the
 /// candidates (`c`, sorted by device, size and inode) from the tree, marked
 /// [`MAPPED`]. A map no other member of its size group has proves nothing:
