@@ -113,6 +113,9 @@ pub(super) struct Ctx<'a> {
     /// A first-block read found its data out of the page cache: later
     /// chunks of the map phase ask read-ahead first ([`super::map`]).
     pub(super) cold: AtomicBool,
+    /// Reads are tried with `RWF_NOWAIT` (cleared where the kernel does
+    /// not support it, so that each read is not tried twice).
+    pub(super) nowait: AtomicBool,
 }
 
 impl Ctx<'_> {
@@ -258,7 +261,7 @@ pub(super) fn head_key(
             buf.resize(HEAD as usize, 0);
         }
         let mut got = 0usize;
-        if !ctx.cold.load(Ordering::Relaxed) {
+        if !ctx.cold.load(Ordering::Relaxed) && ctx.nowait.load(Ordering::Relaxed) {
             let mut bufs = [io::IoSliceMut::new(&mut buf[..n as usize])];
             match rustix::io::preadv2(f, &mut bufs, 0, rustix::io::ReadWriteFlags::NOWAIT) {
                 Ok(k) if k as u64 == n => got = k,
@@ -268,7 +271,10 @@ pub(super) fn head_key(
                     ctx.cold.store(true, Ordering::Relaxed);
                 }
                 Err(rustix::io::Errno::AGAIN) => ctx.cold.store(true, Ordering::Relaxed),
-                // Not supported there, or failing: the plain read says.
+                Err(rustix::io::Errno::OPNOTSUPP | rustix::io::Errno::NOSYS) => {
+                    ctx.nowait.store(false, Ordering::Relaxed)
+                }
+                // Failing: the plain read says why.
                 Err(_) => {}
             }
         }

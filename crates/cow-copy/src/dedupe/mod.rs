@@ -299,6 +299,7 @@ impl DedupeOptions {
             files_tree_mapped: AtomicU64::new(0),
             pairs_unread: AtomicU64::new(0),
             cold: AtomicBool::new(false),
+            nowait: AtomicBool::new(true),
         };
         observer.event(&Event::Started {
             phase: Phase::Compare,
