@@ -51,7 +51,7 @@ pub(super) const HEADED: u8 = 8;
 pub(super) const WHOLE: u8 = 16;
 /// One of a pair keyed by its first block only: the kernel's compare is
 /// the only one.
-pub(super) const UNREAD: u8 = 32;
+const UNREAD: u8 = 32;
 /// Its map came from the btrfs tree ([`super::btrfs`]): `sig` is set when
 /// another member of its size group has the same one, and the file is not
 /// mapped again.

@@ -18,16 +18,19 @@ use crate::common::quiet;
 const KIB: usize = 1 << 10;
 const GROUPS: usize = 40;
 
+/// The size of group `g`: 8 KiB to 164 KiB, never inline, more than one
+/// read-ahead window for the larger ones.
+fn len(g: usize) -> usize {
+    8 * KIB + g * 4 * KIB
+}
+
 /// `GROUPS` size groups of three files: two equal, one differing from the
 /// first block on. Returns each file's path and content.
 fn tree(dir: &Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
     let mut files = Vec::new();
     for g in 0..GROUPS {
-        // 8 KiB to 164 KiB: never inline, more than one read-ahead window
-        // for the larger ones.
-        let len = 8 * KIB + g * 4 * KIB;
-        let same = pattern(len, 1000 + g as u64);
-        let other = pattern(len, 2000 + g as u64);
+        let same = pattern(len(g), 1000 + g as u64);
+        let other = pattern(len(g), 2000 + g as u64);
         for (k, data) in [&same, &same, &other].into_iter().enumerate() {
             let p = dir.join(format!("d{}/g{g}-{k}", g % 4));
             fs::create_dir_all(p.parent().unwrap()).unwrap();
@@ -77,8 +80,7 @@ fs_test!(cold_reads_ahead, [btrfs, xfs], |dir| {
     let cold = run(dir, false);
     assert!(cold.stats.cold_cache, "{:?}", cold.stats);
     assert_groups(&cold);
-    let len = |g: usize| (8 * KIB + g * 4 * KIB) as u64;
-    let want: u64 = (0..GROUPS).map(len).sum();
+    let want: u64 = (0..GROUPS).map(|g| len(g) as u64).sum();
     assert_eq!(cold.bytes_newly_shared, want, "{cold:#?}");
     for (p, data) in &files {
         assert_eq!(&fs::read(p).unwrap(), data, "{} changed", p.display());
