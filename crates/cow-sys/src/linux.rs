@@ -1,5 +1,5 @@
 //! Linux: `FICLONE`, `FICLONERANGE`, `FIDEDUPERANGE` and `FS_IOC_FIEMAP`;
-//! btrfs's tree search in [`btrfs`].
+//! btrfs's tree search in [`btrfs`]; XFS's geometry in [`xfs`].
 //!
 //! Struct layouts follow `<linux/fs.h>` and `<linux/fiemap.h>`; the tests
 //! compile a C probe against the installed kernel headers and compare every
@@ -13,6 +13,7 @@ use bitflags::bitflags;
 use rustix::ioctl::{self, Ioctl, IoctlOutput, Opcode, opcode};
 
 pub mod btrfs;
+pub mod xfs;
 
 /// `struct file_clone_range` from `<linux/fs.h>`: the argument of
 /// `FICLONERANGE`.

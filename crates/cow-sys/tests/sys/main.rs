@@ -11,6 +11,8 @@ mod linux_btrfs;
 mod linux_ioctl;
 #[cfg(any(target_os = "linux", target_os = "android"))]
 mod linux_layout;
+#[cfg(any(target_os = "linux", target_os = "android"))]
+mod linux_xfs;
 #[cfg(target_os = "macos")]
 mod macos;
 #[cfg(windows)]
