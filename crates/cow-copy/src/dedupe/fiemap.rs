@@ -9,12 +9,34 @@ use std::os::fd::AsFd;
 use cow_sys::linux::{FiemapExtent, FiemapExtentFlags as F, FiemapFlags, fiemap, fiemap_all};
 use xxhash_rust::xxh3::Xxh3;
 
+use super::ag::{AgLocks, Guess};
 use super::gate::Gate;
+
+/// How the `FIEMAP` calls of one file wait: for a CPU at the gate, then
+/// for the XFS allocation group they are expected to lock.
+pub(super) struct Serial<'a> {
+    pub(super) gate: &'a Gate,
+    pub(super) ags: &'a AgLocks,
+    pub(super) dev: u16,
+    pub(super) guess: Guess,
+}
+
+impl Serial<'_> {
+    fn call<T>(&self, f: impl FnOnce() -> T) -> T {
+        self.gate.pass(|| self.ags.hold(self.dev, self.guess, f))
+    }
+}
 
 /// What the extent map says about a file.
 pub(super) enum Map {
-    /// Every extent shared and exactly addressed: the map's hash.
-    Shared(u64),
+    /// Every extent shared and exactly addressed: the map's hash, and the
+    /// device address of the first extent.
+    Shared {
+        /// The hash.
+        sig: u64,
+        /// `fe_physical` of the first extent.
+        physical: u64,
+    },
     /// Data stored inline: nothing to gain.
     Inline,
     /// Nothing provable.
@@ -86,7 +108,7 @@ fn first_look(batch: &[FiemapExtent], size: u64, asked: u32) -> First {
 /// flush. XFS maps its data fork only, where a pending copy-on-write of a
 /// shared extent does not show: there the flush always comes first.
 fn extent_map(
-    gate: &Gate,
+    serial: &Serial<'_>,
     f: &File,
     size: u64,
     quick: bool,
@@ -98,8 +120,8 @@ fn extent_map(
         FiemapFlags::SYNC
     };
     loop {
-        let (_, batch) = gate
-            .pass(|| fiemap(fd, 0, size, flags, FIRST_EXTENTS))
+        let (_, batch) = serial
+            .call(|| fiemap(fd, 0, size, flags, FIRST_EXTENTS))
             .ok()?;
         match first_look(&batch, size, FIRST_EXTENTS) {
             First::Inline => return Some(Err(())),
@@ -109,8 +131,8 @@ fn extent_map(
             First::Complete => return Some(Ok(batch)),
             // The flush, if any, was done by the first call.
             First::More => {
-                return gate
-                    .pass(|| fiemap_all(fd, FiemapFlags::empty()))
+                return serial
+                    .call(|| fiemap_all(fd, FiemapFlags::empty()))
                     .ok()
                     .map(Ok);
             }
@@ -118,8 +140,10 @@ fn extent_map(
     }
 }
 
-pub(super) fn map_of(gate: &Gate, f: &File, size: u64, quick: bool) -> Map {
-    let extents = match extent_map(gate, f, size, quick) {
+/// What the extent map of `f` (`size` bytes; `quick`: btrfs, see
+/// [`extent_map`]) proves, its calls waiting as `serial` says.
+pub(super) fn map_of(serial: &Serial<'_>, f: &File, size: u64, quick: bool) -> Map {
+    let extents = match extent_map(serial, f, size, quick) {
         Some(Ok(e)) => e,
         Some(Err(())) => return Map::Inline,
         None => return Map::Other,
@@ -145,7 +169,10 @@ pub(super) fn map_of(gate: &Gate, f: &File, size: u64, quick: bool) -> Map {
         }
     }
     match h.digest() {
-        s if all && s != 0 => Map::Shared(s),
+        s if all && s != 0 => Map::Shared {
+            sig: s,
+            physical: extents[0].fe_physical,
+        },
         _ => Map::Other,
     }
 }

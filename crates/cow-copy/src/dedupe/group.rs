@@ -25,6 +25,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use rayon::prelude::*;
 use xxhash_rust::xxh3::{Xxh3, xxh3_64};
 
+use super::ag::AgLocks;
 use super::dirs::DirFds;
 use super::gate::Gate;
 use super::report::{SkipReason, Skipped};
@@ -95,6 +96,8 @@ pub(super) struct Ctx<'a> {
     pub(super) observer: &'a dyn Observer,
     /// Where `FIEMAP` and `FIDEDUPERANGE` calls wait for a CPU.
     pub(super) kernel: Gate,
+    /// Where `FIEMAP` calls on XFS wait for their allocation group.
+    pub(super) ags: AgLocks,
     /// Blocks will be shared, so the kernel compares every group: a pair
     /// need not be hashed whole first.
     pub(super) kernel_decides: bool,

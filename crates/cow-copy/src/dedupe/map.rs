@@ -18,8 +18,9 @@ use std::sync::atomic::Ordering;
 
 use rayon::prelude::*;
 
+use super::ag::Guess;
 use super::btrfs::{self, TreeMap, Want};
-use super::fiemap::{Map, map_of};
+use super::fiemap::{Map, Serial, map_of};
 use super::group::{
     Candidate, Ctx, FOLLOW, HEAD, HEADED, KEYED, MAPPED, OUT, TREE_INLINE, WHOLE, head_key,
     leave_out, leave_to_kernel, mark, open_checked, progress, runs, settled, spread, whole_of,
@@ -46,8 +47,10 @@ enum Mapped {
 }
 
 /// The extent map of one candidate, without reading it. A file mapped
-/// from the tree with a `sig` is not opened.
-fn map_only(ctx: &Ctx<'_>, x: &mut Candidate) -> Mapped {
+/// from the tree with a `sig` is not opened. `guess` is the XFS allocation
+/// group its `FIEMAP` is expected to lock; it becomes the group of the
+/// blocks the file turns out to share.
+fn map_only(ctx: &Ctx<'_>, x: &mut Candidate, guess: &mut Guess) -> Mapped {
     if x.flags & TREE_INLINE != 0 {
         inline(ctx, x);
         return Mapped::Closed;
@@ -67,14 +70,16 @@ fn map_only(ctx: &Ctx<'_>, x: &mut Candidate) -> Mapped {
         // The tree showed no other member with its blocks.
         return Mapped::Unproven(f);
     }
-    match map_of(
-        &ctx.kernel,
-        &f,
-        x.size,
-        ctx.tree.devices[x.dev as usize].btrfs,
-    ) {
-        Map::Shared(s) => {
-            x.sig = s;
+    let serial = Serial {
+        gate: &ctx.kernel,
+        ags: &ctx.ags,
+        dev: x.dev,
+        guess: *guess,
+    };
+    match map_of(&serial, &f, x.size, ctx.tree.devices[x.dev as usize].btrfs) {
+        Map::Shared { sig, physical } => {
+            x.sig = sig;
+            *guess = ctx.ags.of_physical(x.dev, physical);
             progress(ctx, 0);
             Mapped::Proven(f)
         }
@@ -89,8 +94,8 @@ fn map_only(ctx: &Ctx<'_>, x: &mut Candidate) -> Mapped {
 /// [`map_only`], then the first block when the map proves nothing (it will
 /// be needed: such a file has no equal in its size group without reading).
 /// Returns the file if it is still open.
-fn map_one(ctx: &Ctx<'_>, x: &mut Candidate) -> Option<File> {
-    match map_only(ctx, x) {
+fn map_one(ctx: &Ctx<'_>, x: &mut Candidate, guess: &mut Guess) -> Option<File> {
+    match map_only(ctx, x, guess) {
         Mapped::Closed => None,
         Mapped::Proven(f) => Some(f),
         Mapped::Unproven(f) => first_block(ctx, x, f, true),
@@ -138,7 +143,10 @@ pub(super) fn read_ahead(f: &File, size: u64, cold: bool) {
 fn map_chunk(ctx: &Ctx<'_>, mut groups: Vec<&mut [Candidate]>) {
     let maps: Vec<Vec<Mapped>> = groups
         .iter_mut()
-        .map(|g| g.iter_mut().map(|x| map_only(ctx, x)).collect())
+        .map(|g| {
+            let mut guess = first_guess(ctx, g);
+            g.iter_mut().map(|x| map_only(ctx, x, &mut guess)).collect()
+        })
         .collect();
     let cold = ctx.cold.load(Ordering::Relaxed);
     for (g, m) in groups.iter().zip(&maps) {
@@ -160,6 +168,14 @@ fn map_chunk(ctx: &Ctx<'_>, mut groups: Vec<&mut [Candidate]>) {
             .collect();
         key_group(ctx, g, fds);
     }
+}
+
+/// The XFS allocation group the first `FIEMAP` of size group `g` (sorted
+/// by inode) is expected to lock: that of its lowest inode, near which XFS
+/// put that file's blocks, which the other members usually share.
+fn first_guess(ctx: &Ctx<'_>, g: &[Candidate]) -> Guess {
+    let x = &g[0];
+    ctx.ags.of_inode(x.dev, ctx.tree.files[x.file as usize].ino)
 }
 
 /// A unit of the map phase.
@@ -209,9 +225,13 @@ pub(super) fn map_phase(ctx: &Ctx<'_>, c: &mut [Candidate]) {
     }
     work.into_par_iter().for_each(|w| match w {
         Work::Chunk(groups) => map_chunk(ctx, groups),
-        Work::Large(g) => g.par_iter_mut().filter(|x| !x.out()).for_each(|x| {
-            map_one(ctx, x);
-        }),
+        Work::Large(g) => {
+            let guess = first_guess(ctx, g);
+            g.par_iter_mut().filter(|x| !x.out()).for_each(|x| {
+                let mut guess = guess;
+                map_one(ctx, x, &mut guess);
+            })
+        }
     });
 }
 

@@ -52,6 +52,7 @@
 //!    filesystem where something was shared (after, without the flush on
 //!    XFS, whose free-space count is current without it).
 
+mod ag;
 mod btrfs;
 mod dirs;
 mod fiemap;
@@ -288,6 +289,7 @@ impl DedupeOptions {
             dirs: dirs::DirFds::new(&tree, held, walked, cands.iter().map(|c| c.file)),
             observer,
             kernel: gate::Gate::new(self.cpus.min(self.threads)),
+            ags: ag::AgLocks::new(&tree),
             kernel_decides: !self.dry_run,
             tree_search: self.tree_search,
             skipped: Mutex::new(Vec::new()),

@@ -75,6 +75,8 @@ pub(super) struct Device {
     /// frees a shared-away extent only when its transaction commits, and
     /// other filesystems are not known to, so they are flushed first.
     pub(super) counts_current: bool,
+    /// It is XFS (see [`super::ag`]).
+    pub(super) xfs: bool,
 }
 
 /// Every regular file of the trees, in a compact table.
@@ -211,6 +213,7 @@ impl Tree {
             root: root.to_path_buf(),
             btrfs: magic == BTRFS_MAGIC,
             counts_current: magic == XFS_MAGIC,
+            xfs: magic == XFS_MAGIC,
         });
         Ok(i)
     }
