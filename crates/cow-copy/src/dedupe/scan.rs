@@ -528,3 +528,65 @@ pub(super) fn open_for_writing(own: &HashSet<std::os::fd::RawFd>) -> HashSet<(u6
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::open_for_writing;
+    use std::collections::HashSet;
+    use std::fs::{self, File, OpenOptions};
+    use std::os::unix::fs::MetadataExt;
+
+    #[test]
+    fn writers_here_and_in_other_processes_are_found_readers_are_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let id = |p: &std::path::Path| {
+            let m = fs::metadata(p).unwrap();
+            (m.dev(), m.ino())
+        };
+        let names = ["ro", "wo", "rw", "child_ro", "child_rw", "ignored"];
+        let p: Vec<_> = names.iter().map(|n| dir.path().join(n)).collect();
+        for f in &p {
+            fs::write(f, b"x").unwrap();
+        }
+        let _ro = File::open(&p[0]).unwrap();
+        let _wo = OpenOptions::new().append(true).open(&p[1]).unwrap();
+        let _rw = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&p[2])
+            .unwrap();
+        let ignored = OpenOptions::new().write(true).open(&p[5]).unwrap();
+        let own: HashSet<_> = [std::os::fd::AsRawFd::as_raw_fd(&ignored)].into();
+        // A child holding one file open to read and one to read and write,
+        // until its stdin closes.
+        let mut child = std::process::Command::new("sh")
+            .arg("-c")
+            .arg("exec 3<\"$1\" 4<>\"$2\"; echo ready; read _")
+            .arg("sh")
+            .args([&p[3], &p[4]])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+            &mut line,
+        )
+        .unwrap();
+        assert_eq!(line, "ready\n");
+        let w = open_for_writing(&own);
+        drop(child.stdin.take());
+        child.wait().unwrap();
+        for (k, want) in [
+            (0, false),
+            (1, true),
+            (2, true),
+            (3, false),
+            (4, true),
+            (5, false),
+        ] {
+            assert_eq!(w.contains(&id(&p[k])), want, "{}", names[k]);
+        }
+    }
+}
