@@ -72,7 +72,10 @@ fn map_only(ctx: &Ctx<'_>, x: &mut Candidate, guess: &mut Guess) -> Mapped {
     }
     let serial = Serial {
         gate: &ctx.kernel,
-        ags: &ctx.ags,
+        // On a cold cache a call may wait for metadata from the disk while
+        // it holds its AG: the workers then wait for the disk anyway, and
+        // would only spin behind it.
+        ags: (!ctx.cold.load(Ordering::Relaxed)).then_some(&ctx.ags),
         dev: x.dev,
         guess: *guess,
     };
