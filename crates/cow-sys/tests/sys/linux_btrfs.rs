@@ -16,15 +16,10 @@ use cow_test_support::{fs_test, pattern, write_synced};
 
 use crate::common;
 
+/// After [`common::PRELUDE`].
 const PROBE: &str = r#"
-#include <stdio.h>
-#include <stddef.h>
 #include <linux/btrfs.h>
 #include <linux/btrfs_tree.h>
-
-#define SIZE(t) printf("size %s %zu\n", #t, sizeof(struct t))
-#define OFF(t, f) printf("offset %s.%s %zu\n", #t, #f, offsetof(struct t, f))
-#define CONST(c) printf("const %s %llu\n", #c, (unsigned long long)(c))
 
 int main(void) {
     SIZE(btrfs_ioctl_search_key);
@@ -232,7 +227,10 @@ fn facts() -> Vec<(&'static str, u64, u64)> {
 
 #[test]
 fn btrfs_layouts_match_documented_numbers_and_headers() {
-    let c = common::run_c_probe(PROBE, &["linux/btrfs.h", "linux/btrfs_tree.h"]);
+    let c = common::run_c_probe(
+        &format!("{}{PROBE}", common::PRELUDE),
+        &["linux/btrfs.h", "linux/btrfs_tree.h"],
+    );
     common::check_facts(&facts(), c.as_ref());
     let opcode = BTRFS_IOC_TREE_SEARCH_V2 as u64;
     // _IOWR(0x94, 17, 112 bytes) in the asm-generic encoding.

@@ -1,6 +1,6 @@
-//! XFS's geometry: the layout against `<xfs/xfs_fs.h>` and the documented
-//! numbers, and the answers of a real XFS (whose `mkfs.xfs` the test
-//! filesystems are made with); other filesystems refuse the call.
+//! XFS's geometry: the layout against `<xfs/xfs_fs.h>` (included through
+//! `<xfs/xfs.h>`, which defines its types) and the documented numbers, and
+//! the answers of a real XFS; other filesystems refuse the call.
 #![cfg(any(target_os = "linux", target_os = "android"))]
 
 use std::fs::File;
@@ -13,14 +13,9 @@ use cow_test_support::{fs_test, pattern, write_synced};
 
 use crate::common;
 
+/// After [`common::PRELUDE`].
 const PROBE: &str = r#"
-#include <stdio.h>
-#include <stddef.h>
-#include <xfs/xfs_fs.h>
-
-#define SIZE(t) printf("size %s %zu\n", #t, sizeof(struct t))
-#define OFF(t, f) printf("offset %s.%s %zu\n", #t, #f, offsetof(struct t, f))
-#define CONST(c) printf("const %s %llu\n", #c, (unsigned long long)(c))
+#include <xfs/xfs.h>
 
 int main(void) {
     SIZE(xfs_fsop_geom_v1);
@@ -42,66 +37,34 @@ int main(void) {
 /// `(probe key, Rust value, documented value)`.
 fn facts() -> Vec<(&'static str, u64, u64)> {
     use std::mem::{offset_of, size_of};
-    let u = |n: usize| n as u64;
-    let off = |name, at: usize, doc| (name, u(at), doc);
-    vec![
-        ("size xfs_fsop_geom_v1", u(size_of::<FsopGeomV1>()), 112),
-        off(
-            "offset xfs_fsop_geom_v1.blocksize",
-            offset_of!(FsopGeomV1, blocksize),
-            0,
-        ),
-        off(
-            "offset xfs_fsop_geom_v1.agblocks",
-            offset_of!(FsopGeomV1, agblocks),
-            8,
-        ),
-        off(
-            "offset xfs_fsop_geom_v1.agcount",
-            offset_of!(FsopGeomV1, agcount),
-            12,
-        ),
-        off(
-            "offset xfs_fsop_geom_v1.inodesize",
-            offset_of!(FsopGeomV1, inodesize),
-            24,
-        ),
-        off(
-            "offset xfs_fsop_geom_v1.datablocks",
-            offset_of!(FsopGeomV1, datablocks),
-            32,
-        ),
-        off(
-            "offset xfs_fsop_geom_v1.logstart",
-            offset_of!(FsopGeomV1, logstart),
-            56,
-        ),
-        off(
-            "offset xfs_fsop_geom_v1.uuid",
-            offset_of!(FsopGeomV1, uuid),
-            64,
-        ),
-        off(
-            "offset xfs_fsop_geom_v1.sunit",
-            offset_of!(FsopGeomV1, sunit),
-            80,
-        ),
-        off(
-            "offset xfs_fsop_geom_v1.version",
-            offset_of!(FsopGeomV1, version),
-            88,
-        ),
-        off(
-            "offset xfs_fsop_geom_v1.dirblocksize",
-            offset_of!(FsopGeomV1, dirblocksize),
-            104,
-        ),
-    ]
+    macro_rules! off {
+        ($($field:ident at $doc:literal),+ $(,)?) => {
+            vec![$((
+                concat!("offset xfs_fsop_geom_v1.", stringify!($field)),
+                offset_of!(FsopGeomV1, $field) as u64,
+                $doc,
+            )),+]
+        };
+    }
+    let mut facts = vec![("size xfs_fsop_geom_v1", size_of::<FsopGeomV1>() as u64, 112)];
+    facts.extend(off![
+        blocksize at 0,
+        agblocks at 8,
+        agcount at 12,
+        inodesize at 24,
+        datablocks at 32,
+        logstart at 56,
+        uuid at 64,
+        sunit at 80,
+        version at 88,
+        dirblocksize at 104,
+    ]);
+    facts
 }
 
 #[test]
 fn xfs_geometry_layout_matches_documented_numbers_and_header() {
-    let c = common::run_c_probe(PROBE, &["xfs/xfs_fs.h"]);
+    let c = common::run_c_probe(&format!("{}{PROBE}", common::PRELUDE), &["xfs/xfs.h"]);
     common::check_facts(&facts(), c.as_ref());
     let opcode = XFS_IOC_FSGEOMETRY_V1 as u64;
     // _IOR('X', 100, 112 bytes) in the asm-generic encoding.

@@ -4,6 +4,18 @@
 use std::collections::HashMap;
 use std::process::Command;
 
+/// The start of a probe that prints sizes, offsets and constants in the
+/// form [`run_c_probe`] parses: `SIZE(struct)`, `OFF(struct, field)`,
+/// `CONST(expression)`. A probe is this, its own `#include`s, then `main`.
+#[allow(dead_code)]
+pub(crate) const PRELUDE: &str = r#"
+#include <stdio.h>
+#include <stddef.h>
+#define SIZE(t) printf("size %s %zu\n", #t, sizeof(struct t))
+#define OFF(t, f) printf("offset %s.%s %zu\n", #t, #f, offsetof(struct t, f))
+#define CONST(c) printf("const %s %llu\n", #c, (unsigned long long)(c))
+"#;
+
 /// Compiles `source` with `$CC` (default `cc`), runs it and parses its
 /// `kind name value` lines into `"kind name" -> value`.
 ///
