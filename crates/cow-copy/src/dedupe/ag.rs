@@ -202,6 +202,39 @@ mod tests {
         assert!(!l.devs[1].as_ref().unwrap().1[0].load(Ordering::SeqCst));
     }
 
+    cow_test_support::fs_test!(
+        xfs_is_told_apart_by_its_geometry,
+        [xfs, btrfs, ext4, tmpfs],
+        |dir, fs| {
+            use std::os::unix::fs::MetadataExt;
+            let files: Vec<_> = (0..4)
+                .map(|k| dir.join(format!("d{k}")).join("f"))
+                .collect();
+            for f in &files {
+                std::fs::create_dir(f.parent().unwrap()).unwrap();
+                std::fs::write(f, b"data").unwrap();
+            }
+            let quiet = |_: &crate::dedupe::Event<'_>| {};
+            let (tree, _) = crate::dedupe::scan::scan(&[dir.to_path_buf()], 1, 16, &quiet).unwrap();
+            let l = AgLocks::new(&tree);
+            assert_eq!(l.devs.len(), 1);
+            for f in &files {
+                let g = l.of_inode(0, std::fs::metadata(f).unwrap().ino());
+                match (fs, &l.devs[0]) {
+                    (cow_test_support::Fs::Xfs, Some((geom, locks))) => {
+                        assert_eq!(locks.len(), geom.agcount as usize);
+                        assert!(matches!(g, Guess(Some(ag)) if ag < geom.agcount), "{g:?}");
+                    }
+                    (cow_test_support::Fs::Xfs, None) => panic!("no geometry on XFS"),
+                    (_, d) => {
+                        assert!(d.is_none(), "{fs:?}");
+                        assert_eq!(g, Guess(None));
+                    }
+                }
+            }
+        }
+    );
+
     #[test]
     fn a_panic_inside_gives_the_ag_back() {
         let l = locks(1);
