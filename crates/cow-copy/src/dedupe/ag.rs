@@ -7,10 +7,13 @@
 //! make one thread sleep and the lock wait until it is scheduled again.
 //! Measured on the bench's rerun over XFS (two CPUs): the calls took 24 ms
 //! of thread time on one worker, 45 to 57 ms on two. Here a worker first
-//! takes a user-space lock for the AG it expects the call to lock, spinning
-//! briefly (the calls take microseconds) and yielding its CPU after that,
+//! takes a user-space lock for the AG it expects the call to lock,
+//! spinning while another worker holds it (the calls take microseconds),
 //! so that concurrent calls go to different AGs and none sleeps in the
-//! kernel for its AG header.
+//! kernel for its AG header. The lock is advisory: a worker that still
+//! finds it taken after spinning, yielding once and spinning again goes on
+//! without it, and the map phase takes none once the run is cold (a call
+//! may then wait for the disk while it holds its AG).
 //!
 //! Which AG a call locks is known only after it: the expectation is the AG
 //! of the group's lowest inode (XFS keeps a file's blocks near its inode,
@@ -94,7 +97,7 @@ impl AgLocks {
             guess.0,
             self.devs.get(dev as usize).and_then(Option::as_ref),
         ) {
-            (Some(ag), Some((_, locks))) => &locks[ag as usize],
+            (Some(ag), Some((_, locks))) if (ag as usize) < locks.len() => &locks[ag as usize],
             _ => return f(),
         };
         let take = || {
