@@ -64,39 +64,34 @@ impl AgLocks {
         AgLocks { devs }
     }
 
-    fn group(&self, dev: u16, ag: u64) -> Guess {
+    /// The geometry and locks of device `dev`, if it is XFS.
+    fn dev(&self, dev: u16) -> Option<&(FsopGeomV1, Vec<AtomicBool>)> {
+        self.devs.get(dev as usize).and_then(Option::as_ref)
+    }
+
+    /// The lock `ag_of` names on `dev` (AGs beyond the locks share them).
+    fn guess(&self, dev: u16, ag_of: impl FnOnce(&FsopGeomV1) -> u64) -> Guess {
         Guess(
-            self.devs
-                .get(dev as usize)
-                .and_then(Option::as_ref)
-                .map(|(_, locks)| (ag % locks.len() as u64) as u32),
+            self.dev(dev)
+                .map(|(g, locks)| (ag_of(g) % locks.len() as u64) as u32),
         )
     }
 
     /// The AG of inode `ino` on device `dev`.
     pub(super) fn of_inode(&self, dev: u16, ino: u64) -> Guess {
-        match self.devs.get(dev as usize).and_then(Option::as_ref) {
-            Some((g, _)) => self.group(dev, g.ag_of_inode(ino)),
-            None => Guess(None),
-        }
+        self.guess(dev, |g| g.ag_of_inode(ino))
     }
 
     /// The AG of the byte at `physical` (a `FIEMAP` address) on `dev`.
     pub(super) fn of_physical(&self, dev: u16, physical: u64) -> Guess {
-        match self.devs.get(dev as usize).and_then(Option::as_ref) {
-            Some((g, _)) => self.group(dev, g.ag_of_physical(physical)),
-            None => Guess(None),
-        }
+        self.guess(dev, |g| g.ag_of_physical(physical))
     }
 
     /// Runs `f` holding the lock of the AG `guess` names on `dev` (no lock
     /// where there are no AGs, or when its holder does not let go of it
     /// within two rounds of spinning).
     pub(super) fn hold<T>(&self, dev: u16, guess: Guess, f: impl FnOnce() -> T) -> T {
-        let lock = match (
-            guess.0,
-            self.devs.get(dev as usize).and_then(Option::as_ref),
-        ) {
+        let lock = match (guess.0, self.dev(dev)) {
             (Some(ag), Some((_, locks))) if (ag as usize) < locks.len() => &locks[ag as usize],
             _ => return f(),
         };
