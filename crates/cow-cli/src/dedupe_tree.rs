@@ -136,8 +136,8 @@ mod imp {
                 s.files_opened
             );
             println!(
-                "stats: {} pairs compared by the kernel only, {} of them different",
-                s.pairs_kernel_compared, s.pairs_differing
+                "stats: {} pairs left to the kernel ({} read here first), {} of them different",
+                s.pairs_kernel_compared, s.pairs_read_first, s.pairs_differing
             );
             if s.cold_cache {
                 println!("stats: cold cache: reads were read ahead by chunks");

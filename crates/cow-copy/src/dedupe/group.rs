@@ -113,6 +113,8 @@ pub(super) struct Ctx<'a> {
     pub(super) files_tree_mapped: AtomicU64,
     /// Pairs left to the kernel's compare.
     pub(super) pairs_unread: AtomicU64,
+    /// Of those, the pairs read here first (see `share::differs_early`).
+    pub(super) pairs_read_first: AtomicU64,
     /// A first-block read found its data out of the page cache: later
     /// chunks of the map phase ask read-ahead first ([`super::map`]).
     pub(super) cold: AtomicBool,

@@ -300,6 +300,7 @@ impl DedupeOptions {
             files_opened: AtomicU64::new(0),
             files_tree_mapped: AtomicU64::new(0),
             pairs_unread: AtomicU64::new(0),
+            pairs_read_first: AtomicU64::new(0),
             cold: AtomicBool::new(false),
             nowait: AtomicBool::new(true),
         };
@@ -363,6 +364,7 @@ impl DedupeOptions {
         stats.files_opened = ctx.files_opened.load(Ordering::Relaxed);
         stats.files_tree_mapped = ctx.files_tree_mapped.load(Ordering::Relaxed);
         stats.pairs_kernel_compared = ctx.pairs_unread.load(Ordering::Relaxed);
+        stats.pairs_read_first = ctx.pairs_read_first.load(Ordering::Relaxed);
         stats.pairs_differing = sharer.pairs_differing.load(Ordering::Relaxed);
         stats.cold_cache = ctx.cold.load(Ordering::Relaxed);
 

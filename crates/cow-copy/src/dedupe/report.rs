@@ -199,11 +199,20 @@ pub struct Stats {
     pub files_tree_mapped: u64,
     /// Pairs (two files of one size, first blocks equal) that were not
     /// hashed whole: the kernel's compare in `FIDEDUPERANGE` decided
-    /// alone. Not in a dry run.
+    /// alone, or [`pairs_read_first`](Self::pairs_read_first). Not in a
+    /// dry run.
     pub pairs_kernel_compared: u64,
-    /// Of those, the pairs the kernel found different: no duplicates, so
-    /// not listed as groups or skips. Any blocks before their first
-    /// difference were shared, and are counted in
+    /// Of those, the pairs whose first MiB was read and compared here
+    /// before the kernel was asked: only while no group had yet needed
+    /// the list of files open for writing (it reads every process's
+    /// descriptors), as on a rerun whose only work is pairs found
+    /// different before. A pair that differs there never reaches the
+    /// kernel, which would have shared none of its blocks.
+    pub pairs_read_first: u64,
+    /// Of those, the pairs found different (by the kernel, or by the read
+    /// of [`pairs_read_first`](Self::pairs_read_first)): no duplicates, so
+    /// not listed as groups or skips. Any blocks the kernel shared before
+    /// their first difference are counted in
     /// [`DedupeReport::bytes_newly_shared`].
     pub pairs_differing: u64,
     /// A first-block read found its data out of the page cache: from then

@@ -4,6 +4,7 @@
 
 use std::collections::HashSet;
 use std::fs::File;
+use std::os::unix::fs::FileExt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
 
@@ -175,6 +176,48 @@ fn share_one(s: &Sharer<'_>, keep: &File, c: &Candidate) -> Outcome {
     }
 }
 
+/// How much of a pair left to the kernel is read here first (see
+/// [`differs_early`]): no more than the kernel's first request compares,
+/// so a difference within it means the kernel would share nothing.
+const EARLY: u64 = 1 << 20;
+
+/// Whether `live`, a pair left to the kernel (see
+/// [`leave_to_kernel`](super::group::leave_to_kernel)), differs within its
+/// first [`EARLY`] bytes, read here. Only asked while no group has needed
+/// the files open for writing: listing them reads every process's
+/// descriptors (3-8 ms on the bench tree), and a rerun's only work is
+/// often such pairs, found different again. Once the list exists, the
+/// kernel's compare alone decides, reading each byte once. `false` when
+/// they match or cannot be read (the kernel then decides as usual).
+fn differs_early(s: &Sharer<'_>, live: &[Candidate]) -> bool {
+    if live.len() != 2 || !live.iter().all(Candidate::unread) || s.writers.get().is_some() {
+        return false;
+    }
+    let (Ok(a), Ok(b)) = (
+        open_checked(s.ctx, live[0].file),
+        open_checked(s.ctx, live[1].file),
+    ) else {
+        return false;
+    };
+    s.ctx.pairs_read_first.fetch_add(1, Ordering::Relaxed);
+    let len = live[0].size.min(EARLY);
+    let piece = 64usize << 10;
+    let (mut x, mut y) = (vec![0u8; piece], vec![0u8; piece]);
+    let mut at = 0u64;
+    while at < len {
+        let n = ((len - at) as usize).min(piece);
+        if a.read_exact_at(&mut x[..n], at).is_err() || b.read_exact_at(&mut y[..n], at).is_err() {
+            return false;
+        }
+        s.ctx.bytes_read.fetch_add(2 * n as u64, Ordering::Relaxed);
+        if x[..n] != y[..n] {
+            return true;
+        }
+        at += n as u64;
+    }
+    false
+}
+
 /// A group whose members all share the same blocks: nothing to open,
 /// check or change; the preferred member is named the reference.
 fn already_shared(s: &Sharer<'_>, live: &[Candidate], order: &[usize]) -> DuplicateGroup {
@@ -208,6 +251,10 @@ pub(super) fn share_group(s: &Sharer<'_>, live: &[Candidate]) -> Option<Duplicat
     let order = by_preference(s, live);
     if live.iter().all(|c| c.sig != 0 && c.sig == live[0].sig) {
         return Some(already_shared(s, live, &order));
+    }
+    if differs_early(s, live) {
+        s.pairs_differing.fetch_add(1, Ordering::Relaxed);
+        return None;
     }
     // The first candidate that opens unchanged and is not being written.
     let mut reference = None;

@@ -152,8 +152,17 @@ fs_test!(rerun_opens_each_candidate_once, [btrfs, xfs], |dir| {
     assert_eq!(first.groups.len(), 5, "{first:#?}");
     assert_eq!(first.stats.candidates, 13);
     // Compared with one open each, then the members shared and the
-    // references opened again: 13 + 8 + 5.
-    assert_eq!(first.stats.files_opened, 13 + 8 + 5, "{:?}", first.stats);
+    // references opened again: 13 + 8 + 5; and two more for each pair read
+    // before the kernel was asked (those reached before any group listed
+    // the files open for writing: it depends on the workers' order).
+    let early = first.stats.pairs_read_first;
+    assert!(early <= 2, "{:?}", first.stats);
+    assert_eq!(
+        first.stats.files_opened,
+        13 + 8 + 5 + 2 * early,
+        "{:?}",
+        first.stats
+    );
     // Each file read once, its first block; the groups of three whole, as
     // every first block has an equal. The mixed group's two pairs are left
     // to the kernel's compare.

@@ -114,9 +114,58 @@ fs_test!(pairs_are_left_to_the_kernel, [btrfs, xfs], |dir| {
     assert_eq!(again.bytes_newly_shared, 0, "{again:#?}");
     assert_eq!(again.stats.pairs_kernel_compared, 1, "{:?}", again.stats);
     assert_eq!(again.stats.pairs_differing, 1, "{:?}", again.stats);
+    // No group needed the files open for writing: the near pair was read
+    // here (it differs in its last byte, within the first MiB).
+    assert_eq!(again.stats.pairs_read_first, 1, "{:?}", again.stats);
     assert_eq!(again.groups.len(), 3, "{again:#?}");
     assert_eq!(contents(&all), before);
 });
+
+fs_test!(
+    a_lone_pair_is_read_first_then_left_to_the_kernel,
+    [btrfs, xfs],
+    |dir| {
+        // Three trees of one pair each, so no group before the pair has
+        // needed the list of files open for writing: equal; different past
+        // the first MiB (read first, equal there, so the kernel decides);
+        // different within it (never reaches the kernel).
+        let big = pattern(2 << 20, 7);
+        let mut late = big.clone();
+        *late.last_mut().unwrap() ^= 1;
+        let mut early = big.clone();
+        early[600 * KIB] ^= 1;
+        // Each: the other file, whether it is equal, and the bytes the first
+        // read takes (both files, in pieces of 64 KiB up to the first
+        // difference, at most 1 MiB).
+        let cases: [(&str, &[u8], bool, usize); 3] = [
+            ("equal", &big, true, 2 << 20),
+            ("late", &late, false, 2 << 20),
+            ("early", &early, false, 2 * 640 * KIB),
+        ];
+        for (name, other, equal, first) in cases {
+            let sub = dir.join(name);
+            fs::create_dir(&sub).unwrap();
+            let (a, b) = (sub.join("a"), sub.join("b"));
+            write_synced(&a, &big);
+            write_synced(&b, other);
+            let r = DedupeOptions::new().run(&[&sub], &quiet).unwrap();
+            let s = &r.stats;
+            assert_eq!(s.pairs_kernel_compared, 1, "{name}: {s:?}");
+            assert_eq!(s.pairs_read_first, 1, "{name}: {s:?}");
+            assert_eq!(s.pairs_differing, u64::from(!equal), "{name}: {s:?}");
+            assert_eq!(r.groups.len(), usize::from(equal), "{name}: {r:#?}");
+            assert!(r.skipped.is_empty(), "{name}: {r:#?}");
+            // Their first blocks, then the read here (the kernel reads the
+            // rest, when it is asked).
+            assert_eq!(s.bytes_read, (2 * 4096 + first) as u64, "{name}: {s:?}");
+            let expect = if equal { big.len() as u64 } else { 0 };
+            assert_eq!(shared_bytes(&a, &b), expect, "{name}");
+            assert_eq!(r.bytes_newly_shared, expect, "{name}: {r:#?}");
+            assert_eq!(fs::read(&a).unwrap(), big, "{name}");
+            assert_eq!(fs::read(&b).unwrap(), other, "{name}");
+        }
+    }
+);
 
 fs_test!(
     fifo_put_in_place_is_skipped_not_waited_on,
