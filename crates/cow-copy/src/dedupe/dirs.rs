@@ -14,6 +14,7 @@ use std::path::Path;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use rayon::prelude::*;
 use rustix::fs::{Mode, OFlags};
 
 use super::scan::Tree;
@@ -103,6 +104,14 @@ pub(super) fn walk_budget(held: usize) -> usize {
 /// 17-22 ms with the growth made inside the pool, 7 ms before it).
 pub(super) fn grow_ahead() {
     grow_fd_table(open_file_limit());
+}
+
+/// The descriptors are closed on the workers: one `close` each, about
+/// 1 ms for the bench tree's 1,750 directories on one thread.
+impl Drop for DirFds {
+    fn drop(&mut self) {
+        std::mem::take(&mut self.fds).into_par_iter().for_each(drop);
+    }
 }
 
 impl DirFds {

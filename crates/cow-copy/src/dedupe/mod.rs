@@ -368,7 +368,7 @@ impl DedupeOptions {
         stats.pairs_differing = sharer.pairs_differing.load(Ordering::Relaxed);
         stats.cold_cache = ctx.cold.load(Ordering::Relaxed);
 
-        groups.sort_by_cached_key(|g| report::path_key(g.reference()));
+        groups.par_sort_by_cached_key(|g| report::path_key(g.reference()));
         let bytes_newly_shared = sharer.newly.load(Ordering::Relaxed);
         let bytes_already_shared = sharer.already.load(Ordering::Relaxed);
         let cannot_dedupe = sharer
@@ -381,7 +381,7 @@ impl DedupeOptions {
         let mut skipped = tree.skipped.clone();
         skipped.extend(links);
         skipped.extend(ctx.skipped.into_inner().unwrap_or_else(|e| e.into_inner()));
-        skipped.sort_by_cached_key(|s| report::path_key(&s.path));
+        skipped.par_sort_by_cached_key(|s| report::path_key(&s.path));
         Ok(DedupeReport {
             dry_run: self.dry_run,
             groups,
