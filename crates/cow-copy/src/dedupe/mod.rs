@@ -330,11 +330,13 @@ impl DedupeOptions {
         let mut groups: Vec<DuplicateGroup> = ranges
             .par_iter()
             .filter_map(|r| {
-                let live: Vec<group::Candidate> = cands[r.clone()]
-                    .iter()
-                    .filter(|c| !c.out())
-                    .copied()
-                    .collect();
+                let all = &cands[r.clone()];
+                let live: std::borrow::Cow<'_, [group::Candidate]> =
+                    if all.iter().any(group::Candidate::out) {
+                        all.iter().filter(|c| !c.out()).copied().collect()
+                    } else {
+                        all.into()
+                    };
                 let g = share::share_group(&sharer, &live)?;
                 observer.event(&Event::Group(&g));
                 Some(g)

@@ -7,7 +7,7 @@ use std::ffi::OsStr;
 use std::fs;
 use std::io;
 use std::os::fd::OwnedFd;
-use std::os::unix::ffi::OsStrExt;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
@@ -161,21 +161,48 @@ impl Tree {
     }
 
     /// The path of directory `d`.
-    pub(super) fn dir_path(&self, mut d: u32) -> PathBuf {
-        let mut parts = Vec::new();
+    pub(super) fn dir_path(&self, d: u32) -> PathBuf {
+        self.path_of(d, None)
+    }
+
+    /// The path of directory `d`, joined with `file` if given, built in
+    /// one allocation: what `PathBuf::push` of each name in turn gives
+    /// (a separator before each name but the first, unless the path
+    /// already ends with one; names below a root hold none), without its
+    /// parsing and regrowing (about 12,000 paths per report on the bench
+    /// tree).
+    fn path_of(&self, d: u32, file: Option<Span>) -> PathBuf {
+        // The names, leaf first: the nearest directories on the stack,
+        // any deeper in `far`.
+        let mut near = [Span { off: 0, len: 0 }; 32];
+        let mut far = Vec::new();
+        let (mut n, mut len, mut x) = (0, file.map_or(0, |s| s.len as usize + 1), d);
         loop {
-            let dir = self.dirs[d as usize];
-            parts.push(dir.name);
+            let dir = self.dirs[x as usize];
+            if n < near.len() {
+                near[n] = dir.name;
+            } else {
+                far.push(dir.name);
+            }
+            n += 1;
+            len += dir.name.len as usize + 1;
             if dir.parent == NO_PARENT {
                 break;
             }
-            d = dir.parent;
+            x = dir.parent;
         }
-        let mut p = PathBuf::new();
-        for s in parts.iter().rev() {
-            p.push(self.name(*s));
+        let mut p: Vec<u8> = Vec::with_capacity(len);
+        let parts = far
+            .iter()
+            .rev()
+            .chain(near[..n.min(near.len())].iter().rev());
+        for s in parts.chain(file.as_ref()) {
+            if !p.is_empty() && p.last() != Some(&b'/') {
+                p.push(b'/');
+            }
+            p.extend_from_slice(self.name(*s).as_bytes());
         }
-        p
+        PathBuf::from(std::ffi::OsString::from_vec(p))
     }
 
     /// How many directories the walk met.
@@ -196,9 +223,7 @@ impl Tree {
     /// The path of file `i`.
     pub(super) fn path(&self, i: u32) -> PathBuf {
         let f = &self.files[i as usize];
-        let mut p = self.dir_path(f.dir);
-        p.push(self.name(f.name));
-        p
+        self.path_of(f.dir, Some(f.name))
     }
 
     fn device(&mut self, dev: u64, root: &Path) -> Result<u16, DedupeError> {
@@ -531,7 +556,38 @@ pub(super) fn open_for_writing(own: &HashSet<std::os::fd::RawFd>) -> HashSet<(u6
 
 #[cfg(test)]
 mod tests {
-    use super::open_for_writing;
+    use super::{Dir, NO_PARENT, Tree, open_for_writing};
+    use std::path::PathBuf;
+
+    #[test]
+    fn paths_are_what_pushing_each_name_gives() {
+        // Roots of every shape, and trees deeper than the names kept on
+        // the stack while a path is built.
+        for root in ["/r", "/r/", "rel", "rel/", ".", "/"] {
+            let mut t = Tree::default();
+            let name = t.push_name(root.as_bytes()).unwrap();
+            t.dirs.push(Dir {
+                parent: NO_PARENT,
+                name,
+                dev: 0,
+            });
+            let mut want = PathBuf::from(root);
+            assert_eq!(t.dir_path(0), want);
+            for depth in 1..70u32 {
+                let n = format!("d{depth}");
+                let name = t.push_name(n.as_bytes()).unwrap();
+                t.dirs.push(Dir {
+                    parent: depth - 1,
+                    name,
+                    dev: 0,
+                });
+                want.push(&n);
+                assert_eq!(t.dir_path(depth), want, "{root:?} at {depth}");
+                let f = t.push_name(b"f.txt").unwrap();
+                assert_eq!(t.path_of(depth, Some(f)), want.join("f.txt"));
+            }
+        }
+    }
     use std::collections::HashSet;
     use std::fs::{self, File, OpenOptions};
     use std::os::unix::fs::MetadataExt;

@@ -70,11 +70,14 @@ impl Sharer<'_> {
 /// cluster first (the blocks most already point to), then the lowest
 /// inode number (usually the oldest file).
 fn by_preference(s: &Sharer<'_>, live: &[Candidate]) -> Vec<usize> {
-    let mut sizes: std::collections::HashMap<u64, usize> = std::collections::HashMap::new();
-    for c in live.iter().filter(|c| c.sig != 0) {
-        *sizes.entry(c.sig).or_default() += 1;
-    }
-    let cluster = |c: &Candidate| sizes.get(&c.sig).copied().unwrap_or(1);
+    // Cluster sizes counted in a sorted list (groups are small: cheaper
+    // than a map, 6,000 of them on a rerun of the bench tree).
+    let mut sigs: Vec<u64> = live.iter().map(|c| c.sig).filter(|&s| s != 0).collect();
+    sigs.sort_unstable();
+    let cluster = |c: &Candidate| match c.sig {
+        0 => 1,
+        sig => sigs.partition_point(|&s| s <= sig) - sigs.partition_point(|&s| s < sig),
+    };
     let ino = |c: &Candidate| s.ctx.tree.files[c.file as usize].ino;
     let mut order: Vec<usize> = (0..live.len()).collect();
     order.sort_by_key(|&i| (std::cmp::Reverse(cluster(&live[i])), ino(&live[i])));
