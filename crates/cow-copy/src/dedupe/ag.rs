@@ -95,9 +95,13 @@ impl AgLocks {
             (Some(ag), Some((_, locks))) if (ag as usize) < locks.len() => &locks[ag as usize],
             _ => return f(),
         };
+        // Read before trying to take it: spinning on a read leaves the
+        // holder's cache line alone until it is given back.
         let take = || {
-            lock.compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
-                .is_ok()
+            !lock.load(Ordering::Relaxed)
+                && lock
+                    .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
+                    .is_ok()
         };
         // Spin, give the CPU up once (the holder may be waiting for it),
         // spin again; a holder still inside is waiting for something else

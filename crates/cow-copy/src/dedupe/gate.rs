@@ -13,8 +13,16 @@ use std::sync::{Condvar, Mutex};
 
 /// At most `n` callers inside [`Gate::pass`] at once.
 pub(super) struct Gate {
-    free: Mutex<usize>,
+    places: Mutex<Places>,
     freed: Condvar,
+}
+
+struct Places {
+    free: usize,
+    /// Callers asleep in [`Gate::pass`]: only then does giving a place
+    /// back wake one (a `futex` call; without waiters it would be one
+    /// wasted system call per pass).
+    waiting: usize,
 }
 
 /// Gives the place back when dropped, even on a panic.
@@ -22,8 +30,13 @@ struct Held<'a>(&'a Gate);
 
 impl Drop for Held<'_> {
     fn drop(&mut self) {
-        *self.0.free.lock().unwrap_or_else(|e| e.into_inner()) += 1;
-        self.0.freed.notify_one();
+        let mut p = self.0.places.lock().unwrap_or_else(|e| e.into_inner());
+        p.free += 1;
+        let wake = p.waiting > 0;
+        drop(p);
+        if wake {
+            self.0.freed.notify_one();
+        }
     }
 }
 
@@ -31,19 +44,24 @@ impl Gate {
     /// A gate letting `n` (at least one) callers in at once.
     pub(super) fn new(n: usize) -> Self {
         Gate {
-            free: Mutex::new(n.max(1)),
+            places: Mutex::new(Places {
+                free: n.max(1),
+                waiting: 0,
+            }),
             freed: Condvar::new(),
         }
     }
 
     /// Runs `f` once a place is free.
     pub(super) fn pass<T>(&self, f: impl FnOnce() -> T) -> T {
-        let mut free = self.free.lock().unwrap_or_else(|e| e.into_inner());
-        while *free == 0 {
-            free = self.freed.wait(free).unwrap_or_else(|e| e.into_inner());
+        let mut p = self.places.lock().unwrap_or_else(|e| e.into_inner());
+        while p.free == 0 {
+            p.waiting += 1;
+            p = self.freed.wait(p).unwrap_or_else(|e| e.into_inner());
+            p.waiting -= 1;
         }
-        *free -= 1;
-        drop(free);
+        p.free -= 1;
+        drop(p);
         let _held = Held(self);
         f()
     }
