@@ -96,6 +96,10 @@ pub(super) struct Ctx<'a> {
     pub(super) observer: &'a dyn Observer,
     /// Where `FIEMAP` and `FIDEDUPERANGE` calls wait for a CPU.
     pub(super) kernel: Gate,
+    /// One worker per CPU, where the map phase runs while the cache is
+    /// warm (see `map::map_phase`); `None` when the run has no more
+    /// workers than CPUs.
+    pub(super) warm: Option<&'a rayon::ThreadPool>,
     /// Where `FIEMAP` calls on XFS wait for their allocation group.
     pub(super) ags: AgLocks,
     /// Blocks will be shared, so the kernel compares every group: a pair

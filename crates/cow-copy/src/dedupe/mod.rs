@@ -224,20 +224,31 @@ impl DedupeOptions {
         // Before the workers exist: in a process of one thread the kernel
         // grows the table without waiting for an RCU grace period.
         dirs::grow_ahead();
+        // The map phase's workers while the cache is warm: one per CPU.
+        let warm = (self.cpus < self.threads)
+            .then(|| {
+                rayon::ThreadPoolBuilder::new()
+                    .num_threads(self.cpus)
+                    .thread_name(|i| format!("cow-dedupe-w{i}"))
+                    .build()
+                    .ok()
+            })
+            .flatten();
         match rayon::ThreadPoolBuilder::new()
             .num_threads(self.threads)
             .thread_name(|i| format!("cow-dedupe-{i}"))
             .build()
         {
-            Ok(pool) => pool.install(|| self.run_here(&roots, observer)),
+            Ok(pool) => pool.install(|| self.run_here(&roots, warm.as_ref(), observer)),
             // No threads to be had: the global pool does it.
-            Err(_) => self.run_here(&roots, observer),
+            Err(_) => self.run_here(&roots, None, observer),
         }
     }
 
     fn run_here(
         &self,
         roots: &[PathBuf],
+        warm: Option<&rayon::ThreadPool>,
         observer: &dyn Observer,
     ) -> Result<DedupeReport, DedupeError> {
         let mut stats = Stats::default();
@@ -289,6 +300,7 @@ impl DedupeOptions {
             dirs: dirs::DirFds::new(&tree, held, walked, cands.iter().map(|c| c.file)),
             observer,
             kernel: gate::Gate::new(self.cpus.min(self.threads)),
+            warm,
             ags: ag::AgLocks::new(&tree),
             kernel_decides: !self.dry_run,
             tree_search: self.tree_search,
