@@ -178,6 +178,7 @@ pub(super) fn candidates(tree: &Tree) -> (Vec<Candidate>, Vec<Skipped>) {
     });
     let mut out = Vec::new();
     let mut links = Vec::new();
+    let mut firsts = Vec::new();
     let mut start = 0;
     while start < order.len() {
         let e0 = &f[order[start] as usize];
@@ -189,7 +190,7 @@ pub(super) fn candidates(tree: &Tree) -> (Vec<Candidate>, Vec<Skipped>) {
             end += 1;
         }
         let run = &order[start..end];
-        let mut firsts = Vec::with_capacity(run.len());
+        firsts.clear();
         for (k, &i) in run.iter().enumerate() {
             if k > 0 && f[i as usize].ino == f[run[k - 1] as usize].ino {
                 links.push(Skipped {
@@ -201,7 +202,7 @@ pub(super) fn candidates(tree: &Tree) -> (Vec<Candidate>, Vec<Skipped>) {
             }
         }
         if firsts.len() >= 2 {
-            out.extend(firsts.into_iter().map(|i| Candidate {
+            out.extend(firsts.iter().map(|&i| Candidate {
                 size: e0.size,
                 sig: 0,
                 key: 0,
@@ -440,36 +441,13 @@ pub(super) fn compare(
     mut c: Vec<Candidate>,
 ) -> (Vec<Candidate>, Vec<std::ops::Range<usize>>) {
     super::map::map_phase(ctx, &mut c);
-    // Phase 2: the first block of one member per shared cluster, where the
-    // size group holds more than one cluster.
-    c.par_sort_unstable_by_key(|x| (x.dev, x.size, x.sig));
-    let sizes = runs(&c, |x| (x.dev, x.size));
-    for g in &sizes {
-        let s = &mut c[g.clone()];
-        if s[0].flags & HEADED != 0 {
-            continue;
-        }
-        if settled(s) {
-            for x in s.iter_mut() {
-                x.flags |= KEYED;
-            }
-        } else {
-            mark(s, false);
-        }
+    // The map phase compares the size groups small enough to hold open
+    // (all of them, on most trees): then phases 2 and 3 have nothing to do.
+    if c.iter()
+        .any(|x| !x.out() && (x.flags & (HEADED | WHOLE)) != (HEADED | WHOLE))
+    {
+        read_phases(ctx, &mut c);
     }
-    keys(ctx, &mut c, &sizes, |x| {
-        open_checked(ctx, x.file).and_then(|f| head_key(ctx, &f, x.size, true))
-    });
-    // Phase 3: whole files where the first blocks matched, one per cluster.
-    c.par_sort_unstable_by_key(|x| (x.dev, x.size, x.key, x.sig));
-    let heads = runs(&c, |x| (x.dev, x.size, x.key));
-    for g in &heads {
-        let s = &mut c[g.clone()];
-        if s[0].size > HEAD && s[0].flags & WHOLE == 0 && !settled(s) && !leave_to_kernel(ctx, s) {
-            mark(s, true);
-        }
-    }
-    keys(ctx, &mut c, &heads, |x| whole_key(ctx, x));
     c.par_sort_unstable_by_key(|x| (x.dev, x.size, x.key, x.sig));
     // Only the live members of groups go on: the other candidates' memory
     // is given back before the share phase builds the report.
@@ -488,6 +466,41 @@ pub(super) fn compare(
     kept.shrink_to_fit();
     in_block_order(ctx.tree, &kept, &mut groups);
     (kept, groups)
+}
+
+/// Phases 2 and 3, for the size groups the map phase left (larger than
+/// it holds open).
+fn read_phases(ctx: &Ctx<'_>, c: &mut [Candidate]) {
+    // Phase 2: the first block of one member per shared cluster, where the
+    // size group holds more than one cluster.
+    c.par_sort_unstable_by_key(|x| (x.dev, x.size, x.sig));
+    let sizes = runs(c, |x| (x.dev, x.size));
+    for g in &sizes {
+        let s = &mut c[g.clone()];
+        if s[0].flags & HEADED != 0 {
+            continue;
+        }
+        if settled(s) {
+            for x in s.iter_mut() {
+                x.flags |= KEYED;
+            }
+        } else {
+            mark(s, false);
+        }
+    }
+    keys(ctx, c, &sizes, |x| {
+        open_checked(ctx, x.file).and_then(|f| head_key(ctx, &f, x.size, true))
+    });
+    // Phase 3: whole files where the first blocks matched, one per cluster.
+    c.par_sort_unstable_by_key(|x| (x.dev, x.size, x.key, x.sig));
+    let heads = runs(c, |x| (x.dev, x.size, x.key));
+    for g in &heads {
+        let s = &mut c[g.clone()];
+        if s[0].size > HEAD && s[0].flags & WHOLE == 0 && !settled(s) && !leave_to_kernel(ctx, s) {
+            mark(s, true);
+        }
+    }
+    keys(ctx, c, &heads, |x| whole_key(ctx, x));
 }
 
 /// Orders the groups `groups` of `c` by filesystem and lowest inode number,

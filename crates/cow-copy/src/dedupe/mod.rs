@@ -339,7 +339,8 @@ impl DedupeOptions {
             already: AtomicU64::new(0),
             pairs_differing: AtomicU64::new(0),
         };
-        let mut groups: Vec<DuplicateGroup> = ranges
+        // Each with its reference's sort key (see `Tree::path_key`).
+        let mut groups: Vec<(Vec<u8>, DuplicateGroup)> = ranges
             .par_iter()
             .filter_map(|r| {
                 let all = &cands[r.clone()];
@@ -349,9 +350,9 @@ impl DedupeOptions {
                     } else {
                         all.into()
                     };
-                let g = share::share_group(&sharer, &live)?;
+                let (reference, g) = share::share_group(&sharer, &live)?;
                 observer.event(&Event::Group(&g));
-                Some(g)
+                Some((tree.path_key(reference), g))
             })
             .collect();
         let shared_on: Vec<bool> = (0..ndev)
@@ -382,7 +383,8 @@ impl DedupeOptions {
         stats.pairs_differing = sharer.pairs_differing.load(Ordering::Relaxed);
         stats.cold_cache = ctx.cold.load(Ordering::Relaxed);
 
-        groups.par_sort_by_cached_key(|g| report::path_key(g.reference()));
+        groups.par_sort_by(|a, b| a.0.cmp(&b.0));
+        let groups: Vec<DuplicateGroup> = groups.into_iter().map(|(_, g)| g).collect();
         let bytes_newly_shared = sharer.newly.load(Ordering::Relaxed);
         let bytes_already_shared = sharer.already.load(Ordering::Relaxed);
         let cannot_dedupe = sharer

@@ -296,14 +296,17 @@ pub(super) fn path_key(p: &std::path::Path) -> Vec<u8> {
             Component::RootDir => key.push(1),
             Component::CurDir => key.push(2),
             Component::ParentDir => key.push(3),
-            Component::Normal(n) => {
-                key.push(4);
-                key.extend_from_slice(n.as_bytes());
-                key.push(0);
-            }
+            Component::Normal(n) => push_normal(&mut key, n.as_bytes()),
         }
     }
     key
+}
+
+/// Appends a normal component `name` to a [`path_key`].
+pub(super) fn push_normal(key: &mut Vec<u8>, name: &[u8]) {
+    key.push(4);
+    key.extend_from_slice(name);
+    key.push(0);
 }
 
 #[cfg(test)]

@@ -87,6 +87,8 @@ pub(super) struct Tree {
     pub(super) files: Vec<FileEntry>,
     pub(super) devices: Vec<Device>,
     pub(super) skipped: Vec<Skipped>,
+    /// Each root directory's [`path_key`](super::report::path_key).
+    root_keys: Vec<(u32, Vec<u8>)>,
     pub(super) bytes: u64,
     /// Regular files seen (kept or not).
     pub(super) scanned: u64,
@@ -218,6 +220,31 @@ impl Tree {
     /// The name of file `i` in its directory.
     pub(super) fn file_name(&self, i: u32) -> &OsStr {
         self.name(self.files[i as usize].name)
+    }
+
+    /// [`report::path_key`](super::report::path_key) of file `i`'s path,
+    /// without parsing it: the root directory's key (computed by the
+    /// scan), then each name below it as a normal component.
+    pub(super) fn path_key(&self, i: u32) -> Vec<u8> {
+        let f = &self.files[i as usize];
+        let mut names = vec![f.name];
+        let mut d = f.dir;
+        while self.dirs[d as usize].parent != NO_PARENT {
+            names.push(self.dirs[d as usize].name);
+            d = self.dirs[d as usize].parent;
+        }
+        let root = self
+            .root_keys
+            .iter()
+            .find(|(r, _)| *r == d)
+            .map_or(&[][..], |(_, k)| k.as_slice());
+        let len = root.len() + names.iter().map(|s| s.len as usize + 2).sum::<usize>();
+        let mut key = Vec::with_capacity(len);
+        key.extend_from_slice(root);
+        for s in names.iter().rev() {
+            super::report::push_normal(&mut key, self.name(*s).as_bytes());
+        }
+        key
     }
 
     /// The path of file `i`.
@@ -426,6 +453,8 @@ pub(super) fn scan(
         if FileType::from_raw_mode(m.st_mode) == FileType::Directory {
             let dev = tree.device(m.st_dev, root)?;
             let name = tree.push_name(root.as_os_str().as_bytes())?;
+            let key = super::report::path_key(root);
+            tree.root_keys.push((tree.dirs.len() as u32, key));
             level.push(tree.dirs.len() as u32);
             tree.dirs.push(Dir {
                 parent: NO_PARENT,
@@ -440,6 +469,7 @@ pub(super) fn scan(
             let dev = tree.device(m.st_dev, parent)?;
             let name = tree.push_name(parent.as_os_str().as_bytes())?;
             let dir = tree.dirs.len() as u32;
+            tree.root_keys.push((dir, super::report::path_key(parent)));
             tree.dirs.push(Dir {
                 parent: NO_PARENT,
                 name,
@@ -556,14 +586,17 @@ pub(super) fn open_for_writing(own: &HashSet<std::os::fd::RawFd>) -> HashSet<(u6
 
 #[cfg(test)]
 mod tests {
+    use super::super::report::path_key;
     use super::{Dir, NO_PARENT, Tree, open_for_writing};
     use std::path::PathBuf;
 
     #[test]
-    fn paths_are_what_pushing_each_name_gives() {
+    fn paths_and_their_keys_are_what_pushing_each_name_gives() {
         // Roots of every shape, and trees deeper than the names kept on
         // the stack while a path is built.
-        for root in ["/r", "/r/", "rel", "rel/", ".", "/"] {
+        for root in [
+            "/r", "/r/", "rel", "rel/", ".", "/", "/r/./x", "a//b", "../up",
+        ] {
             let mut t = Tree::default();
             let name = t.push_name(root.as_bytes()).unwrap();
             t.dirs.push(Dir {
@@ -571,6 +604,7 @@ mod tests {
                 name,
                 dev: 0,
             });
+            t.root_keys.push((0, path_key(std::path::Path::new(root))));
             let mut want = PathBuf::from(root);
             assert_eq!(t.dir_path(0), want);
             for depth in 1..70u32 {
@@ -585,6 +619,18 @@ mod tests {
                 assert_eq!(t.dir_path(depth), want, "{root:?} at {depth}");
                 let f = t.push_name(b"f.txt").unwrap();
                 assert_eq!(t.path_of(depth, Some(f)), want.join("f.txt"));
+                // The sort key, built from the tree, is the path's.
+                t.files.push(super::FileEntry {
+                    size: 1,
+                    ino: 1,
+                    mtime: 0,
+                    dir: depth,
+                    name: f,
+                    dev: 0,
+                    read_only: false,
+                });
+                let i = t.files.len() as u32 - 1;
+                assert_eq!(t.path_key(i), path_key(&t.path(i)), "{root:?} at {depth}");
             }
         }
     }

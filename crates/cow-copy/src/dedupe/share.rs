@@ -247,13 +247,14 @@ fn already_shared(s: &Sharer<'_>, live: &[Candidate], order: &[usize]) -> Duplic
     DuplicateGroup { size, members }
 }
 
-/// Shares one content group (its live members are `live`).
-pub(super) fn share_group(s: &Sharer<'_>, live: &[Candidate]) -> Option<DuplicateGroup> {
+/// Shares one content group (its live members are `live`). Returns the
+/// group, and the tree's index of its reference.
+pub(super) fn share_group(s: &Sharer<'_>, live: &[Candidate]) -> Option<(u32, DuplicateGroup)> {
     let tree = s.ctx.tree;
     let size = live.first()?.size;
     let order = by_preference(s, live);
     if live.iter().all(|c| c.sig != 0 && c.sig == live[0].sig) {
-        return Some(already_shared(s, live, &order));
+        return Some((live[order[0]].file, already_shared(s, live, &order)));
     }
     if differs_early(s, live) {
         s.pairs_differing.fetch_add(1, Ordering::Relaxed);
@@ -338,5 +339,5 @@ pub(super) fn share_group(s: &Sharer<'_>, live: &[Candidate]) -> Option<Duplicat
             outcome,
         });
     }
-    Some(DuplicateGroup { size, members })
+    Some((rc.file, DuplicateGroup { size, members }))
 }
