@@ -12,11 +12,11 @@ use xxhash_rust::xxh3::Xxh3;
 use super::ag::{AgLocks, Guess};
 use super::gate::Gate;
 
-/// How the `FIEMAP` calls of one file wait: for a CPU at the gate, then
-/// (unless `ags` is `None`) for the XFS allocation group they are expected
-/// to lock.
+/// How the `FIEMAP` calls of one file wait: for a CPU at the gate (unless
+/// `gate` is `None`), then (unless `ags` is `None`) for the XFS allocation
+/// group they are expected to lock.
 pub(super) struct Serial<'a> {
-    pub(super) gate: &'a Gate,
+    pub(super) gate: Option<&'a Gate>,
     pub(super) ags: Option<&'a AgLocks>,
     pub(super) dev: u16,
     pub(super) guess: Guess,
@@ -24,10 +24,14 @@ pub(super) struct Serial<'a> {
 
 impl Serial<'_> {
     fn call<T>(&self, f: impl FnOnce() -> T) -> T {
-        self.gate.pass(|| match self.ags {
+        let locked = || match self.ags {
             Some(ags) => ags.hold(self.dev, self.guess, f),
             None => f(),
-        })
+        };
+        match self.gate {
+            Some(gate) => gate.pass(locked),
+            None => locked(),
+        }
     }
 }
 

@@ -73,7 +73,13 @@ fn map_only(ctx: &Ctx<'_>, x: &mut Candidate, guess: &mut Guess) -> Mapped {
         return Mapped::Unproven(f);
     }
     let serial = Serial {
-        gate: &ctx.kernel,
+        // The one-per-CPU workers never outnumber the gate's places: it
+        // would only pass its lock's cache line between the CPUs twice a
+        // call.
+        gate: ctx
+            .warm
+            .is_none_or(|p| p.current_thread_index().is_none())
+            .then_some(&ctx.kernel),
         // On a cold cache a call may wait for metadata from the disk while
         // it holds its AG: the workers then wait for the disk anyway, and
         // would only spin behind it.
