@@ -410,6 +410,51 @@ pub fn fiemap(
     Ok((head, extents))
 }
 
+/// A `FIEMAP` request with room for `N` extents, laid out as the kernel
+/// reads it: the header, then the extents (both 8-byte aligned, the header
+/// 32 bytes: no padding between them in a `repr(C)` struct).
+#[repr(C)]
+struct FiemapRequest<const N: usize> {
+    head: Fiemap,
+    extents: [FiemapExtent; N],
+}
+
+/// [`fiemap`] of at most `N` extents, with the request and its answer on
+/// the stack: no allocation (a tree dedupe maps every candidate, and most
+/// files have one extent). Returns the header and the extents, the first
+/// `fm_mapped_extents` (at most `N`) of them filled.
+pub fn fiemap_array<const N: usize>(
+    fd: BorrowedFd<'_>,
+    start: u64,
+    len: u64,
+    flags: FiemapFlags,
+) -> io::Result<(Fiemap, [FiemapExtent; N])> {
+    let count = u32::try_from(N)
+        .ok()
+        .filter(|&n| n <= FIEMAP_MAX_EXTENTS)
+        .ok_or_else(|| io::Error::from_raw_os_error(libc::EINVAL))?;
+    let mut req = FiemapRequest::<N> {
+        head: Fiemap {
+            fm_start: start,
+            fm_length: len,
+            fm_flags: flags.bits(),
+            fm_mapped_extents: 0,
+            fm_extent_count: count,
+            fm_reserved: 0,
+        },
+        extents: [FiemapExtent::default(); N],
+    };
+    let ioctl = BufferIoctl {
+        opcode: FS_IOC_FIEMAP,
+        ptr: (&raw mut req).cast(),
+    };
+    // SAFETY: `req` is a `struct fiemap` followed by room for its
+    // `fm_extent_count` (N) extents, which is all the kernel writes; it
+    // outlives the call.
+    unsafe { ioctl::ioctl(fd, ioctl) }?;
+    Ok((req.head, req.extents))
+}
+
 /// Every extent of the file, however many: calls [`fiemap`] in a loop,
 /// continuing after the last extent returned until one carries
 /// [`FiemapExtentFlags::LAST`] or the kernel returns none.

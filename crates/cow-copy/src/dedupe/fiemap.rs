@@ -6,7 +6,7 @@
 use std::fs::File;
 use std::os::fd::AsFd;
 
-use cow_sys::linux::{FiemapExtent, FiemapExtentFlags as F, FiemapFlags, fiemap, fiemap_all};
+use cow_sys::linux::{FiemapExtent, FiemapExtentFlags as F, FiemapFlags, fiemap_all, fiemap_array};
 use xxhash_rust::xxh3::Xxh3;
 
 use super::ag::{AgLocks, Guess};
@@ -54,7 +54,24 @@ pub(super) enum Map {
 /// Extents asked for in the first `FIEMAP` call of a file: most files have
 /// one or a few, and a map whose first extents are not shared proves
 /// nothing, so the rest is never asked for.
-const FIRST_EXTENTS: u32 = 8;
+const FIRST_EXTENTS: usize = 8;
+
+/// A file's extents: the first call's, on the stack, or every one.
+// The large variant is the point: no allocation for most files.
+#[allow(clippy::large_enum_variant)]
+enum Extents {
+    First([FiemapExtent; FIRST_EXTENTS], usize),
+    All(Vec<FiemapExtent>),
+}
+
+impl Extents {
+    fn as_slice(&self) -> &[FiemapExtent] {
+        match self {
+            Extents::First(e, n) => &e[..*n],
+            Extents::All(e) => e,
+        }
+    }
+}
 
 /// Whether an extent proves sharing: shared, and a plain extent at an
 /// exact device offset.
@@ -79,7 +96,7 @@ enum First {
     More,
 }
 
-fn first_look(batch: &[FiemapExtent], size: u64, asked: u32) -> First {
+fn first_look(batch: &[FiemapExtent], size: u64, asked: usize) -> First {
     let mut end = 0u64;
     for e in batch.iter().filter(|e| e.fe_logical < size) {
         let fl = e.flags();
@@ -95,7 +112,7 @@ fn first_look(batch: &[FiemapExtent], size: u64, asked: u32) -> First {
         end = e.fe_logical.saturating_add(e.fe_length);
     }
     let last = batch.last().is_some_and(|e| e.flags().contains(F::LAST));
-    if last || end >= size || (batch.len() as u32) < asked {
+    if last || end >= size || batch.len() < asked {
         First::Complete
     } else {
         First::More
@@ -120,7 +137,7 @@ fn extent_map(
     f: &File,
     size: u64,
     quick: bool,
-) -> Option<Result<Vec<FiemapExtent>, ()>> {
+) -> Option<Result<Extents, ()>> {
     let fd = f.as_fd();
     let mut flags = if quick {
         FiemapFlags::empty()
@@ -128,21 +145,22 @@ fn extent_map(
         FiemapFlags::SYNC
     };
     loop {
-        let (_, batch) = serial
-            .call(|| fiemap(fd, 0, size, flags, FIRST_EXTENTS))
+        let (head, batch) = serial
+            .call(|| fiemap_array::<FIRST_EXTENTS>(fd, 0, size, flags))
             .ok()?;
-        match first_look(&batch, size, FIRST_EXTENTS) {
+        let n = (head.fm_mapped_extents as usize).min(FIRST_EXTENTS);
+        match first_look(&batch[..n], size, FIRST_EXTENTS) {
             First::Inline => return Some(Err(())),
             First::Unshared => return None,
             First::Dirty if !flags.contains(FiemapFlags::SYNC) => flags = FiemapFlags::SYNC,
             First::Dirty => return None,
-            First::Complete => return Some(Ok(batch)),
+            First::Complete => return Some(Ok(Extents::First(batch, n))),
             // The flush, if any, was done by the first call.
             First::More => {
                 return serial
                     .call(|| fiemap_all(fd, FiemapFlags::empty()))
                     .ok()
-                    .map(Ok);
+                    .map(|e| Ok(Extents::All(e)));
             }
         }
     }
@@ -156,9 +174,10 @@ pub(super) fn map_of(serial: &Serial<'_>, f: &File, size: u64, quick: bool) -> M
         Some(Err(())) => return Map::Inline,
         None => return Map::Other,
     };
+    let extents = extents.as_slice();
     let mut h = Xxh3::new();
     let mut all = !extents.is_empty();
-    for e in &extents {
+    for e in extents {
         if e.fe_logical >= size {
             continue;
         }

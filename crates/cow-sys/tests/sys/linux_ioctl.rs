@@ -404,6 +404,43 @@ fs_test!(fiemap_maps_data, [btrfs, xfs, ext4], |dir| {
     assert_eq!(errno(&err), libc::EINVAL);
 });
 
+fs_test!(
+    fiemap_array_answers_as_fiemap_does,
+    [btrfs, xfs, ext4],
+    |dir| {
+        // Three extents (data, hole, data, hole, data): the stack buffer
+        // holds what the allocated one holds, for counts below and above the
+        // extents, and none.
+        let len = 5 * ALIGN;
+        let p = dir.join("f");
+        write_sparse(
+            &p,
+            len,
+            &[(0, ALIGN), (2 * ALIGN, ALIGN), (4 * ALIGN, ALIGN)],
+            9,
+        );
+        let f = File::open(&p).unwrap();
+        let (head8, ext8) = fiemap_array::<8>(f.as_fd(), 0, len, FiemapFlags::SYNC).unwrap();
+        let (head, ext) = fiemap(f.as_fd(), 0, len, FiemapFlags::SYNC, 8).unwrap();
+        assert_eq!(head8, head);
+        assert_eq!(head8.fm_mapped_extents as usize, ext.len());
+        assert!(!ext.is_empty());
+        assert_eq!(&ext8[..ext.len()], &ext[..]);
+        assert!(
+            ext8[ext.len()..]
+                .iter()
+                .all(|e| *e == FiemapExtent::default())
+        );
+        let (head1, ext1) = fiemap_array::<1>(f.as_fd(), 0, len, FiemapFlags::empty()).unwrap();
+        let (_, ext_one) = fiemap(f.as_fd(), 0, len, FiemapFlags::empty(), 1).unwrap();
+        assert_eq!(head1.fm_mapped_extents, 1);
+        assert_eq!(&ext1[..], &ext_one[..]);
+        // No extents asked: only the count, as with fiemap.
+        let (head0, _) = fiemap_array::<0>(f.as_fd(), 0, len, FiemapFlags::empty()).unwrap();
+        assert_eq!(head0.fm_mapped_extents as usize, ext.len());
+    }
+);
+
 fs_test!(fiemap_is_refused_on_tmpfs, [tmpfs], |dir| {
     write_pattern(&dir.join("f"), (2 * ALIGN) as usize, 1);
     let f = File::open(dir.join("f")).unwrap();
