@@ -588,6 +588,9 @@ pub(super) fn open_for_writing(own: &HashSet<std::os::fd::RawFd>) -> HashSet<(u6
 mod tests {
     use super::super::report::path_key;
     use super::{Dir, NO_PARENT, Tree, open_for_writing};
+    use std::collections::HashSet;
+    use std::fs::{self, File, OpenOptions};
+    use std::os::unix::fs::MetadataExt;
     use std::path::PathBuf;
 
     #[test]
@@ -634,9 +637,6 @@ mod tests {
             }
         }
     }
-    use std::collections::HashSet;
-    use std::fs::{self, File, OpenOptions};
-    use std::os::unix::fs::MetadataExt;
 
     #[test]
     fn writers_here_and_in_other_processes_are_found_readers_are_not() {

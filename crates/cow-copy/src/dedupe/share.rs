@@ -4,7 +4,6 @@
 
 use std::collections::HashSet;
 use std::fs::File;
-use std::os::unix::fs::FileExt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
 
@@ -203,22 +202,15 @@ fn differs_early(s: &Sharer<'_>, live: &[Candidate]) -> bool {
         return false;
     };
     s.ctx.pairs_read_first.fetch_add(1, Ordering::Relaxed);
-    let len = live[0].size.min(EARLY);
-    let piece = 64usize << 10;
-    let (mut x, mut y) = (vec![0u8; piece], vec![0u8; piece]);
-    let mut at = 0u64;
-    while at < len {
-        let n = ((len - at) as usize).min(piece);
-        if a.read_exact_at(&mut x[..n], at).is_err() || b.read_exact_at(&mut y[..n], at).is_err() {
-            return false;
+    match identical::compare_content(&a, &b, live[0].size.min(EARLY)) {
+        Ok(cmp) => {
+            s.ctx
+                .bytes_read
+                .fetch_add(cmp.bytes_read, Ordering::Relaxed);
+            !cmp.is_identical()
         }
-        s.ctx.bytes_read.fetch_add(2 * n as u64, Ordering::Relaxed);
-        if x[..n] != y[..n] {
-            return true;
-        }
-        at += n as u64;
+        Err(_) => false,
     }
-    false
 }
 
 /// A group whose members all share the same blocks: nothing to open,
