@@ -54,8 +54,15 @@ use other as sys;
 /// that a difference near the start costs little.
 pub const FIRST_READ: u64 = 4096;
 
-/// Size of every later read in [`compare_content`].
+/// Size of the largest read in [`compare_content`]: each read after the
+/// first is [`READ_GROWTH`] times the one before, up to this.
 pub const BLOCK_READ: u64 = 1 << 20;
+
+/// How much larger each read of [`compare_content`] is than the one before
+/// it, up to [`BLOCK_READ`]: two files that differ a few blocks in are not
+/// read to the end of their first MiB. Identical files cost three reads
+/// more than with [`BLOCK_READ`] from the second read on.
+pub const READ_GROWTH: u64 = 4;
 
 /// The outcome of [`compare_content`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -280,7 +287,8 @@ thread_local! {
 }
 
 /// Compares `start..end` of both files: the first read is `first` bytes,
-/// later ones [`BLOCK_READ`]; during the [`BLOCK_READ`] reads both files are
+/// each later one [`READ_GROWTH`] times larger, up to [`BLOCK_READ`];
+/// during the [`BLOCK_READ`] reads both files are
 /// read ahead of the comparison, from `fetched` on (read-ahead of both was
 /// already asked for below it).
 fn compare_range(
@@ -352,7 +360,7 @@ fn compare_with(
             return Ok(cmp);
         }
         offset += n as u64;
-        chunk = BLOCK_READ;
+        chunk = chunk.saturating_mul(READ_GROWTH).min(BLOCK_READ);
     }
     Ok(cmp)
 }
@@ -366,9 +374,10 @@ pub fn same_file(a: &File, b: &File) -> io::Result<bool> {
 /// Compares the first `len` bytes of `a` and `b` by reading both, stopping at
 /// the first difference.
 ///
-/// The first read of each file is [`FIRST_READ`] bytes (one block), later
-/// reads [`BLOCK_READ`]: a difference in the first block costs one block read
-/// per file. A file shorter than `len` differs where it ends. Reads are
+/// The first read of each file is [`FIRST_READ`] bytes (one block), each
+/// later read [`READ_GROWTH`] times the one before, up to [`BLOCK_READ`]: a
+/// difference in the first block costs one block read per file, one at
+/// 20 KiB costs 20 KiB per file. A file shorter than `len` differs where it ends. Reads are
 /// positional: the files' offsets are not moved.
 pub fn compare_content(a: &File, b: &File, len: u64) -> io::Result<Comparison> {
     compare_range(a, b, 0, len, FIRST_READ, 0)

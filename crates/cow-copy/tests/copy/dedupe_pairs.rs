@@ -125,22 +125,28 @@ fs_test!(
     a_lone_pair_is_read_first_then_left_to_the_kernel,
     [btrfs, xfs],
     |dir| {
-        // Three trees of one pair each, so no group before the pair has
+        // Four trees of one pair each, so no group before the pair has
         // needed the list of files open for writing: equal; different past
         // the first MiB (read first, equal there, so the kernel decides);
-        // different within it (never reaches the kernel).
+        // different within it, late or near its start (never reaches the
+        // kernel).
         let big = pattern(2 << 20, 7);
         let mut late = big.clone();
         *late.last_mut().unwrap() ^= 1;
         let mut early = big.clone();
         early[600 * KIB] ^= 1;
+        let mut near = big.clone();
+        near[10 * KIB] ^= 1;
         // Each: the other file, whether it is equal, and the bytes the first
         // read takes (both files, as `identical::compare_content` reads
-        // them: one block, then the rest of the first MiB in one read).
-        let cases: [(&str, &[u8], bool, usize); 3] = [
+        // them: one block, then reads four times larger each time, up to
+        // 1 MiB: 4, 16, 64, 256, then 684 KiB to the end of the first MiB;
+        // a difference at 10 KiB stops the second read, at 20 KiB).
+        let cases: [(&str, &[u8], bool, usize); 4] = [
             ("equal", &big, true, 2 << 20),
             ("late", &late, false, 2 << 20),
             ("early", &early, false, 2 << 20),
+            ("near", &near, false, 2 * 20 * KIB),
         ];
         for (name, other, equal, first) in cases {
             let sub = dir.join(name);

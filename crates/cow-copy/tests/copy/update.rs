@@ -348,9 +348,12 @@ fs_test!(
         let (fa, fb) = (File::open(&a).unwrap(), File::open(&b).unwrap());
         let c = identical::compare_content(&fa, &fb, len).unwrap();
         assert_eq!(c.first_difference, Some(2 * MIB + 3));
-        // 4 KiB, then 1 MiB reads: the second 1 MiB read (4 KiB + 1 MiB ..
-        // 4 KiB + 2 MiB) holds the difference.
-        assert_eq!(c.bytes_read, 2 * (identical::FIRST_READ + 2 * MIB));
+        // 4, 16, 64 and 256 KiB reads (340 KiB), then 1 MiB reads: the
+        // second of those (340 KiB + 1 MiB .. 340 KiB + 2 MiB) holds the
+        // difference.
+        let growing: u64 = (0..4).map(|k| identical::FIRST_READ << (2 * k)).sum();
+        assert_eq!(growing, 340 * 1024);
+        assert_eq!(c.bytes_read, 2 * (growing + 2 * MIB));
         let c = identical::compare_content(&fa, &fa, len).unwrap();
         assert!(c.is_identical());
         assert_eq!(c.bytes_read, 2 * len);
